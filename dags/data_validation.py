@@ -1,0 +1,112 @@
+"""data_validation: wait for a day's raw partition, validate it against its contract, version it with DVC.
+
+The logical date is the partition date D (a daily data interval: the run for D starts once D is over).
+Only the Airflow SDK and ``mlops.config`` are imported here; the work happens inside the tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, task
+
+from mlops.config import load_settings
+from mlops.orchestration import START_DATE, default_args, validated_data_asset
+
+settings = load_settings()
+VALIDATED = validated_data_asset(settings)
+PARTITION = "dt={{ ds }}"
+
+DOC = f"""
+### Validate each day's raw partition
+
+| step | what happens |
+|---|---|
+| `wait_for_partition` | deferrable sensor on `raw/{PARTITION}/_SUCCESS` (times out after {settings.validation.sensor_timeout_seconds} s with a clear failure) |
+| `validate_partition` | Great Expectations suite built from the data contract `{settings.dataset.contract}`; on failure the day moves to `quarantine/{PARTITION}/` with `reason.json` (rule, column, observed vs expected, offending ids) and the task fails **without retry** |
+| `snapshot_partition` | DVC snapshot in the data registry `{settings.dvc_registry_path}`, pushed to `{settings.dvc_remote_url}` |
+| `publish_validated` | writes `_VALIDATED.json` (suite summary, contract version, DVC revision) **last**, then emits the Asset `{VALIDATED.name}` |
+
+Lake: `{settings.lake_uri}`. Data Docs: `reports/data_docs/` in the lake.
+A quarantined day waits for the producer to land a corrected `raw/{PARTITION}`; clear the run to validate it again.
+Re-running a good day gives the same verdict and the same DVC revision.
+"""
+
+
+def _day(ds: str) -> dt.date:
+    return dt.date.fromisoformat(ds)
+
+
+with DAG(
+    dag_id="data_validation",
+    description="Wait for raw/dt=D, validate it with Great Expectations, quarantine or DVC-version it",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=4,
+    default_args=default_args(execution_timeout=dt.timedelta(minutes=30)),
+    doc_md=DOC,
+    tags=["mlops", "data", "great-expectations", "dvc"],
+) as dag:
+    if settings.lake_is_s3:
+        from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+
+        wait_for_partition = S3KeySensor(
+            task_id="wait_for_partition",
+            bucket_key=f"{settings.lake_uri}/raw/{PARTITION}/_SUCCESS",
+            deferrable=True,
+            poke_interval=settings.validation.sensor_poke_seconds,
+            timeout=settings.validation.sensor_timeout_seconds,
+            retries=0,
+        )
+    else:
+        from airflow.providers.standard.sensors.filesystem import FileSensor
+
+        wait_for_partition = FileSensor(
+            task_id="wait_for_partition",
+            filepath=f"{settings.lake_uri}/raw/{PARTITION}/_SUCCESS",
+            fs_conn_id="fs_default",
+            deferrable=True,
+            poke_interval=settings.validation.sensor_poke_seconds,
+            timeout=settings.validation.sensor_timeout_seconds,
+            retries=0,
+        )
+
+    @task
+    def validate_partition(ds: str | None = None) -> dict:
+        """Check the day against the contract; quarantine and fail (no retry) when it breaks a rule."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops.validation import PartitionNotReady, ValidationFailed, check_partition
+
+        try:
+            return check_partition(settings, _day(ds)).to_dict()
+        except (ValidationFailed, PartitionNotReady) as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    @task(max_active_tis_per_dag=1)
+    def snapshot_partition(verdict: dict, ds: str | None = None) -> dict:
+        """Version the validated files in the DVC data registry and push them to the remote."""
+        from mlops.data.lake import Lake
+        from mlops.versioning import snapshot_partition as snapshot
+
+        return snapshot(settings, Lake.from_settings(settings), _day(ds), verdict["rows"]).to_dict()
+
+    @task(outlets=[VALIDATED])
+    def publish_validated(verdict: dict, snapshot: dict, ds: str | None = None, outlet_events=None) -> dict:
+        """Write `_VALIDATED.json` last and tell downstream DAGs (Asset event with date and revision)."""
+        from mlops.data.lake import Lake
+        from mlops.validation import mark_validated
+
+        marker = mark_validated(Lake.from_settings(settings), _day(ds), verdict, snapshot)
+        outlet_events[VALIDATED].extra = {
+            "date": ds,
+            "rows": marker["rows"],
+            "dvc_revision": snapshot["revision"],
+        }
+        return marker
+
+    verdict = validate_partition()
+    snapshot = snapshot_partition(verdict)
+    wait_for_partition >> verdict
+    publish_validated(verdict, snapshot)

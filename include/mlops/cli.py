@@ -1,0 +1,189 @@
+"""``mlops``: every pipeline step by hand, without a scheduler (the DAGs call the same functions).
+
+Exit codes: 0 success, 1 the step failed on its input (e.g. the data broke its contract), 2 bad
+usage or configuration. ``--json`` prints a machine-readable result on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlops.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("mlops")
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-11-01, got {value!r}") from None
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    print(json.dumps(payload, indent=2, default=str) if args.json else text)
+
+
+# -- commands -----------------------------------------------------------------------------------
+def cmd_env(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.runtime import embedded_env, shell_exports
+
+    env = embedded_env(settings)
+    _emit(
+        args,
+        {k: env[k] for k in sorted(env) if k.startswith(("AIRFLOW", "MLOPS", "MLFLOW_"))},
+        shell_exports(env),
+    )
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.data.generator import DriftSpec
+    from mlops.data.landing import land_days
+
+    drift = None
+    if args.drift_start or args.drift_kind:
+        if not (args.drift_start and args.drift_kind):
+            raise ValueError("--drift-start and --drift-kind go together")
+        features = tuple(f for f in (args.drift_features or "").split(",") if f)
+        drift = DriftSpec(args.drift_start, args.drift_kind, features, args.drift_magnitude)
+    landed = land_days(
+        settings, args.start, args.days, args.rows_per_day, args.seed, drift, args.labels_until
+    )
+    rows = [f"{d.day}  {d.rows:>9,} rows  raw={'yes' if d.raw else '-'}  labels={'yes' if d.labels else '-'}"
+            for d in landed]  # fmt: skip
+    _emit(args, [d.__dict__ for d in landed], "\n".join(rows) + f"\nlake: {settings.lake_uri}")
+    return 0
+
+
+def cmd_corrupt(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.data.faults import inject_fault
+    from mlops.data.lake import Lake
+
+    fault = inject_fault(Lake.from_settings(settings), args.date, args.fault, settings.dataset.id_column)
+    _emit(args, fault.__dict__, f"dt={args.date}: injected {fault.name} ({fault.description})")
+    return 0
+
+
+def cmd_contract_infer(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.data.contract import infer_contract
+    from mlops.data.lake import Lake
+
+    lake = Lake.from_settings(settings)
+    table = lake.read_partition(lake.partition("raw", args.date))
+    contract = infer_contract(table, settings.dataset, args.version)
+    text = contract.to_yaml()
+    if args.out:
+        Path(args.out).write_text(text)
+        _emit(
+            args, {"out": args.out}, f"drafted {args.out} from {table.num_rows} rows: review it, then commit"
+        )
+    else:
+        print(text)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.validation import PartitionNotReady, ValidationFailed, validate_and_version
+
+    try:
+        marker = validate_and_version(settings, args.date)
+    except ValidationFailed as exc:
+        _emit(args, {"passed": False, **exc.verdict.to_dict()}, str(exc))
+        return 1
+    except PartitionNotReady as exc:
+        _emit(args, {"passed": False, "error": str(exc)}, str(exc))
+        return 1
+    _emit(args, {"passed": True, **marker},
+          f"{marker['partition']}: {marker['rows']} rows valid; DVC revision {marker['dvc']['revision']}")  # fmt: skip
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlops",
+        description="Run any step of the continuous-training platform by hand (the DAGs run the same code).",
+        epilog="Config: defaults < $MLOPS_CONFIG (YAML) < MLOPS_* env vars (MLOPS__SECTION__KEY=value). "
+        "Exit codes: 0 ok, 1 the step failed on its input, 2 usage or configuration error.",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--config", metavar="PATH", help="YAML config file (sets MLOPS_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, func: Callable[..., int], help_text: str, parent: Any = commands
+    ) -> argparse.ArgumentParser:
+        sub = parent.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(func=func)
+        return sub
+
+    add("env", cmd_env, "print the embedded Airflow/MLflow environment as shell exports")
+
+    data = commands.add_parser("data", help="synthetic source and fault injection").add_subparsers(
+        dest="data_command", required=True, metavar="COMMAND"
+    )
+    gen = add("generate", cmd_generate, "land raw partitions (and labels once due) in the lake", data)
+    gen.add_argument("--start", type=_date, required=True, help="first day, YYYY-MM-DD")
+    gen.add_argument("--days", type=int, default=1, help="number of days (default 1)")
+    gen.add_argument("--rows-per-day", type=int, default=20_000, help="rows per day (default 20000)")
+    gen.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    gen.add_argument("--labels-until", type=_date, help="land labels due by this day (default: the last day)")
+    gen.add_argument("--drift-start", type=_date, help="inject drift from this day on")
+    gen.add_argument("--drift-kind", choices=["covariate", "concept", "prior"], help="kind of drift")
+    gen.add_argument("--drift-features", help="comma-separated features to shift (covariate drift)")
+    gen.add_argument("--drift-magnitude", type=float, default=1.0, help="drift strength (default 1.0)")
+
+    from mlops.data.faults import FAULTS
+
+    bad = add("corrupt", cmd_corrupt, "corrupt a landed raw partition on purpose (tests, demo)", data)
+    bad.add_argument("--date", type=_date, required=True)
+    bad.add_argument("--fault", choices=sorted(FAULTS), required=True)
+
+    contract = commands.add_parser("contract", help="data contract tools").add_subparsers(
+        dest="contract_command", required=True, metavar="COMMAND"
+    )
+    infer = add("infer", cmd_contract_infer, "draft a data contract from a raw partition", contract)
+    infer.add_argument("--date", type=_date, required=True)
+    infer.add_argument("--out", help="write the YAML here (default: print it)")
+    infer.add_argument("--version", default="1.0.0", help="contract version (default 1.0.0)")
+
+    val = add(
+        "validate", cmd_validate, "validate raw/dt=D against the contract; quarantine or DVC-version it"
+    )
+    val.add_argument("--date", type=_date, required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.config:
+        os.environ["MLOPS_CONFIG"] = args.config
+    try:
+        settings = load_settings()
+        return int(args.func(args, settings))
+    except ConfigError as exc:
+        print(f"mlops: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"mlops {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data layer: the synthetic source, lake I/O and the data contract."""

@@ -1,0 +1,81 @@
+"""Land generated days in the lake the way a producer would: data first, ``_SUCCESS`` last.
+
+Labels for day D land ``delay_days`` after D, so a run that generates up to day E writes labels
+only for days D with D + delay <= E (``labels_until``). Days are independent (seeded per day), so
+a later run can land the labels that came due without re-landing the raw data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mlops.config import Settings
+from mlops.data.generator import DriftSpec, generate_day
+from mlops.data.lake import SUCCESS, Lake
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+DATA_FILE = "part-00000.parquet"
+
+
+@dataclass(frozen=True)
+class Landed:
+    day: str
+    rows: int
+    raw: str | None
+    labels: str | None
+
+
+def _land(lake: Lake, area: str, day: dt.date, table: pa.Table) -> str:
+    partition = lake.partition(area, day)
+    lake.remove(partition)  # re-landing a day replaces it exactly
+    lake.write_parquet(table, f"{partition}/{DATA_FILE}")
+    lake.touch(f"{partition}/{SUCCESS}")
+    return lake.url(partition)
+
+
+def land_days(
+    settings: Settings,
+    start: dt.date,
+    days: int,
+    rows_per_day: int,
+    seed: int,
+    drift: DriftSpec | None = None,
+    labels_until: dt.date | None = None,
+) -> list[Landed]:
+    """Write ``raw/dt=D`` for each day, and the labels that have come due by ``labels_until``.
+
+    Labels of days landed by an earlier call (up to ``delay_days`` before ``start``) are landed too
+    once due; they are regenerated from the same seed, so pass the same ``rows_per_day`` and ``seed``.
+    """
+    if days < 1:
+        raise ValueError(f"days must be >= 1, got {days}")
+    if rows_per_day < 0:
+        raise ValueError(f"rows_per_day must be >= 0, got {rows_per_day}")
+    lake = Lake.from_settings(settings)
+    delay_days = settings.dataset.label.delay_days
+    labels_until = labels_until or start + dt.timedelta(days=days - 1)
+    landed = []
+    for offset in range(-delay_days, days):
+        day = start + dt.timedelta(days=offset)
+        in_range = offset >= 0
+        labels_due = day + dt.timedelta(days=delay_days) <= labels_until
+        if not in_range:
+            landed_before = lake.exists(lake.partition("raw", day)) or lake.exists(
+                lake.partition("quarantine", day)
+            )
+            labels_done = lake.exists(f"{lake.partition('labels', day)}/{SUCCESS}")
+            if not (labels_due and landed_before and not labels_done):
+                continue
+        transactions, labels = generate_day(day, rows_per_day, seed, drift)
+        raw_uri = _land(lake, "raw", day, transactions) if in_range else None
+        labels_uri = _land(lake, "labels", day, labels) if labels_due else None
+        landed.append(Landed(day.isoformat(), transactions.num_rows, raw_uri, labels_uri))
+        log.info("landed dt=%s: %d rows%s%s", day, transactions.num_rows,
+                 " (raw)" if raw_uri else "", " + labels" if labels_uri else "")  # fmt: skip
+    return landed

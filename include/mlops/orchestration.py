@@ -1,0 +1,58 @@
+"""What every DAG shares: default task arguments, the failure notifier and the Assets that chain DAGs.
+
+Imported at DAG-parse time, so it imports only the Airflow SDK and ``mlops.config``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from airflow.sdk import Asset, BaseNotifier
+
+from mlops.config import Settings
+
+log = logging.getLogger("mlops.notify")
+
+OWNER = "mlops"
+START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+class LogFailureNotifier(BaseNotifier):
+    """Say in one line which task failed, for which run and why; the place to add Slack or e-mail."""
+
+    template_fields = ()
+
+    def notify(self, context: Any) -> None:
+        ti = context.get("ti") or context.get("task_instance")
+        exception = context.get("exception")
+        log.error(
+            "FAILED dag=%s task=%s run=%s try=%s: %s",
+            getattr(ti, "dag_id", "?"),
+            getattr(ti, "task_id", "?"),
+            getattr(ti, "run_id", "?"),
+            getattr(ti, "try_number", "?"),
+            str(exception).splitlines()[0] if exception else "no exception recorded",
+        )
+
+
+def default_args(**overrides: Any) -> dict[str, Any]:
+    """Retries with exponential backoff, a timeout and a failure notifier on every task."""
+    args: dict[str, Any] = {
+        "owner": OWNER,
+        "retries": 2,
+        "retry_delay": dt.timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=10),
+        "execution_timeout": dt.timedelta(hours=1),
+        "on_failure_callback": [LogFailureNotifier()],
+    }
+    args.update(overrides)
+    return args
+
+
+def validated_data_asset(settings: Settings) -> Asset:
+    """Emitted once per validated day (extra: date, rows, DVC revision); training and scoring schedule on it."""
+    uri = settings.lake_uri if settings.lake_is_s3 else f"file://{settings.lake_uri}"
+    return Asset(name=f"{settings.dataset.name}.validated", uri=f"{uri}/raw", group="mlops")

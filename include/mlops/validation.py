@@ -1,0 +1,508 @@
+"""Validate a raw day partition against its data contract with Great Expectations, or quarantine it.
+
+Speed without losing GX: the suite uses GX's *aggregate* expectations (column type, proportion of
+non-null / unique values, min, max, distinct values), which give the same verdict as their row-level
+twins in one pass over each column. Only when one fails do we run its row-level twin on that column
+to quote offending ids. Structural faults GX cannot see (no files, unreadable parquet) are checked
+first, by reading the files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from statistics import median
+from typing import TYPE_CHECKING, Any
+
+from mlops.data.contract import Contract, arrow_column_type
+from mlops.data.lake import REASON, SUCCESS, VALIDATED, Lake
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from mlops.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: Contract type -> the pandas dtype our reader produces for it (see ``_to_pandas``).
+PANDAS_DTYPES = {
+    "int64": "Int64",
+    "float64": "float64",
+    "string": "string",
+    "bool": "boolean",
+    "timestamp": "datetime64[us, UTC]",
+}
+#: Aggregate expectation -> (rule name in reasons, row-level twin that lists offending rows).
+RULES: dict[str, tuple[str, str | None]] = {
+    "expect_table_columns_to_match_set": ("columns_match_contract", None),
+    "expect_table_row_count_to_be_between": ("row_count", None),
+    "expect_column_type_to_be": ("type", None),
+    "expect_column_proportion_of_non_null_values_to_be_between": (
+        "not_null",
+        "ExpectColumnValuesToNotBeNull",
+    ),
+    "expect_column_min_to_be_between": ("min", "ExpectColumnValuesToBeBetween"),
+    "expect_column_max_to_be_between": ("max", "ExpectColumnValuesToBeBetween"),
+    "expect_column_distinct_values_to_be_in_set": ("allowed_values", "ExpectColumnValuesToBeInSet"),
+    "expect_column_proportion_of_unique_values_to_be_between": ("unique", "ExpectColumnValuesToBeUnique"),
+}
+
+
+class ValidationFailed(Exception):
+    """A partition broke its contract; the message names the file, column and rule."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.summary())
+        self.verdict = verdict
+
+
+@dataclass
+class Failure:
+    rule: str
+    column: str | None
+    observed: Any
+    expected: Any
+    file: str | None = None
+    sample_ids: list[Any] = field(default_factory=list)
+
+    def describe(self) -> str:
+        where = f"column '{self.column}'" if self.column else "table"
+        text = f"[{self.rule}] {where}: observed {self.observed!r}, expected {self.expected!r}"
+        if self.file:
+            text += f" (file {self.file})"
+        if self.sample_ids:
+            text += f"; offending ids e.g. {self.sample_ids}"
+        return text
+
+
+@dataclass
+class Verdict:
+    dataset: str
+    day: str
+    partition: str
+    contract: dict[str, str]
+    rows: int = 0
+    files: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    suite: dict[str, Any] = field(default_factory=dict)
+    data_docs: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        contract = f"contract {self.contract['name']} v{self.contract['version']}"
+        if self.passed:
+            return f"{self.partition}: {self.rows} rows passed {contract}"
+        lines = [
+            f"{self.partition} failed {contract}"
+            f" ({len(self.failures)} rule(s) broken):"
+        ]
+        lines += [f"  - {failure.describe()}" for failure in self.failures]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        payload = asdict(self)
+        payload["passed"] = self.passed
+        return payload
+
+
+# -- reading ------------------------------------------------------------------------------------
+def _read_partition(lake: Lake, partition: str, verdict: Verdict) -> pa.Table | None:
+    """Read every parquet file; unreadable, empty or inconsistent files become failures, not crashes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not lake.exists(f"{partition}/{SUCCESS}"):
+        verdict.failures.append(
+            Failure("partition_complete", None, "no _SUCCESS marker", f"{partition}/{SUCCESS}")
+        )
+        return None
+    files = lake.data_files(partition)
+    verdict.files = [lake.relative(path) for path in files]
+    if not files:
+        verdict.failures.append(Failure("non_empty_partition", None, "no parquet files", ">= 1 parquet file"))
+        return None
+    tables = []
+    for path in files:
+        try:
+            with lake.fs.open(path, "rb") as handle:
+                tables.append(pq.read_table(handle))
+        except (pa.ArrowException, OSError) as exc:
+            verdict.failures.append(
+                Failure(
+                    "readable_parquet",
+                    None,
+                    str(exc).splitlines()[0],
+                    "a readable parquet file",
+                    lake.relative(path),
+                )
+            )
+    if verdict.failures:
+        return None
+    try:
+        return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    except pa.ArrowInvalid as exc:
+        verdict.failures.append(
+            Failure("consistent_schema", None, str(exc).splitlines()[0], "one schema for all files")
+        )
+        return None
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow -> pandas with dtypes that keep the contract's types apart (nullable ints, real strings)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    columns = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_timestamp(column.type) and column.type.unit != "us":
+            column = column.cast(pa.timestamp("us", tz=column.type.tz))
+        elif pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        columns.append((name, column))
+    table = pa.table(dict(columns))
+    mapping = {
+        pa.int8(): pd.Int64Dtype(), pa.int16(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(),
+        pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype("pyarrow"),
+        pa.large_string(): pd.StringDtype("pyarrow"), pa.bool_(): pd.BooleanDtype(),
+    }  # fmt: skip
+    return table.to_pandas(types_mapper=mapping.get, self_destruct=True, split_blocks=True)
+
+
+# -- the suite ----------------------------------------------------------------------------------
+def expected_row_range(
+    lake: Lake, day: dt.date, contract: Contract, history_days: int
+) -> tuple[int, int | None]:
+    """Row-count bounds: the contract's absolute ones, narrowed by the median of recent validated days."""
+    rule = contract.row_count
+    low, high = rule.min, rule.max
+    history = [d for d in lake.days("raw", VALIDATED) if d < day][-history_days:]
+    counts = []
+    for previous in history:
+        try:
+            counts.append(int(lake.read_json(f"{lake.partition('raw', previous)}/{VALIDATED}")["rows"]))
+        except (OSError, KeyError, ValueError):
+            continue
+    if counts:
+        typical = median(counts)
+        low = max(low, int(typical * rule.min_ratio))
+        relative_high = int(typical * rule.max_ratio) + 1
+        high = relative_high if high is None else min(high, relative_high)
+    return low, high
+
+
+def build_suite(contract: Contract, present: list[str], row_range: tuple[int, int | None]) -> Any:
+    """The GX suite for a contract: aggregate expectations only (see module docstring)."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    expected_columns = list(contract.columns)
+    expectations: list[Any] = [
+        gxe.ExpectTableColumnsToMatchSet(
+            column_set=expected_columns, exact_match=contract.extra_columns == "forbid"
+        ),
+        gxe.ExpectTableRowCountToBeBetween(min_value=row_range[0], max_value=row_range[1]),
+    ]
+    for name, rule in contract.columns.items():
+        if name not in present:
+            continue  # reported once by the column-set expectation
+        expectations.append(gxe.ExpectColumnTypeToBe(column=name, type_=PANDAS_DTYPES[rule.type]))
+        min_non_null = 1.0 if not rule.nullable else 1.0 - rule.max_null_fraction
+        expectations.append(
+            gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
+                column=name, min_value=min_non_null, max_value=1.0
+            )
+        )
+        if rule.min is not None:
+            expectations.append(gxe.ExpectColumnMinToBeBetween(column=name, min_value=rule.min))
+        if rule.max is not None:
+            expectations.append(gxe.ExpectColumnMaxToBeBetween(column=name, max_value=rule.max))
+        if rule.allowed is not None:
+            expectations.append(gxe.ExpectColumnDistinctValuesToBeInSet(column=name, value_set=rule.allowed))
+        if rule.unique:
+            expectations.append(
+                gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(column=name, min_value=1.0)
+            )
+    name = f"{contract.name}-contract-v{contract.version}".replace(".", "_")
+    return gx.ExpectationSuite(name=name, expectations=expectations)
+
+
+class _GxRunner:
+    """An ephemeral GX context with a Data Docs site under the lake's ``reports/data_docs``."""
+
+    SITE = "mlops"
+
+    def __init__(self, settings: Settings, lake: Lake) -> None:
+        import great_expectations as gx
+
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = {"globally": False}
+        self.context.add_data_docs_site(site_name=self.SITE, site_config=self._site_config(settings, lake))
+        source = self.context.data_sources.add_pandas("lake")
+        self.batch_definition = source.add_dataframe_asset("partition").add_batch_definition_whole_dataframe(
+            "day"
+        )
+
+    @staticmethod
+    def _site_config(settings: Settings, lake: Lake) -> dict[str, Any]:
+        prefix = "reports/data_docs"
+        if lake.is_s3:
+            bucket, _, key = lake.root.partition("/")
+            options = settings.s3_storage_options()["client_kwargs"]
+            backend = {
+                "class_name": "TupleS3StoreBackend",
+                "bucket": bucket,
+                "prefix": f"{key}/{prefix}".strip("/"),
+                "boto3_options": {k: v for k, v in options.items() if k == "endpoint_url"},
+            }
+        else:
+            backend = {"class_name": "TupleFilesystemStoreBackend", "base_directory": f"{lake.root}/{prefix}"}
+        return {
+            "class_name": "SiteBuilder",
+            "store_backend": backend,
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+
+    def run_checkpoint(self, suite: Any, frame: pd.DataFrame, render_docs: bool) -> tuple[Any, str | None]:
+        import great_expectations as gx
+        from great_expectations.checkpoint import UpdateDataDocsAction
+
+        suite = self.context.suites.add(suite)
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=suite.name, data=self.batch_definition, suite=suite)
+        )
+        actions = [UpdateDataDocsAction(name="data_docs", site_names=[self.SITE])] if render_docs else []
+        checkpoint = self.context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{suite.name}.checkpoint", validation_definitions=[definition], actions=actions
+            )
+        )
+        result = checkpoint.run(batch_parameters={"dataframe": frame})
+        identifier, validation = next(iter(result.run_results.items()))
+        docs = None
+        if render_docs:
+            urls = self.context.get_docs_sites_urls(resource_identifier=identifier, site_names=[self.SITE])
+            docs = urls[0]["site_url"] if urls else None
+        return validation, docs
+
+    def offending_ids(self, frame: pd.DataFrame, expectation: Any, id_column: str, limit: int) -> list[Any]:
+        """Run the row-level twin of a failed aggregate expectation to name the rows that broke it."""
+        batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(
+            expectation,
+            result_format={
+                "result_format": "SUMMARY",
+                "unexpected_index_column_names": [id_column],
+                "partial_unexpected_count": limit,
+            },
+        )
+        rows = result.result.get("partial_unexpected_index_list") or []
+        ids = dict.fromkeys(_plain(row.get(id_column)) for row in rows)  # duplicates list an id twice
+        return list(ids)[:limit]
+
+
+def _plain(value: Any) -> Any:
+    """numpy / pandas scalars -> JSON-friendly Python values."""
+    if hasattr(value, "item"):
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _row_level_twin(name: str, kwargs: dict[str, Any]) -> Any:
+    import great_expectations.expectations as gxe
+
+    column = kwargs["column"]
+    if name == "ExpectColumnValuesToBeBetween":
+        return gxe.ExpectColumnValuesToBeBetween(column=column, min_value=kwargs.get("min_value"),
+                                                 max_value=kwargs.get("max_value"))  # fmt: skip
+    if name == "ExpectColumnValuesToBeInSet":
+        return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=kwargs["value_set"])
+    return getattr(gxe, name)(column=column)
+
+
+def _failure_from_result(result: Any, contract: Contract, columns: list[str]) -> Failure:
+    config = result.expectation_config
+    kwargs = dict(config.kwargs)
+    rule, _ = RULES.get(config.type, (config.type, None))
+    column = kwargs.get("column")
+    observed = _plain((result.result or {}).get("observed_value"))
+    expected: Any
+    if config.type == "expect_table_columns_to_match_set":
+        expected_set = set(kwargs["column_set"])
+        missing, extra = sorted(expected_set - set(columns)), sorted(set(columns) - expected_set)
+        if missing:
+            rule, column, observed, expected = "column_present", ", ".join(missing), "missing", "present"
+        else:
+            rule, column, observed, expected = (
+                "no_extra_columns",
+                ", ".join(extra),
+                "unexpected column",
+                "absent",
+            )
+    elif config.type == "expect_column_type_to_be":
+        expected = contract.columns[column].type
+    elif config.type == "expect_column_proportion_of_non_null_values_to_be_between":
+        null_fraction = None if observed is None else round(1.0 - float(observed), 6)
+        rule = "not_null" if not contract.columns[column].nullable else "max_null_fraction"
+        observed, expected = f"null fraction {null_fraction}", f"<= {round(1 - kwargs['min_value'], 6)}"
+    elif config.type == "expect_column_distinct_values_to_be_in_set":
+        unknown = sorted(map(str, (result.result or {}).get("partial_unexpected_list") or []))
+        observed, expected = f"unknown values {unknown[:10]}", f"one of {kwargs['value_set']}"
+    elif config.type == "expect_column_proportion_of_unique_values_to_be_between":
+        expected = "all values unique"
+        observed = f"unique fraction {observed}"
+    elif config.type == "expect_column_min_to_be_between":
+        expected = f">= {kwargs['min_value']}"
+    elif config.type == "expect_column_max_to_be_between":
+        expected = f"<= {kwargs['max_value']}"
+    else:  # row count
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        expected = f"between {low} and {high}" if high is not None else f">= {low}"
+    return Failure(rule=rule, column=column, observed=observed, expected=expected)
+
+
+# -- the step -----------------------------------------------------------------------------------
+def validate_partition(
+    settings: Settings, day: dt.date, lake: Lake | None = None, *, render_docs: bool = True
+) -> Verdict:
+    """Read ``raw/dt=D`` and check it against the contract. Never raises on bad data: returns the verdict."""
+    lake = lake or Lake.from_settings(settings)
+    contract = Contract.load(settings.contract_path)
+    contract.check_dataset(settings.dataset)
+    partition = lake.partition("raw", day)
+    verdict = Verdict(
+        dataset=settings.dataset.name,
+        day=day.isoformat(),
+        partition=lake.url(partition),
+        contract={"name": contract.name, "version": contract.version, "sha256": contract.sha256},
+    )
+    table = _read_partition(lake, partition, verdict)
+    if table is None:
+        log.error("%s", verdict.summary())
+        return verdict
+    verdict.rows = table.num_rows
+    single_file = verdict.files[0] if len(verdict.files) == 1 else None
+    columns = table.column_names
+    unsupported = {n: str(t) for n, t in zip(columns, table.schema.types, strict=True)
+                   if arrow_column_type(t).startswith("unsupported:")}  # fmt: skip
+    row_range = expected_row_range(lake, day, contract, settings.validation.history_days)
+    log.info("validating %s: %d rows x %d columns, expected rows %s", verdict.partition, table.num_rows,
+             len(columns), row_range)  # fmt: skip
+    frame = _to_pandas(table)
+    del table
+    runner = _GxRunner(settings, lake)
+    suite = build_suite(contract, columns, row_range)
+    result, verdict.data_docs = runner.run_checkpoint(suite, frame, render_docs)
+    verdict.suite = {"name": suite.name, **{k: _plain(v) for k, v in result.statistics.items()}}
+    if verdict.data_docs:
+        log.info("Data Docs: %s", verdict.data_docs)
+
+    mistyped: set[str] = set(unsupported)
+    failed = [r for r in result.results if not r.success]
+    for item in failed:
+        if item.expectation_config.type == "expect_column_type_to_be":
+            mistyped.add(item.expectation_config.kwargs["column"])
+    for item in failed:
+        config = item.expectation_config
+        column = config.kwargs.get("column")
+        if column in mistyped and config.type != "expect_column_type_to_be":
+            continue  # value rules on a column of the wrong type add noise, not information
+        if verdict.rows == 0 and column is not None and config.type != "expect_column_type_to_be":
+            continue  # an empty partition is one failure (row_count), not one per column
+        failure = _failure_from_result(item, contract, columns)
+        failure.file = single_file
+        twin = RULES.get(config.type, ("", None))[1]
+        id_column = settings.dataset.id_column
+        if twin and id_column in frame.columns and id_column not in mistyped:
+            failure.sample_ids = runner.offending_ids(
+                frame,
+                _row_level_twin(twin, dict(config.kwargs)),
+                id_column,
+                settings.validation.offending_ids_sample,
+            )
+        verdict.failures.append(failure)
+    # Null-typed (all-null) or exotic columns: name the column and its type even if GX found it odd.
+    for name, arrow_type in unsupported.items():
+        if not any(f.column == name and f.rule == "type" for f in verdict.failures):
+            expected = contract.columns[name].type if name in contract.columns else "a contract column"
+            verdict.failures.append(Failure("type", name, arrow_type, expected, single_file))
+    (log.info if verdict.passed else log.error)("%s", verdict.summary())
+    return verdict
+
+
+def quarantine_partition(lake: Lake, day: dt.date, verdict: Verdict) -> str:
+    """Move ``raw/dt=D`` to ``quarantine/dt=D`` with ``reason.json``; downstream never sees the data.
+
+    The reason is written into the partition *before* the move (an atomic rename locally), and any
+    stale ``_VALIDATED.json`` from an earlier run is removed first, so no reader sees a marked bad day.
+    """
+    raw = lake.partition("raw", day)
+    target = lake.partition("quarantine", day)
+    lake.remove(f"{raw}/{VALIDATED}")
+    reason = verdict.to_dict()
+    reason["quarantined_at"] = dt.datetime.now(dt.UTC).isoformat()
+    reason["moved_from"] = lake.url(raw)
+    if lake.exists(raw):
+        lake.write_json(f"{raw}/{REASON}", reason)
+        lake.move(raw, target)
+    else:  # nothing landed at all: record why the day has no data
+        lake.write_json(f"{target}/{REASON}", reason)
+    log.warning("quarantined %s -> %s", lake.url(raw), lake.url(target))
+    return lake.url(target)
+
+
+class PartitionNotReady(Exception):
+    """``raw/dt=D/_SUCCESS`` is absent: the producer has not finished (or the day was quarantined)."""
+
+
+def check_partition(settings: Settings, day: dt.date, lake: Lake | None = None) -> Verdict:
+    """The validation step: pass, or quarantine the day and raise ``ValidationFailed`` naming the rules."""
+    lake = lake or Lake.from_settings(settings)
+    verdict = validate_partition(settings, day, lake)
+    if verdict.passed:
+        return verdict
+    if verdict.failures[0].rule == "partition_complete":
+        quarantined = lake.partition("quarantine", day)
+        hint = (
+            f"; it was quarantined: see {lake.url(quarantined)}/{REASON}" if lake.exists(quarantined) else ""
+        )
+        raise PartitionNotReady(f"{verdict.partition}/{SUCCESS} does not exist{hint}")
+    quarantine_partition(lake, day, verdict)
+    raise ValidationFailed(verdict)
+
+
+def mark_validated(
+    lake: Lake, day: dt.date, verdict: dict[str, Any], snapshot: dict[str, Any]
+) -> dict[str, Any]:
+    """Write ``_VALIDATED.json`` last: from here on downstream steps may read the day.
+
+    ``verdict`` is ``Verdict.to_dict()`` (it travels between Airflow tasks as XCom).
+    """
+    keys = ("dataset", "partition", "rows", "files", "contract", "suite", "data_docs")
+    marker = {
+        "date": verdict["day"],
+        **{key: verdict[key] for key in keys},
+        "dvc": snapshot,
+        "validated_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    lake.write_json(f"{lake.partition('raw', day)}/{VALIDATED}", marker)
+    log.info("marked %s validated (DVC revision %s)", verdict["partition"], snapshot.get("revision"))
+    return marker
+
+
+def validate_and_version(settings: Settings, day: dt.date) -> dict[str, Any]:
+    """The whole step by hand (``mlops validate``): check, DVC snapshot, marker. Returns the marker."""
+    from mlops.versioning import snapshot_partition
+
+    lake = Lake.from_settings(settings)
+    verdict = check_partition(settings, day, lake)
+    snapshot = snapshot_partition(settings, lake, day, verdict.rows)
+    return mark_validated(lake, day, verdict.to_dict(), snapshot.to_dict())
