@@ -95,14 +95,14 @@ class Verdict:
         return not self.failures
 
     def summary(self) -> str:
+        """One line that names the rule, column and file first (it is what a failure callback shows)."""
         contract = f"contract {self.contract['name']} v{self.contract['version']}"
         if self.passed:
             return f"{self.partition}: {self.rows} rows passed {contract}"
-        lines = [
-            f"{self.partition} failed {contract}"
-            f" ({len(self.failures)} rule(s) broken):"
-        ]
-        lines += [f"  - {failure.describe()}" for failure in self.failures]
+        first, *rest = self.failures
+        more = f" (+{len(rest)} more rule(s) broken)" if rest else ""
+        lines = [f"{self.partition} failed {contract}: {first.describe()}{more}"]
+        lines += [f"  - {failure.describe()}" for failure in rest]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:

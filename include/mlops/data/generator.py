@@ -320,9 +320,7 @@ def _string_dictionary(values: tuple[str, ...]) -> pa.Array:
     )
 
 
-_STRING_DICTIONARIES: dict[str, pa.Array] = {
-    name: _string_dictionary(vals) for name, vals in CATEGORIES.items()
-}
+_STRING_DICTIONARIES: dict[str, pa.Array] = {name: _string_dictionary(vals) for name, vals in CATEGORIES.items()}
 
 
 def _string_column(codes: np.ndarray, column: str) -> pa.Array:
@@ -344,9 +342,7 @@ def _validate(day: dt.date, rows: int, seed: int, drift: DriftSpec | None) -> No
         raise ValueError(f"drift must be a DriftSpec or None, got {drift!r}")
 
 
-def generate_day(
-    day: dt.date, rows: int, seed: int, drift: DriftSpec | None = None
-) -> tuple[pa.Table, pa.Table]:
+def generate_day(day: dt.date, rows: int, seed: int, drift: DriftSpec | None = None) -> tuple[pa.Table, pa.Table]:
     """Return (transactions, labels) for one day.
 
     Deterministic in (day, rows, seed, drift) and independent of any other day, so backfills and
@@ -373,9 +369,7 @@ def generate_day(
     hour_of_day = offsets // _US_PER_HOUR
     day_start_us = (day - dt.date(1970, 1, 1)).days * _US_PER_DAY
 
-    merchant = _categorical(
-        r_merchant.random(n), np.array(list(_MERCHANT_P.values())), m("merchant_category")
-    )
+    merchant = _categorical(r_merchant.random(n), np.array(list(_MERCHANT_P.values())), m("merchant_category"))
     country = _categorical(r_country.random(n), np.array(list(_COUNTRY_P.values())), m("country"))
     # Channel depends on the merchant (digital goods are online, fuel is in person).
     channel_cdf = np.cumsum(_CHANNEL_GIVEN_MERCHANT ** (1.0 / (1.0 + m("channel"))), axis=1)
@@ -383,9 +377,7 @@ def generate_day(
     u_channel = r_channel.random(n)
     channel = (u_channel[:, None] >= channel_cdf[merchant, :-1]).sum(axis=1)
 
-    log_amount = (
-        _AMOUNT_LOG_MU[merchant] + 0.4 * m("amount") + _AMOUNT_LOG_SIGMA * r_amount.standard_normal(n)
-    )
+    log_amount = _AMOUNT_LOG_MU[merchant] + 0.4 * m("amount") + _AMOUNT_LOG_SIGMA * r_amount.standard_normal(n)
     amount = np.maximum(np.round(np.exp(log_amount), 2), 0.01)
 
     age_scale = _CARD_AGE_MEAN_DAYS * math.exp(-0.8 * m("card_age_days"))
