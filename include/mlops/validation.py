@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from mlops.config import Settings
 
 log = logging.getLogger(__name__)
+DATA_DOCS = "reports/data_docs"
 
 #: Contract type -> the pandas dtype our reader produces for it (see ``_to_pandas``).
 PANDAS_DTYPES = {
@@ -251,23 +253,27 @@ class _GxRunner:
 
     @staticmethod
     def _site_config(settings: Settings, lake: Lake) -> dict[str, Any]:
-        prefix = "reports/data_docs"
-        if lake.is_s3:
-            bucket, _, key = lake.root.partition("/")
-            options = settings.s3_storage_options()["client_kwargs"]
-            backend = {
-                "class_name": "TupleS3StoreBackend",
-                "bucket": bucket,
-                "prefix": f"{key}/{prefix}".strip("/"),
-                "boto3_options": {k: v for k, v in options.items() if k == "endpoint_url"},
-            }
-        else:
-            backend = {"class_name": "TupleFilesystemStoreBackend", "base_directory": f"{lake.root}/{prefix}"}
+        # GX 1.x only renders Data Docs to a filesystem; for an S3 lake we render under MLOPS_HOME and upload.
+        base = settings.reports_dir / "data_docs" if lake.is_s3 else f"{lake.root}/{DATA_DOCS}"
         return {
             "class_name": "SiteBuilder",
-            "store_backend": backend,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(base)},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         }
+
+    def publish_docs(self, settings: Settings, lake: Lake, page_url: str) -> str:
+        """On an S3 lake, copy the rendered page (and the site's static assets once) to ``reports/``."""
+        if not lake.is_s3:
+            return page_url
+        local_root = settings.reports_dir / "data_docs"
+        page = Path(page_url.removeprefix("file://"))
+        remote_root = f"{lake.root}/{DATA_DOCS}"
+        remote_page = f"{remote_root}/{page.relative_to(local_root).as_posix()}"
+        lake.fs.put_file(str(page), remote_page)
+        lake.fs.put_file(str(local_root / "index.html"), f"{remote_root}/index.html")
+        if not lake.exists(f"{remote_root}/static"):
+            lake.fs.put(str(local_root / "static"), f"{remote_root}/static", recursive=True)
+        return lake.url(remote_page)
 
     def run_checkpoint(self, suite: Any, frame: pd.DataFrame, render_docs: bool) -> tuple[Any, str | None]:
         import great_expectations as gx
@@ -401,6 +407,8 @@ def validate_partition(
     runner = _GxRunner(settings, lake)
     suite = build_suite(contract, columns, row_range)
     result, verdict.data_docs = runner.run_checkpoint(suite, frame, render_docs)
+    if verdict.data_docs:
+        verdict.data_docs = runner.publish_docs(settings, lake, verdict.data_docs)
     verdict.suite = {"name": suite.name, **{k: _plain(v) for k, v in result.statistics.items()}}
     if verdict.data_docs:
         log.info("Data Docs: %s", verdict.data_docs)
