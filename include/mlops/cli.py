@@ -55,9 +55,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
             raise ValueError("--drift-start and --drift-kind go together")
         features = tuple(f for f in (args.drift_features or "").split(",") if f)
         drift = DriftSpec(args.drift_start, args.drift_kind, features, args.drift_magnitude)
-    landed = land_days(
-        settings, args.start, args.days, args.rows_per_day, args.seed, drift, args.labels_until
-    )
+    landed = land_days(settings, args.start, args.days, args.rows_per_day, args.seed, drift, args.labels_until)
     rows = [f"{d.day}  {d.rows:>9,} rows  raw={'yes' if d.raw else '-'}  labels={'yes' if d.labels else '-'}"
             for d in landed]  # fmt: skip
     _emit(args, [d.__dict__ for d in landed], "\n".join(rows) + f"\nlake: {settings.lake_uri}")
@@ -83,9 +81,7 @@ def cmd_contract_infer(args: argparse.Namespace, settings: Settings) -> int:
     text = contract.to_yaml()
     if args.out:
         Path(args.out).write_text(text)
-        _emit(
-            args, {"out": args.out}, f"drafted {args.out} from {table.num_rows} rows: review it, then commit"
-        )
+        _emit(args, {"out": args.out}, f"drafted {args.out} from {table.num_rows} rows: review it, then commit")
     else:
         print(text)
     return 0
@@ -120,9 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(
-        name: str, func: Callable[..., int], help_text: str, parent: Any = commands
-    ) -> argparse.ArgumentParser:
+    def add(name: str, func: Callable[..., int], help_text: str, parent: Any = commands) -> argparse.ArgumentParser:
         sub = parent.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(func=func)
         return sub
@@ -157,9 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--out", help="write the YAML here (default: print it)")
     infer.add_argument("--version", default="1.0.0", help="contract version (default 1.0.0)")
 
-    val = add(
-        "validate", cmd_validate, "validate raw/dt=D against the contract; quarantine or DVC-version it"
-    )
+    val = add("validate", cmd_validate, "validate raw/dt=D against the contract; quarantine or DVC-version it")
     val.add_argument("--date", type=_date, required=True)
     return parser
 

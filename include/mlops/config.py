@@ -54,22 +54,19 @@ class DatasetSpec(_Section):
 
 
 class StorageSpec(_Section):
-    s3_endpoint_url: str | None = Field(
-        None, description="MinIO / moto endpoint; null = AWS (or AWS_ENDPOINT_URL)"
-    )
+    s3_endpoint_url: str | None = Field(None, description="MinIO / moto endpoint; null = AWS (or AWS_ENDPOINT_URL)")
     s3_region: str = "us-east-1"
 
 
 class VersioningSpec(_Section):
-    registry_path: str | None = Field(
-        None, description="DVC data-registry git repo; null = $MLOPS_HOME/data-registry"
-    )
+    registry_path: str | None = Field(None, description="DVC data-registry git repo; null = $MLOPS_HOME/data-registry")
     remote_url: str | None = Field(None, description="DVC remote; null = $MLOPS_HOME/dvc-remote; or s3://...")
 
 
 class ValidationSpec(_Section):
     sensor_timeout_seconds: int = Field(6 * 3600, gt=0, description="how long to wait for raw/dt=D/_SUCCESS")
     sensor_poke_seconds: int = Field(60, gt=0)
+    sensor_deferrable: bool = Field(True, description="wait in the triggerer (false: poke in a worker slot)")
     offending_ids_sample: int = Field(10, ge=1, le=1000, description="ids quoted per failed rule")
     history_days: int = Field(7, ge=1, description="validated days that set the expected row count")
 
@@ -115,11 +112,7 @@ class Settings(_Section):
 
     @property
     def dvc_registry_path(self) -> Path:
-        return (
-            Path(self.versioning.registry_path)
-            if self.versioning.registry_path
-            else self.home / "data-registry"
-        )
+        return Path(self.versioning.registry_path) if self.versioning.registry_path else self.home / "data-registry"
 
     @property
     def dvc_remote_url(self) -> str:
@@ -222,9 +215,7 @@ def load_settings(conf: Mapping[str, Any] | None = None, env: Mapping[str, str] 
             loc = tuple(error["loc"])
             source = next((name for name, layer in reversed(layers) if _has_key(layer, loc)), "defaults")
             key = ".".join(str(part) for part in loc)
-            given = (
-                f" (got {error['input']!r})" if error["type"] != "missing" and _has_key(merged, loc) else ""
-            )
+            given = f" (got {error['input']!r})" if error["type"] != "missing" and _has_key(merged, loc) else ""
             problems.append(f"  {key}: {error['msg']}{given} [set by {source}]")
         raise ConfigError("invalid configuration:\n" + "\n".join(problems)) from None
     return settings.model_copy(update={"home": settings.home.expanduser().resolve()})

@@ -20,9 +20,16 @@ START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 class LogFailureNotifier(BaseNotifier):
-    """Say in one line which task failed, for which run and why; the place to add Slack or e-mail."""
+    """Say in one line which task failed, for which run and why; the place to add Slack or e-mail.
 
-    template_fields = ()
+    ``hint`` (templated) tells the reader what the failure usually means and what to do.
+    """
+
+    template_fields = ("hint",)
+
+    def __init__(self, hint: str = "") -> None:
+        super().__init__()
+        self.hint = hint
 
     def notify(self, context: Any) -> None:
         ti = context.get("ti") or context.get("task_instance")
@@ -35,6 +42,8 @@ class LogFailureNotifier(BaseNotifier):
             getattr(ti, "try_number", "?"),
             str(exception).splitlines()[0] if exception else "no exception recorded",
         )
+        if self.hint:
+            log.error("%s", self.hint)
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:

@@ -120,9 +120,7 @@ def _read_partition(lake: Lake, partition: str, verdict: Verdict) -> pa.Table | 
     import pyarrow.parquet as pq
 
     if not lake.exists(f"{partition}/{SUCCESS}"):
-        verdict.failures.append(
-            Failure("partition_complete", None, "no _SUCCESS marker", f"{partition}/{SUCCESS}")
-        )
+        verdict.failures.append(Failure("partition_complete", None, "no _SUCCESS marker", f"{partition}/{SUCCESS}"))
         return None
     files = lake.data_files(partition)
     verdict.files = [lake.relative(path) for path in files]
@@ -177,9 +175,7 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
 
 
 # -- the suite ----------------------------------------------------------------------------------
-def expected_row_range(
-    lake: Lake, day: dt.date, contract: Contract, history_days: int
-) -> tuple[int, int | None]:
+def expected_row_range(lake: Lake, day: dt.date, contract: Contract, history_days: int) -> tuple[int, int | None]:
     """Row-count bounds: the contract's absolute ones, narrowed by the median of recent validated days."""
     rule = contract.row_count
     low, high = rule.min, rule.max
@@ -205,9 +201,7 @@ def build_suite(contract: Contract, present: list[str], row_range: tuple[int, in
 
     expected_columns = list(contract.columns)
     expectations: list[Any] = [
-        gxe.ExpectTableColumnsToMatchSet(
-            column_set=expected_columns, exact_match=contract.extra_columns == "forbid"
-        ),
+        gxe.ExpectTableColumnsToMatchSet(column_set=expected_columns, exact_match=contract.extra_columns == "forbid"),
         gxe.ExpectTableRowCountToBeBetween(min_value=row_range[0], max_value=row_range[1]),
     ]
     for name, rule in contract.columns.items():
@@ -216,9 +210,7 @@ def build_suite(contract: Contract, present: list[str], row_range: tuple[int, in
         expectations.append(gxe.ExpectColumnTypeToBe(column=name, type_=PANDAS_DTYPES[rule.type]))
         min_non_null = 1.0 if not rule.nullable else 1.0 - rule.max_null_fraction
         expectations.append(
-            gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
-                column=name, min_value=min_non_null, max_value=1.0
-            )
+            gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(column=name, min_value=min_non_null, max_value=1.0)
         )
         if rule.min is not None:
             expectations.append(gxe.ExpectColumnMinToBeBetween(column=name, min_value=rule.min))
@@ -227,9 +219,7 @@ def build_suite(contract: Contract, present: list[str], row_range: tuple[int, in
         if rule.allowed is not None:
             expectations.append(gxe.ExpectColumnDistinctValuesToBeInSet(column=name, value_set=rule.allowed))
         if rule.unique:
-            expectations.append(
-                gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(column=name, min_value=1.0)
-            )
+            expectations.append(gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(column=name, min_value=1.0))
     name = f"{contract.name}-contract-v{contract.version}".replace(".", "_")
     return gx.ExpectationSuite(name=name, expectations=expectations)
 
@@ -247,9 +237,7 @@ class _GxRunner:
         self.context.variables.progress_bars = {"globally": False}
         self.context.add_data_docs_site(site_name=self.SITE, site_config=self._site_config(settings, lake))
         source = self.context.data_sources.add_pandas("lake")
-        self.batch_definition = source.add_dataframe_asset("partition").add_batch_definition_whole_dataframe(
-            "day"
-        )
+        self.batch_definition = source.add_dataframe_asset("partition").add_batch_definition_whole_dataframe("day")
 
     @staticmethod
     def _site_config(settings: Settings, lake: Lake) -> dict[str, Any]:
@@ -285,9 +273,7 @@ class _GxRunner:
         )
         actions = [UpdateDataDocsAction(name="data_docs", site_names=[self.SITE])] if render_docs else []
         checkpoint = self.context.checkpoints.add(
-            gx.Checkpoint(
-                name=f"{suite.name}.checkpoint", validation_definitions=[definition], actions=actions
-            )
+            gx.Checkpoint(name=f"{suite.name}.checkpoint", validation_definitions=[definition], actions=actions)
         )
         result = checkpoint.run(batch_parameters={"dataframe": frame})
         identifier, validation = next(iter(result.run_results.items()))
@@ -298,19 +284,28 @@ class _GxRunner:
         return validation, docs
 
     def offending_ids(self, frame: pd.DataFrame, expectation: Any, id_column: str, limit: int) -> list[Any]:
-        """Run the row-level twin of a failed aggregate expectation to name the rows that broke it."""
-        batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(
-            expectation,
-            result_format={
-                "result_format": "SUMMARY",
-                "unexpected_index_column_names": [id_column],
-                "partial_unexpected_count": limit,
-            },
-        )
-        rows = result.result.get("partial_unexpected_index_list") or []
-        ids = dict.fromkeys(_plain(row.get(id_column)) for row in rows)  # duplicates list an id twice
-        return list(ids)[:limit]
+        """Run the row-level twin of a failed aggregate expectation to name the rows that broke it.
+
+        GX looks up every offending row's index one by one, which takes seconds when most rows offend;
+        we only quote ``limit`` ids, so search growing head slices and stop once enough are found.
+        """
+        size = 10_000
+        while True:
+            part = frame.head(size)
+            batch = self.batch_definition.get_batch(batch_parameters={"dataframe": part})
+            result = batch.validate(
+                expectation,
+                result_format={
+                    "result_format": "SUMMARY",
+                    "unexpected_index_column_names": [id_column],
+                    "partial_unexpected_count": limit,
+                },
+            )
+            rows = result.result.get("partial_unexpected_index_list") or []
+            ids = list(dict.fromkeys(_plain(row.get(id_column)) for row in rows))  # duplicates list an id twice
+            if len(ids) >= limit or len(part) == len(frame):
+                return ids[:limit]
+            size *= 10
 
 
 def _plain(value: Any) -> Any:
@@ -334,7 +329,13 @@ def _row_level_twin(name: str, kwargs: dict[str, Any]) -> Any:
     return getattr(gxe, name)(column=column)
 
 
-def _failure_from_result(result: Any, contract: Contract, columns: list[str]) -> Failure:
+def _column_set_failures(expected: list[str], columns: list[str]) -> list[Failure]:
+    missing, extra = sorted(set(expected) - set(columns)), sorted(set(columns) - set(expected))
+    failures = [Failure("column_present", name, "missing", "present") for name in missing]
+    return failures + [Failure("no_extra_columns", name, "unexpected column", "absent") for name in extra]
+
+
+def _failure_from_result(result: Any, contract: Contract) -> Failure:
     config = result.expectation_config
     kwargs = dict(config.kwargs)
     rule, _ = RULES.get(config.type, (config.type, None))
@@ -425,7 +426,12 @@ def validate_partition(
             continue  # value rules on a column of the wrong type add noise, not information
         if verdict.rows == 0 and column is not None and config.type != "expect_column_type_to_be":
             continue  # an empty partition is one failure (row_count), not one per column
-        failure = _failure_from_result(item, contract, columns)
+        if config.type == "expect_table_columns_to_match_set":
+            for failure in _column_set_failures(config.kwargs["column_set"], columns):
+                failure.file = single_file
+                verdict.failures.append(failure)
+            continue
+        failure = _failure_from_result(item, contract)
         failure.file = single_file
         twin = RULES.get(config.type, ("", None))[1]
         id_column = settings.dataset.id_column
@@ -479,17 +485,13 @@ def check_partition(settings: Settings, day: dt.date, lake: Lake | None = None) 
         return verdict
     if verdict.failures[0].rule == "partition_complete":
         quarantined = lake.partition("quarantine", day)
-        hint = (
-            f"; it was quarantined: see {lake.url(quarantined)}/{REASON}" if lake.exists(quarantined) else ""
-        )
+        hint = f"; it was quarantined: see {lake.url(quarantined)}/{REASON}" if lake.exists(quarantined) else ""
         raise PartitionNotReady(f"{verdict.partition}/{SUCCESS} does not exist{hint}")
     quarantine_partition(lake, day, verdict)
     raise ValidationFailed(verdict)
 
 
-def mark_validated(
-    lake: Lake, day: dt.date, verdict: dict[str, Any], snapshot: dict[str, Any]
-) -> dict[str, Any]:
+def mark_validated(lake: Lake, day: dt.date, verdict: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
     """Write ``_VALIDATED.json`` last: from here on downstream steps may read the day.
 
     ``verdict`` is ``Verdict.to_dict()`` (it travels between Airflow tasks as XCom).

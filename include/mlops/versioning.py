@@ -48,9 +48,7 @@ class Snapshot:
 def _git(repo: Path, *args: str) -> str:
     result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(
-            f"git {' '.join(args)} failed in {repo}: {result.stderr.strip() or result.stdout.strip()}"
-        )
+        raise RuntimeError(f"git {' '.join(args)} failed in {repo}: {result.stderr.strip() or result.stdout.strip()}")
     return result.stdout.strip()
 
 

@@ -31,7 +31,9 @@ def test_inferred_contract_round_trips_and_covers_the_data(settings: Settings, t
     assert loaded.columns["transaction_id"].unique
     assert loaded.columns["channel"].allowed == sorted(set(transactions["channel"].to_pylist()))
     amount = loaded.columns["amount"]
-    assert amount.min <= min(transactions["amount"].to_pylist()) and amount.max >= max(transactions["amount"].to_pylist())
+    assert amount.min <= min(transactions["amount"].to_pylist()) and amount.max >= max(
+        transactions["amount"].to_pylist()
+    )
 
 
 @pytest.mark.parametrize(

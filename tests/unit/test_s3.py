@@ -53,5 +53,10 @@ def test_s3_lake_validates_quarantines_and_versions(s3_env: dict[str, str], tmp_
     quarantined = _keys(s3, lake_bucket, "card/quarantine/dt=2026-11-02/")
     assert "card/quarantine/dt=2026-11-02/reason.json" in quarantined
     assert "card/quarantine/dt=2026-11-02/part-00000.parquet" in quarantined
-    reason = json.loads(s3.get_object(Bucket=lake_bucket, Key="card/quarantine/dt=2026-11-02/reason.json")["Body"].read())
-    assert reason["failures"][0]["column"] == "channel" and reason["moved_from"] == f"s3://{lake_bucket}/card/raw/dt=2026-11-02"
+    reason = json.loads(
+        s3.get_object(Bucket=lake_bucket, Key="card/quarantine/dt=2026-11-02/reason.json")["Body"].read()
+    )
+    assert (
+        reason["failures"][0]["column"] == "channel"
+        and reason["moved_from"] == f"s3://{lake_bucket}/card/raw/dt=2026-11-02"
+    )

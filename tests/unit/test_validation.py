@@ -33,7 +33,9 @@ def test_good_day_passes_with_a_suite_summary(settings: Settings, lake: Lake, la
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_each_bad_input_is_named_and_quarantined(settings: Settings, lake: Lake, landed_day: dt.date, fault: str) -> None:
+def test_each_bad_input_is_named_and_quarantined(
+    settings: Settings, lake: Lake, landed_day: dt.date, fault: str
+) -> None:
     spec = inject_fault(lake, landed_day, fault)
     with pytest.raises(ValidationFailed) as error:
         check_partition(settings, landed_day, lake)

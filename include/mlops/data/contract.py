@@ -153,11 +153,7 @@ def infer_contract(table: pa.Table, dataset: DatasetSpec, version: str = "1.0.0"
         rule: dict[str, Any] = {"type": kind, "nullable": column.null_count > 0}
         if field.name == dataset.id_column:
             rule["unique"] = True
-        if (
-            kind in ("int64", "float64")
-            and field.name != dataset.id_column
-            and len(column) > column.null_count
-        ):
+        if kind in ("int64", "float64") and field.name != dataset.id_column and len(column) > column.null_count:
             bounds = pc.min_max(column)
             rule["min"], rule["max"] = _widen(bounds["min"].as_py(), bounds["max"].as_py(), kind == "int64")
         if kind == "string" and (field.name in dataset.categorical or field.name in dataset.slices):

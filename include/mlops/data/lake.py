@@ -67,9 +67,7 @@ class Lake:
         if not self.fs.isdir(partition):
             return []
         names = self.fs.ls(partition, detail=False)
-        return sorted(
-            n for n in names if n.endswith(".parquet") and not n.rsplit("/", 1)[-1].startswith((".", "_"))
-        )
+        return sorted(n for n in names if n.endswith(".parquet") and not n.rsplit("/", 1)[-1].startswith((".", "_")))
 
     def days(self, area: str, marker: str | None = None) -> list[dt.date]:
         """Dates that have a partition in ``area`` (and ``marker`` inside it when given), sorted."""

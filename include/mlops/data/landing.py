@@ -66,9 +66,7 @@ def land_days(
         in_range = offset >= 0
         labels_due = day + dt.timedelta(days=delay_days) <= labels_until
         if not in_range:
-            landed_before = lake.exists(lake.partition("raw", day)) or lake.exists(
-                lake.partition("quarantine", day)
-            )
+            landed_before = lake.exists(lake.partition("raw", day)) or lake.exists(lake.partition("quarantine", day))
             labels_done = lake.exists(f"{lake.partition('labels', day)}/{SUCCESS}")
             if not (labels_due and landed_before and not labels_done):
                 continue

@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# MLflow tracking server + model registry: Postgres backend store, artifacts proxied to S3 (MinIO).
+# mlflow and boto3 (and every dependency they pull in) come at the versions of requirements.lock, used as
+# a constraints file, so the server runs the same MLflow as the Airflow tasks that talk to it.
+#
+# Build from the repository root (docker-compose.yaml does):
+#   docker build -f include/docker/mlflow.Dockerfile -t mlops-mlflow:local .
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
+
+ARG MLFLOW_UID=50001
+ARG UV_VERSION=0.13.8
+# Postgres driver for the backend store. It is NOT in requirements.lock (the embedded stack uses SQLite),
+# so it is pinned here; keep it equal to the pin in include/docker/airflow.Dockerfile.
+ARG PSYCOPG2_BINARY_VERSION=2.9.13
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_NO_CACHE=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:${PATH}
+
+RUN python -m venv "${VIRTUAL_ENV}" \
+    && "${VIRTUAL_ENV}/bin/pip" install "uv==${UV_VERSION}"
+
+COPY requirements.lock /tmp/requirements.lock
+# mlflow and boto3 are unpinned here on purpose: the constraints file pins them (mlflow==3.17.2,
+# boto3==1.43.117 today) and would reject any other version.
+RUN uv pip install --python "${VIRTUAL_ENV}/bin/python" --constraint /tmp/requirements.lock \
+        mlflow boto3 "psycopg2-binary==${PSYCOPG2_BINARY_VERSION}" \
+    && rm /tmp/requirements.lock \
+    && python -c "import mlflow, boto3, psycopg2; print('mlflow', mlflow.__version__)"
+
+RUN useradd --uid "${MLFLOW_UID}" --gid 0 --create-home --home-dir /home/mlflow --shell /usr/sbin/nologin mlflow
+USER ${MLFLOW_UID}
+WORKDIR /home/mlflow
+
+EXPOSE 5000
+# docker-compose.yaml passes the real command line (backend store, artifact destination, host, port).
+CMD ["mlflow", "server", "--host", "0.0.0.0", "--port", "5000"]

@@ -1,0 +1,62 @@
+"""Real Airflow for DAG tests: a throwaway AIRFLOW_HOME with a migrated SQLite DB, shared by the session."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import subprocess
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from mlops.config import load_settings
+from mlops.runtime import airflow, embedded_env, ensure_airflow_db
+
+
+def _clean_env(**overrides: str) -> dict[str, str]:
+    """This process's env without any Airflow/MLOps settings a developer's shell may carry."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS", "MLFLOW"))}
+    return {**env, **overrides}
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("airflow")
+    env = embedded_env(base=_clean_env(AIRFLOW_HOME=str(home), MLOPS_HOME=str(home / "unused")))
+    ensure_airflow_db(env)
+    return home
+
+
+@pytest.fixture
+def dag_env(airflow_home: Path, tmp_path: Path) -> dict[str, str]:
+    """The embedded env for one test: shared Airflow DB, the test's own MLOPS_HOME (lake, DVC, reports)."""
+    base = _clean_env(AIRFLOW_HOME=str(airflow_home), MLOPS_HOME=str(tmp_path / "mlops"))
+    return embedded_env(load_settings(env=base), base=base)
+
+
+def dags_test(dag_id: str, day: dt.date, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`airflow dags test DAG D`: the real scheduler loop in one process, as a user would run it."""
+    return airflow(["dags", "test", dag_id, day.isoformat()], env, check=False, capture_output=True)
+
+
+def task_states(airflow_home: Path, dag_id: str, day: dt.date) -> dict[str, str]:
+    """Task states of the latest run of ``dag_id`` for logical date ``day``, from the metadata DB."""
+    with closing(sqlite3.connect(airflow_home / "airflow.db")) as db:
+        run_id = db.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = ? AND date(logical_date) = ? ORDER BY id DESC LIMIT 1",
+            (dag_id, day.isoformat()),
+        ).fetchone()[0]
+        rows = db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id))
+        return dict(rows.fetchall())
+
+
+def asset_events(airflow_home: Path, asset_name: str) -> list[str]:
+    """The ``extra`` JSON of every event of an asset, oldest first."""
+    with closing(sqlite3.connect(airflow_home / "airflow.db")) as db:
+        rows = db.execute(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = ? ORDER BY e.id",
+            (asset_name,),
+        )
+        return [row[0] for row in rows.fetchall()]

@@ -1,0 +1,434 @@
+"""The production-like stack (docker-compose.yaml + include/docker/), checked statically: no Docker needed.
+
+Each test guards something a user would hit on `docker compose up`: a missing service or dependency, an
+Airflow option that does not exist, an env that points the package at the wrong store, a connection that
+does not parse, an image that does not install the locked set, a port that is not published.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from mlops.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+DOCKER_DIR = ROOT / "include" / "docker"
+AIRFLOW_DOCKERFILE = DOCKER_DIR / "airflow.Dockerfile"
+MLFLOW_DOCKERFILE = DOCKER_DIR / "mlflow.Dockerfile"
+LOCK_FILE = ROOT / "requirements.lock"
+
+AIRFLOW_SERVICES = (
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+)
+REQUIRED_SERVICES = ("postgres", "minio", "minio-init", "mlflow", *AIRFLOW_SERVICES)
+DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+
+# Compose interpolation: $$ (a literal $), ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, $NAME.
+_VARIABLE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_]\w*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|\$(?P<bare>[A-Za-z_]\w*)")
+
+
+def interpolate(value: Any, env: Mapping[str, str]) -> Any:
+    """Resolve compose variables the way `docker compose config` does, with ``env`` as the shell/.env."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, env) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group("name") or match.group("bare")
+        op, arg = match.group("op"), match.group("arg") or ""
+        current = env.get(name)
+        unset = current is None or (current == "" and op is not None and op.startswith(":"))
+        if op in ("-", ":-"):
+            return arg if unset else current
+        if op in ("?", ":?"):
+            if unset:
+                raise AssertionError(f"${{{name}}} is required: {arg}")
+            return current
+        if op in ("+", ":+"):
+            return "" if unset else arg
+        return current or ""
+
+    return _VARIABLE.sub(substitute, value)
+
+
+@cache
+def raw_compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@cache
+def compose() -> dict[str, Any]:
+    """The file as `docker compose up` sees it with no .env: every variable at its development default."""
+    return interpolate(raw_compose(), {})
+
+
+def services() -> dict[str, Any]:
+    return compose()["services"]
+
+
+def environment(service: str) -> dict[str, str]:
+    env = services()[service].get("environment") or {}
+    if isinstance(env, list):  # the `- KEY=value` form
+        env = dict(item.split("=", 1) for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def all_environments() -> dict[str, dict[str, str]]:
+    envs = {name: environment(name) for name in services()}
+    envs["x-airflow-common"] = {k: str(v) for k, v in compose()["x-airflow-common"]["environment"].items()}
+    return envs
+
+
+def command_args(service: str) -> list[str]:
+    command = services()[service].get("command") or []
+    return command.split() if isinstance(command, str) else [str(arg) for arg in command]
+
+
+def published_container_ports(service: str) -> set[int]:
+    ports = set()
+    for entry in services()[service].get("ports") or []:
+        if isinstance(entry, dict):  # long syntax
+            ports.add(int(entry["target"]))
+        else:  # "[ip:]host:container[/proto]"
+            ports.add(int(str(entry).split("/")[0].rsplit(":", 1)[-1]))
+    return ports
+
+
+def volume_mounts(service: str) -> dict[str, tuple[str, bool]]:
+    """target -> (source, read_only) for the short `source:target[:ro]` syntax."""
+    mounts = {}
+    for entry in services()[service].get("volumes") or []:
+        source, target, *mode = entry.split(":")
+        mounts[target] = (source, "ro" in mode)
+    return mounts
+
+
+def dockerfile_text(path: Path) -> str:
+    """The Dockerfile with line continuations joined and ${ARG} references resolved to their defaults."""
+    text = path.read_text().replace("\\\n", " ")
+    args = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", text, flags=re.MULTILINE))
+    return re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), text)
+
+
+def lock_pins() -> dict[str, str]:
+    pins = {}
+    for line in LOCK_FILE.read_text().splitlines():
+        if match := re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line):
+            pins[match.group(1).lower().replace("_", "-")] = match.group(2)
+    return pins
+
+
+@cache
+def airflow_config_options() -> dict[str, set[str]]:
+    """Sections and options of the installed Airflow's config template, read without importing Airflow."""
+    spec = importlib.util.find_spec("airflow")
+    assert spec and spec.submodule_search_locations, "apache-airflow is not installed in this environment"
+    template = Path(next(iter(spec.submodule_search_locations))) / "config_templates" / "config.yml"
+    config = yaml.safe_load(template.read_text())
+    return {section: set((body or {}).get("options") or {}) for section, body in config.items()}
+
+
+def test_compose_file_parses_and_defines_the_stack():
+    assert isinstance(raw_compose(), dict), "docker-compose.yaml is not a YAML mapping"
+    missing = [name for name in REQUIRED_SERVICES if name not in services()]
+    assert not missing, f"services missing from docker-compose.yaml: {missing}"
+    assert "x-airflow-common" in raw_compose(), "the shared Airflow settings (x-airflow-common) are gone"
+
+
+def test_every_dependency_exists_waits_on_a_real_signal_and_there_is_no_cycle():
+    graph: dict[str, list[str]] = {}
+    for name, service in services().items():
+        depends_on = service.get("depends_on") or {}
+        if isinstance(depends_on, list):
+            depends_on = {target: {"condition": "service_started"} for target in depends_on}
+        graph[name] = list(depends_on)
+        for target, spec in depends_on.items():
+            assert target in services(), f"{name} depends on {target!r}, which is not a service"
+            condition = (spec or {}).get("condition", "service_started")
+            assert condition in DEPENDS_ON_CONDITIONS, f"{name} -> {target}: unknown condition {condition!r}"
+            if condition == "service_healthy":
+                assert "healthcheck" in services()[target], f"{name} waits for {target} to be healthy: no healthcheck"
+            if condition == "service_completed_successfully":
+                assert services()[target].get("restart", "no") == "no", (
+                    f"{target} is waited on to exit: restart must be 'no'"
+                )
+
+    visiting: set[str] = set()
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> None:
+        assert node not in visiting, f"depends_on cycle: {' -> '.join([*path, node])}"
+        if node in done:
+            return
+        visiting.add(node)
+        for target in graph[node]:
+            visit(target, [*path, node])
+        visiting.discard(node)
+        done.add(node)
+
+    for node in graph:
+        visit(node, [])
+
+
+def test_long_running_airflow_services_start_after_init_and_its_dependencies():
+    for name in AIRFLOW_SERVICES[1:]:
+        depends_on = services()[name]["depends_on"]
+        assert depends_on["airflow-init"]["condition"] == "service_completed_successfully", name
+        assert depends_on["postgres"]["condition"] == "service_healthy", name
+    init_deps = services()["airflow-init"]["depends_on"]
+    assert init_deps["postgres"]["condition"] == "service_healthy"
+    assert services()["mlflow"]["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.parametrize("service", ["postgres", "minio", "mlflow", "airflow-apiserver"])
+def test_services_others_wait_on_have_healthchecks(service):
+    test = services()[service].get("healthcheck", {}).get("test")
+    assert test and test[0] in ("CMD", "CMD-SHELL"), f"{service} has no usable healthcheck"
+
+
+def test_airflow_services_run_one_image_with_the_shared_env_and_volumes():
+    common = compose()["x-airflow-common"]
+    assert common["build"]["dockerfile"] == "include/docker/airflow.Dockerfile"
+    assert (ROOT / common["build"]["context"] / common["build"]["dockerfile"]).is_file()
+    common_env = all_environments()["x-airflow-common"]
+    for name in AIRFLOW_SERVICES:
+        service = services()[name]
+        assert service.get("build") == common["build"], f"{name} builds a different image"
+        assert service.get("image") == common["image"], f"{name} runs a different image"
+        env = environment(name)
+        differing = {key for key, value in common_env.items() if env.get(key) != value}
+        assert not differing, f"{name} does not carry the shared Airflow env: {sorted(differing)}"
+        assert service.get("volumes") == common["volumes"], f"{name} mounts different volumes"
+    # The anchor is really used (not a copy that drifts): each service merges it.
+    text = COMPOSE_FILE.read_text()
+    for name in AIRFLOW_SERVICES:
+        block = re.search(rf"^  {name}:\n((?:(?:    .*)?\n)*)", text, flags=re.MULTILINE).group(1)
+        assert re.search(r"^    <<: \*airflow-common$", block, flags=re.MULTILINE), f"{name} does not merge the anchor"
+
+
+def test_every_airflow_option_set_by_env_exists_in_the_installed_airflow():
+    options = airflow_config_options()
+    unknown = []
+    for where, env in all_environments().items():
+        for key in env:
+            match = re.fullmatch(r"AIRFLOW__([A-Z0-9_]+?)__([A-Z0-9_]+)", key)
+            if not match:
+                continue
+            section, option = match.group(1).lower(), match.group(2).lower()
+            known = options.get(section, set())
+            if option not in known and re.sub(r"_(cmd|secret)$", "", option) not in known:
+                unknown.append(f"{where}: {key} ([{section}] {option})")
+    assert not unknown, "options the installed Airflow does not know (typo or removed):\n" + "\n".join(unknown)
+
+
+@pytest.mark.parametrize("service", AIRFLOW_SERVICES)
+def test_airflow_env_points_the_package_at_s3_dvc_on_s3_and_the_mlflow_server(service):
+    env = environment(service)
+    settings = load_settings(env=env)
+    assert settings.lake_is_s3 and settings.lake_uri == "s3://lake/card_transactions"
+    assert settings.dvc_remote_url == "s3://dvc/card_transactions"
+    assert settings.mlflow_tracking_uri == "http://mlflow:5000"
+    assert env["MLFLOW_TRACKING_URI"] == settings.mlflow_tracking_uri, "MLflow client and package disagree"
+    assert settings.storage.s3_endpoint_url == "http://minio:9000"
+    assert settings.s3_storage_options()["client_kwargs"]["endpoint_url"] == "http://minio:9000"
+    assert str(settings.home) == env["MLOPS_HOME"] == "/opt/mlops/var"
+    source, _ = volume_mounts(service)[env["MLOPS_HOME"]]
+    assert source in compose()["volumes"], "MLOPS_HOME must be a named volume shared by the Airflow services"
+    assert env["AWS_ACCESS_KEY_ID"] == environment("minio")["MINIO_ROOT_USER"]
+    assert env["AWS_SECRET_ACCESS_KEY"] == environment("minio")["MINIO_ROOT_PASSWORD"]
+
+
+def test_buckets_the_stack_uses_are_created_by_minio_init():
+    script = " ".join(command_args("minio-init"))
+    created = set(re.search(r"for bucket in ([\w\s-]+?);", script).group(1).split())
+    env = environment("airflow-scheduler")
+    used = {
+        urlsplit(env["MLOPS__DATASET__LAKE_URI"]).netloc,
+        urlsplit(env["MLOPS__VERSIONING__REMOTE_URL"]).netloc,
+        urlsplit(command_args("mlflow")[command_args("mlflow").index("--artifacts-destination") + 1]).netloc,
+    }
+    assert created == {"lake", "dvc", "mlflow"}
+    assert used <= created, f"buckets used but never created: {used - created}"
+
+
+def test_airflow_connections_parse_as_json_with_the_expected_type():
+    env = environment("airflow-triggerer")
+    expected = {"AIRFLOW_CONN_AWS_DEFAULT": "aws", "AIRFLOW_CONN_FS_DEFAULT": "fs"}
+    assert set(expected) <= {key for key in env if key.startswith("AIRFLOW_CONN_")}
+    for key in (key for key in env if key.startswith("AIRFLOW_CONN_")):
+        conn = json.loads(env[key])
+        assert conn["conn_type"] == expected.get(key, conn["conn_type"]), key
+    aws = json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])
+    assert aws["extra"]["endpoint_url"] == "http://minio:9000", "the S3KeySensor would look in AWS, not MinIO"
+    assert json.loads(env["AIRFLOW_CONN_FS_DEFAULT"])["extra"]["path"] == "/"
+
+
+def test_service_urls_point_at_services_and_their_ports():
+    env = environment("airflow-scheduler")
+    execution = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+    assert execution.hostname == "airflow-apiserver" and execution.path == "/execution/"
+    assert execution.port in published_container_ports("airflow-apiserver")
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"], "Airflow 3 components need one shared JWT secret"
+    mlflow_args = command_args("mlflow")
+    tracking = urlsplit(env["MLFLOW_TRACKING_URI"])
+    assert tracking.hostname == "mlflow" and str(tracking.port) == mlflow_args[mlflow_args.index("--port") + 1]
+    for key in ("AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL", "MLOPS__STORAGE__S3_ENDPOINT_URL"):
+        endpoint = urlsplit(env[key])
+        assert (endpoint.hostname, endpoint.port) == ("minio", 9000), key
+    assert environment("mlflow")["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    # MLflow >= 3.5 rejects Host headers it does not allow: the in-network name must be listed.
+    allowed = environment("mlflow")["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+    assert f"{tracking.hostname}:{tracking.port}" in allowed
+
+
+def test_mlflow_server_command_uses_postgres_and_serves_s3_artifacts():
+    args = command_args("mlflow")
+    assert args[:2] == ["mlflow", "server"]
+    assert "--serve-artifacts" in args
+    assert args[args.index("--artifacts-destination") + 1].startswith("s3://")
+    assert args[args.index("--host") + 1] == "0.0.0.0"
+    backend = urlsplit(args[args.index("--backend-store-uri") + 1])
+    assert backend.scheme == "postgresql+psycopg2" and backend.hostname == "postgres"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        lambda: environment("airflow-apiserver")["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+        lambda: command_args("mlflow")[command_args("mlflow").index("--backend-store-uri") + 1],
+    ],
+    ids=["airflow", "mlflow"],
+)
+def test_database_urls_match_the_roles_and_databases_postgres_creates(url):
+    parsed = urlsplit(url())
+    user, database = parsed.username, parsed.path.lstrip("/")
+    assert parsed.scheme == "postgresql+psycopg2" and parsed.hostname == "postgres"
+    postgres_env = environment("postgres")
+    assert postgres_env[f"{user.upper()}_DB_PASSWORD"] == parsed.password, f"{user}: password differs from postgres'"
+    mounts = volume_mounts("postgres")
+    init = next(source for target, (source, _) in mounts.items() if target.startswith("/docker-entrypoint-initdb.d/"))
+    sql = (ROOT / init).read_text()
+    assert re.search(rf"CREATE ROLE {user} LOGIN PASSWORD :'{user}_password';", sql)
+    assert re.search(rf"\\getenv {user}_password {user.upper()}_DB_PASSWORD", sql)
+    assert re.search(rf"CREATE DATABASE {database} OWNER {user};", sql)
+
+
+def test_postgres_init_creates_the_three_databases():
+    sql = (DOCKER_DIR / "postgres-init.sql").read_text()
+    assert set(re.findall(r"CREATE DATABASE (\w+)", sql)) == {"airflow", "mlflow", "mlops"}
+    assert compose()["services"]["postgres"]["image"].startswith("postgres:16")
+
+
+def test_published_ports():
+    assert 8080 in published_container_ports("airflow-apiserver")
+    assert 5000 in published_container_ports("mlflow")
+    assert {9000, 9001} <= published_container_ports("minio")
+    api_health = " ".join(services()["airflow-apiserver"]["healthcheck"]["test"])
+    assert "localhost:8080/api/v2/" in api_health
+
+
+def test_dags_plugins_and_package_are_bind_mounted_read_only_where_airflow_looks():
+    env = all_environments()["x-airflow-common"]
+    for name in AIRFLOW_SERVICES:
+        mounts = volume_mounts(name)
+        assert mounts[env["AIRFLOW__CORE__DAGS_FOLDER"]] == ("./dags", True), name
+        assert mounts[env["AIRFLOW__CORE__PLUGINS_FOLDER"]] == ("./plugins", True), name
+        assert mounts["/opt/mlops/include"] == ("./include", True), name
+        assert mounts[env["AIRFLOW_HOME"]][0] in compose()["volumes"], f"{name}: logs must be shared"
+    dockerfile = dockerfile_text(AIRFLOW_DOCKERFILE)
+    assert "WORKDIR /opt/mlops" in dockerfile, "the package's editable install must live where include/ is mounted"
+
+
+def test_airflow_dockerfile_installs_the_lock_and_the_project_as_non_root():
+    text = dockerfile_text(AIRFLOW_DOCKERFILE)
+    base = re.search(r"^FROM\s+(\S+)", text, flags=re.MULTILINE).group(1)
+    assert base.startswith(("python:3.11-slim-bookworm", "apache/airflow:3.3.2-python3.11")), base
+    assert re.search(r"apt-get install[^\n]*\bgit\b", text), "DVC needs git in the image"
+    assert re.search(r"^COPY requirements\.lock ", text, flags=re.MULTILINE)
+    assert re.search(r"uv pip sync[^\n]*requirements\.lock", text)
+    assert f"uv=={lock_pins()['uv']}" in text, "the image's uv differs from the locked one"
+    assert re.search(r"pip install[^\n]*--no-deps -e \.", text)
+    for path in ("pyproject.toml", "include/", "dags/", "plugins/"):
+        assert re.search(rf"^COPY [^\n]*\b{re.escape(path)}", text, flags=re.MULTILINE), f"{path} is not copied"
+    user = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
+    assert user and user[-1] not in ("root", "0"), "the image must run as a non-root user"
+
+
+def test_psycopg2_is_pinned_in_both_images_because_the_lock_lacks_it():
+    pins = lock_pins()
+    assert "psycopg2" not in pins, "psycopg2 is now locked: drop the Dockerfile pins and use the lock's"
+    versions = set()
+    for dockerfile in (AIRFLOW_DOCKERFILE, MLFLOW_DOCKERFILE):
+        found = re.findall(r"psycopg2-binary==([0-9][\w.]*)", dockerfile_text(dockerfile))
+        assert found, f"{dockerfile.name} installs no pinned psycopg2-binary (postgresql+psycopg2 URLs)"
+        versions.update(found)
+    if "psycopg2-binary" in pins:
+        versions.add(pins["psycopg2-binary"])
+    assert len(versions) == 1, f"psycopg2-binary pinned at different versions: {versions}"
+
+
+def test_mlflow_dockerfile_installs_mlflow_and_boto3_at_the_locked_versions():
+    text = dockerfile_text(MLFLOW_DOCKERFILE)
+    pins = lock_pins()
+    assert {"mlflow", "boto3"} <= set(pins)
+    assert re.search(r"^COPY requirements\.lock ", text, flags=re.MULTILINE)
+    install = re.search(r"uv pip install[^\n]*", text).group(0)
+    assert re.search(r"(--constraint|-c) \S*requirements\.lock", install), "versions must come from the lock"
+    for package in ("mlflow", "boto3"):
+        # unpinned here (the lock constrains it) or pinned at exactly the locked version
+        assert re.search(rf"\s{package}(=={re.escape(pins[package])})?(\s|$)", install), package
+    assert compose()["services"]["mlflow"]["build"]["dockerfile"] == "include/docker/mlflow.Dockerfile"
+    user = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
+    assert user and user[-1] not in ("root", "0")
+
+
+def test_airflow_init_migrates_and_writes_the_password_file_the_api_server_reads():
+    script = command_args("airflow-init")[-1]
+    assert "airflow db migrate" in script
+    python = re.search(r"<<'PY'\n(.*?)\nPY\n", script, flags=re.DOTALL).group(1)
+    compile(python, "airflow-init", "exec")
+    env = environment("airflow-init")
+    assert 'os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]' in python
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{env['AIRFLOW_ADMIN_USERNAME']}:admin"
+    passwords_file = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    assert passwords_file.startswith(env["AIRFLOW_HOME"] + "/"), "the password file must be on the shared volume"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize("service", ["airflow-init", "minio-init"])
+def test_inline_shell_scripts_have_valid_syntax(service):
+    script = command_args(service)[-1]
+    result = subprocess.run(["bash", "-n", "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_interpolation_follows_compose_rules():
+    assert interpolate("${A:-x}", {}) == "x"
+    assert interpolate("${A:-x}", {"A": ""}) == "x"
+    assert interpolate("${A-x}", {"A": ""}) == ""
+    assert interpolate("$${HOSTNAME} ${A}", {"A": "1"}) == "${HOSTNAME} 1"
+    overridden = interpolate(raw_compose(), {"MINIO_ROOT_USER": "prod-user"})
+    assert overridden["services"]["minio"]["environment"]["MINIO_ROOT_USER"] == "prod-user"
+    assert overridden["services"]["airflow-scheduler"]["environment"]["AWS_ACCESS_KEY_ID"] == "prod-user"
