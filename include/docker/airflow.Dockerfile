@@ -12,9 +12,12 @@ FROM ${PYTHON_IMAGE}
 ARG AIRFLOW_UID=50000
 # The same uv as the Makefile's `make install` (also pinned in requirements.lock).
 ARG UV_VERSION=0.13.8
-# Postgres driver for the Airflow metadata DB. It is NOT in requirements.lock (the embedded stack runs on
-# SQLite), so it is pinned here; keep it equal to the pin in include/docker/mlflow.Dockerfile.
+# Postgres drivers for the Airflow metadata DB. Neither is in requirements.lock (the embedded stack runs on
+# SQLite), so they are pinned here. psycopg2 serves the sync URL (postgresql+psycopg2://); Airflow 3 also
+# opens an async engine on the same DB and derives its URL as postgresql+asyncpg://, so without asyncpg
+# every `airflow` command fails at import. Keep psycopg2-binary equal to include/docker/mlflow.Dockerfile.
 ARG PSYCOPG2_BINARY_VERSION=2.9.13
+ARG ASYNCPG_VERSION=0.32.0
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -47,7 +50,8 @@ WORKDIR /opt/mlops
 # Dependencies first (their own layer: rebuilt only when the lock changes).
 COPY requirements.lock ./
 RUN uv pip sync --python "${VIRTUAL_ENV}/bin/python" requirements.lock \
-    && uv pip install --python "${VIRTUAL_ENV}/bin/python" "psycopg2-binary==${PSYCOPG2_BINARY_VERSION}"
+    && uv pip install --python "${VIRTUAL_ENV}/bin/python" \
+        "psycopg2-binary==${PSYCOPG2_BINARY_VERSION}" "asyncpg==${ASYNCPG_VERSION}"
 
 # The project: package, DAGs, plugins, contracts, pod templates. README.md is optional (glob).
 COPY pyproject.toml README.m[d] ./
@@ -56,7 +60,7 @@ COPY dags/ dags/
 COPY plugins/ plugins/
 # The uv form of `pip install --no-deps -e .` (pip is not needed in the image; same as `make install`).
 RUN uv pip install --python "${VIRTUAL_ENV}/bin/python" --no-deps -e . \
-    && python -c "import mlops.config, airflow.providers.amazon, psycopg2"
+    && python -c "import mlops.config, airflow.providers.amazon, psycopg2, asyncpg"
 
 # Non-root: uid 50000, group 0 (the Airflow image convention; works with arbitrary uids in group 0).
 # The directories that docker-compose mounts named volumes on are created here with their owner, so a

@@ -39,7 +39,6 @@ PANDAS_DTYPES = {
 }
 #: Aggregate expectation -> (rule name in reasons, row-level twin that lists offending rows).
 RULES: dict[str, tuple[str, str | None]] = {
-    "expect_table_columns_to_match_set": ("columns_match_contract", None),
     "expect_table_row_count_to_be_between": ("row_count", None),
     "expect_column_type_to_be": ("type", None),
     "expect_column_proportion_of_non_null_values_to_be_between": (
@@ -342,19 +341,7 @@ def _failure_from_result(result: Any, contract: Contract) -> Failure:
     column = kwargs.get("column")
     observed = _plain((result.result or {}).get("observed_value"))
     expected: Any
-    if config.type == "expect_table_columns_to_match_set":
-        expected_set = set(kwargs["column_set"])
-        missing, extra = sorted(expected_set - set(columns)), sorted(set(columns) - expected_set)
-        if missing:
-            rule, column, observed, expected = "column_present", ", ".join(missing), "missing", "present"
-        else:
-            rule, column, observed, expected = (
-                "no_extra_columns",
-                ", ".join(extra),
-                "unexpected column",
-                "absent",
-            )
-    elif config.type == "expect_column_type_to_be":
+    if config.type == "expect_column_type_to_be":
         expected = contract.columns[column].type
     elif config.type == "expect_column_proportion_of_non_null_values_to_be_between":
         null_fraction = None if observed is None else round(1.0 - float(observed), 6)

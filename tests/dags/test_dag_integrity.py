@@ -37,8 +37,13 @@ print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "
 def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Parse dags/ once, the way the dag-processor does, in a fresh interpreter."""
     tmp_path = tmp_path_factory.mktemp("parse")
-    env = {"AIRFLOW_HOME": str(tmp_path / "airflow"), "MLOPS_HOME": str(tmp_path / "mlops"), "PATH": "/usr/bin:/bin",
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/a.db"}  # fmt: skip
+    env = {
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "MLOPS_HOME": str(tmp_path / "mlops"),
+        "PATH": "/usr/bin:/bin",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/a.db",
+    }
     result = subprocess.run(
         [sys.executable, "-c", PROBE, str(DAGS), ",".join(HEAVY)], env=env, capture_output=True, text=True, check=True
     )

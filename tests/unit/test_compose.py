@@ -376,7 +376,7 @@ def test_airflow_dockerfile_installs_the_lock_and_the_project_as_non_root():
     assert user and user[-1] not in ("root", "0"), "the image must run as a non-root user"
 
 
-def test_psycopg2_is_pinned_in_both_images_because_the_lock_lacks_it():
+def test_postgres_drivers_are_pinned_in_the_images_because_the_lock_lacks_them():
     pins = lock_pins()
     assert "psycopg2" not in pins, "psycopg2 is now locked: drop the Dockerfile pins and use the lock's"
     versions = set()
@@ -387,6 +387,12 @@ def test_psycopg2_is_pinned_in_both_images_because_the_lock_lacks_it():
     if "psycopg2-binary" in pins:
         versions.add(pins["psycopg2-binary"])
     assert len(versions) == 1, f"psycopg2-binary pinned at different versions: {versions}"
+    # Airflow 3 turns the postgresql URL into postgresql+asyncpg:// for its async engine: without asyncpg
+    # every airflow command dies at import (checked against Postgres 15 with the compose env).
+    env = environment("airflow-scheduler")
+    async_url = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC", "postgresql+asyncpg://(derived)")
+    if async_url.startswith("postgresql+asyncpg"):
+        assert "asyncpg" in pins or re.search(r"asyncpg==[0-9]", dockerfile_text(AIRFLOW_DOCKERFILE))
 
 
 def test_mlflow_dockerfile_installs_mlflow_and_boto3_at_the_locked_versions():

@@ -141,3 +141,14 @@ def test_any_tabular_dataset_validates_through_config_alone(tmp_path: Path) -> N
     assert "[allowed_values] column 'region'" in str(error.value) and "'c'" not in str(error.value)
     reason = json.loads(Path(lake.partition("quarantine", day), REASON).read_text())
     assert reason["failures"][0]["sample_ids"] == ["b", "d"]
+
+
+def test_missing_and_extra_columns_are_both_named(settings: Settings, lake: Lake, landed_day: dt.date) -> None:
+    path = lake.data_files(lake.partition("raw", landed_day))[0]
+    table = pq.read_table(path).rename_columns({"country": "country_code"})
+    pq.write_table(table, path)
+    verdict = validate_partition(settings, landed_day, lake, render_docs=False)
+    assert {(f.rule, f.column) for f in verdict.failures} == {
+        ("column_present", "country"),
+        ("no_extra_columns", "country_code"),
+    }
