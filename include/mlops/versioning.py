@@ -77,6 +77,9 @@ def _remote_settings(settings: Settings) -> dict[str, str]:
 def ensure_registry(settings: Settings) -> Path:
     """Create the registry (git init, dvc init, default remote) once; keep its remote in sync with config."""
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    # DVC's INFO messages ("Initialized DVC repository", git hints) go to stdout and would corrupt
+    # `mlops --json`; our own log lines say what happens.
+    logging.getLogger("dvc").setLevel(logging.WARNING)
     from dvc.repo import Repo
 
     repo = settings.dvc_registry_path
