@@ -33,7 +33,7 @@ test: install ## run the test suite (unit, DAG integrity, `airflow dags test` ru
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 bench: install ## benchmarks: our steps as ratios against the raw libraries, same data, same run
-	@$(BIN)/python -m pytest tests/bench -m bench -s -q $(PYTEST_ARGS); rc=$$?; \
+	@MLOPS_BENCH_OUT=$${MLOPS_BENCH_OUT:-var/bench} $(BIN)/python -m pytest tests/bench -m bench -s -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no benchmarks"; exit 0; fi; exit $$rc
 
 lint: install ## ruff checks and formatting

@@ -273,7 +273,8 @@ def test_validation_speed(timed_lake: tuple[Settings, Lake, Contract]) -> None:
             "ratio_ours_to_pyarrow": ratio,
             "target_ratio": TARGET_RATIO,
         }
-        Path(out).write_text(json.dumps(payload, indent=2))
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "validation.json").write_text(json.dumps(payload, indent=2))
     assert ratio <= TARGET_RATIO, f"validation step takes {ratio:.2f}x pyarrow (target {TARGET_RATIO}x)"
 
 
