@@ -73,12 +73,85 @@ class ValidationSpec(_Section):
 
 class TrainingSpec(_Section):
     backend: Literal["local", "kubernetes"] = "local"
-    window_days: int = Field(28, ge=1)
-    holdout_days: int = Field(3, ge=1)
+    window_days: int = Field(28, ge=1, description="last N validated, labelled days used for training")
+    holdout_days: int = Field(3, ge=1, description="the most recent labelled days: the frozen holdout")
+    validation_days: int = Field(2, ge=1, description="days before the holdout: early-stopping set")
+    min_positives: int = Field(20, ge=1, description="fewer positive labels in the train split is an error")
+    seed: int = 42
+
+
+class ModelSpec(_Section):
+    name: str | None = Field(None, description="registered model name; null = dataset.name")
+    params: dict[str, Any] = {
+        "objective": "binary:logistic",
+        "eval_metric": "aucpr",
+        "tree_method": "hist",
+        "max_depth": 6,
+        "eta": 0.1,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+        "min_child_weight": 1.0,
+    }
+    num_boost_round: int = Field(300, ge=1)
+    early_stopping_rounds: int = Field(30, ge=1)
+    nthread: int = Field(0, ge=0, description="0 = all cores")
+    decision_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="score >= threshold -> positive")
+
+
+class Bound(_Section):
+    min: float | None = None
+    max: float | None = None
+
+
+class GatesSpec(_Section):
+    """Evaluation gates as data (TFX-style blessing: value thresholds *and* change thresholds)."""
+
+    precision_target: float = Field(0.5, gt=0.0, lt=1.0, description="recall_at_precision is measured here")
+    absolute: dict[str, Bound] = {
+        "auc_pr": Bound(min=0.15),
+        "recall_at_precision": Bound(min=0.05),
+        "brier": Bound(max=0.05),
+        "ece": Bound(max=0.05),
+        "latency_p95_ms_per_10k": Bound(max=500.0),
+        "model_size_mb": Bound(max=100.0),
+    }
+    champion_metric: str = "auc_pr"
+    champion_tolerance: float = Field(0.01, ge=0.0, description="candidate may be this much worse, no more")
+    require_improvement: bool = False
+    bootstrap_samples: int = Field(300, ge=50)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    slice_metric: str = "auc_pr"
+    slice_tolerance: float = Field(0.05, ge=0.0)
+    slice_min_rows: int = Field(500, ge=1)
+    slice_min_positives: int = Field(10, ge=1)
 
 
 class PromotionSpec(_Section):
     policy: Literal["auto", "manual"] = "auto"
+    approval_timeout_hours: float = Field(24.0, gt=0, description="manual policy: no answer in time = rejected")
+
+
+class RegistrySpec(_Section):
+    ledger_uri: str | None = Field(None, description="SQLAlchemy URL; null = sqlite under $MLOPS_HOME/registry")
+
+
+class KubernetesSpec(_Section):
+    """The GPU training pod (backend: kubernetes). Credentials come from a Secret, never from here."""
+
+    namespace: str = "mlops"
+    image: str = "ghcr.io/mlops-airflow/trainer:0.1.0"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    service_account: str = "mlops-trainer"
+    credentials_secret: str = "mlops-trainer-credentials"
+    kubernetes_conn_id: str | None = Field(None, description="null = in-cluster config")
+    gpu_resource: str = "nvidia.com/gpu"
+    gpu_count: int = Field(1, ge=0)
+    node_selector: dict[str, str] = {"nvidia.com/gpu.present": "true"}
+    tolerations: list[dict[str, str]] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    requests: dict[str, str] = {"cpu": "4", "memory": "16Gi"}
+    limits: dict[str, str] = {"cpu": "8", "memory": "32Gi"}
+    startup_timeout_seconds: int = Field(1800, gt=0, description="GPU node scale-up can take many minutes")
+    schedule_timeout_seconds: int = Field(1800, gt=0)
 
 
 class MlflowSpec(_Section):
@@ -92,7 +165,11 @@ class Settings(_Section):
     versioning: VersioningSpec = VersioningSpec()
     validation: ValidationSpec = ValidationSpec()
     training: TrainingSpec = TrainingSpec()
+    model: ModelSpec = ModelSpec()
+    gates: GatesSpec = GatesSpec()
     promotion: PromotionSpec = PromotionSpec()
+    registry: RegistrySpec = RegistrySpec()
+    kubernetes: KubernetesSpec = KubernetesSpec()
     mlflow: MlflowSpec = MlflowSpec()
 
     # Resolved locations: one place decides where the embedded defaults live.
@@ -122,6 +199,19 @@ class Settings(_Section):
     def reports_dir(self) -> Path:
         """Local folder for rendered reports (GX Data Docs, later Evidently and gate reports)."""
         return self.home / "reports"
+
+    @property
+    def model_name(self) -> str:
+        return self.model.name or self.dataset.name
+
+    @property
+    def ledger_uri(self) -> str:
+        return self.registry.ledger_uri or f"sqlite:///{self.home / 'registry' / 'ledger.db'}"
+
+    @property
+    def mlflow_artifacts_uri(self) -> str:
+        """Where experiments store artifacts (never the process's current directory)."""
+        return str(self.home / "mlflow" / "artifacts")
 
     @property
     def mlflow_tracking_uri(self) -> str:

@@ -1,0 +1,189 @@
+"""continuous_training: snapshot -> train (GPU pod or local) -> assess -> register -> [approval] -> promote.
+
+Only the Airflow SDK, ``mlops.config`` and ``mlops.orchestration`` are imported here; the work happens
+inside the tasks (and, with the kubernetes backend, inside the training pod).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, get_current_context, task
+
+from mlops.config import load_settings
+from mlops.orchestration import START_DATE, default_args, validated_data_asset
+
+settings = load_settings()
+VALIDATED = validated_data_asset(settings)
+KUBERNETES = settings.training.backend == "kubernetes"
+MANUAL = settings.promotion.policy == "manual"
+
+DOC = f"""
+### Train, gate and promote `{settings.model_name}`
+
+Triggers: every Monday 03:00 UTC, **or** new validated data (Asset `{VALIDATED.name}`), a manual trigger
+(form below), or `drift_monitoring` (conf: reason, window, breached features, report URI).
+One run at a time. The trigger reason is recorded on the MLflow run and on the model version.
+
+| step | what happens |
+|---|---|
+| `resolve_snapshot` | last {settings.training.window_days} validated days whose labels arrived, pinned to a DVC revision; split train / early-stopping ({settings.training.validation_days} d) / frozen holdout ({settings.training.holdout_days} d) |
+| `train` | `python -m mlops.training` — backend **{settings.training.backend}** ({"KubernetesPodOperator on a GPU node" if KUBERNETES else "a local subprocess on CPU"}); logs lineage, params, metrics, model, SHAP summary and the drift reference profile to MLflow |
+| `assess` | candidate and champion scored on the same holdout; gates: absolute thresholds, paired-bootstrap comparison, per-slice non-regression, feature contract; report logged to MLflow |
+| `register` | model version tagged with lineage + gate evidence; `challenger` if the gates passed |
+| `gates_passed` | a failed gate ends the run here as **not promoted** (a normal outcome) |
+| {"`approve_promotion` | human approval in the UI (Required actions); no answer in " + str(settings.promotion.approval_timeout_hours) + " h = reject |" if MANUAL else "(approval) | policy `auto`: no human step |"}
+| `promote` | compare-and-set `champion` (only if it still points at the version compared against), recorded in the ledger |
+
+MLflow: `{settings.mlflow_tracking_uri}`. Roll back with the `model_rollback` DAG.
+"""
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+with DAG(
+    dag_id="continuous_training",
+    description="Snapshot, train XGBoost, gate against the champion, register and promote",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=VALIDATED),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    doc_md=DOC,
+    tags=["mlops", "training", "xgboost", "mlflow"],
+    params={
+        "reason": Param("manual", type="string", description="why this run (recorded on the model version)"),
+        "as_of": Param(None, type=["null", "string"], format="date", description="train on data known by this day"),
+        "config": Param({}, type="object", description='config overrides, e.g. {"model": {"params": {...}}}'),
+        "report_uri": Param(None, type=["null", "string"], description="drift report (set by drift_monitoring)"),
+        "breached_features": Param(None, type=["null", "object", "array"], description="drift evidence"),
+        "window": Param(None, type=["null", "object", "string"], description="drift window"),
+    },
+) as dag:
+
+    @task
+    def resolve_snapshot(params: dict | None = None, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
+        """Pin the training window to a DVC revision; record why this run happens."""
+        from mlops.training.snapshot import resolve_snapshot as resolve
+
+        run_settings = load_settings(conf=params["config"])
+        as_of = (
+            dt.date.fromisoformat(params["as_of"])
+            if params["as_of"]
+            else (dag_run.logical_date or dag_run.run_after).date()
+        )
+        reason = {"asset_triggered": "new validated data", "scheduled": "weekly schedule"}.get(
+            str(dag_run.run_type).split(".")[-1].lower(), params["reason"]
+        )
+        context = get_current_context()
+        trigger = {
+            "reason": reason,
+            "report_uri": params["report_uri"],
+            "breached_features": params["breached_features"],
+            "window": params["window"],
+            "airflow_dag_id": dag_run.dag_id,
+            "airflow_run_id": dag_run.run_id,
+            "airflow_try_number": context["ti"].try_number,
+        }
+        snapshot = resolve(run_settings, as_of)
+        print(f"trigger: {reason}; window {snapshot.days['train'][0]}..{snapshot.days['holdout'][-1]} "
+              f"at DVC revision {snapshot.registry_revision}")  # fmt: skip
+        return {"as_of": as_of.isoformat(), "snapshot": _json(snapshot.to_dict()), "trigger": _json(trigger),
+                "conf": _json(params["config"])}  # fmt: skip
+
+    resolved = resolve_snapshot()
+    ARGS = ["--as-of", "{{ ti.xcom_pull(task_ids='resolve_snapshot')['as_of'] }}",
+            "--snapshot-json", "{{ ti.xcom_pull(task_ids='resolve_snapshot')['snapshot'] }}",
+            "--trigger-json", "{{ ti.xcom_pull(task_ids='resolve_snapshot')['trigger'] }}",
+            "--conf-json", "{{ ti.xcom_pull(task_ids='resolve_snapshot')['conf'] }}"]  # fmt: skip
+
+    if KUBERNETES:
+        from mlops.training.kubernetes import training_pod_operator
+
+        train = training_pod_operator(
+            settings,
+            task_id="train",
+            arguments=[*ARGS, "--device", "cuda"],
+            env={"MLOPS__MLFLOW__TRACKING_URI": settings.mlflow_tracking_uri},
+            execution_timeout=dt.timedelta(hours=6),
+        )
+    else:
+
+        @task(execution_timeout=dt.timedelta(hours=6))
+        def train(resolved: dict) -> dict:
+            """Run `python -m mlops.training` here on CPU: the same entrypoint as the GPU pod."""
+            from mlops.training.local import run_local, training_arguments
+
+            return run_local(training_arguments(resolved["as_of"], resolved["snapshot"], resolved["trigger"],
+                                                resolved["conf"], "cpu"))  # fmt: skip
+
+        train = train(resolved)
+
+    @task
+    def assess(resolved: dict, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
+        """Candidate vs champion on the same frozen holdout; gate report to MLflow."""
+        from mlops.training.local import locate_run
+        from mlops.training.pipeline import assess as run_assessment
+        from mlops.training.snapshot import TrainingSnapshot
+
+        run_settings = load_settings(conf=json.loads(resolved["conf"]))
+        found = locate_run(run_settings, dag_run.dag_id, dag_run.run_id)
+        snapshot = TrainingSnapshot.from_dict(json.loads(resolved["snapshot"]))
+        result = run_assessment(run_settings, snapshot, found["run_id"], found["model_uri"])
+        print(f"gate report: {result['report_uri']}")
+        return {**found, **result}
+
+    @task
+    def register(assessment: dict, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
+        """Register the version with lineage and evidence; set `challenger` when it passed."""
+        from mlops.training.pipeline import register as register_version
+
+        version = register_version(settings, assessment["run_id"], assessment["model_uri"], assessment,
+                                   actor=f"airflow:{dag_run.dag_id}", run=dag_run.run_id)  # fmt: skip
+        return {"version": version, "passed": assessment["passed"], "summary": assessment["summary"],
+                "champion_version": assessment["champion_version"], "metrics": assessment["metrics"]}  # fmt: skip
+
+    @task.short_circuit
+    def gates_passed(registered: dict) -> bool:
+        """A failed gate is a normal outcome: the run ends here, `not promoted`, reasons in the log and MLflow."""
+        if not registered["passed"]:
+            print(f"v{registered['version']} NOT promoted: {registered['summary']}")
+        return bool(registered["passed"])
+
+    @task
+    def promote(registered: dict, resolved: dict, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
+        """Compare-and-set champion; fails without changing anything if champion moved meanwhile."""
+        from mlops.training.pipeline import promote as promote_version
+
+        reason = json.loads(resolved["trigger"])["reason"]
+        move = promote_version(settings, registered["version"], registered["champion_version"],
+                               actor=f"airflow:{dag_run.dag_id}", reason=f"gates passed; trigger: {reason}",
+                               run=dag_run.run_id)  # fmt: skip
+        print(f"champion is now v{move['to_version']} (was {move['from_version']}); metrics {registered['metrics']}")
+        return move
+
+    assessed = assess(resolved)
+    resolved >> train >> assessed
+    registered = register(assessed)
+    passed = gates_passed(registered)
+    promoted = promote(registered, resolved)
+    if MANUAL:
+        from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+        approval = ApprovalOperator(
+            task_id="approve_promotion",
+            subject=f"Promote {settings.model_name} v{{{{ ti.xcom_pull(task_ids='register')['version'] }}}} to champion?",
+            body="Gate evidence: {{ ti.xcom_pull(task_ids='register')['summary'] }}\n\n"
+            "Holdout metrics: {{ ti.xcom_pull(task_ids='register')['metrics'] }}\n\n"
+            "Compared with champion v{{ ti.xcom_pull(task_ids='register')['champion_version'] }}.",
+            defaults="Reject",
+            response_timeout=dt.timedelta(hours=settings.promotion.approval_timeout_hours),
+            execution_timeout=None,
+            retries=0,
+        )
+        passed >> approval >> promoted
+    else:
+        passed >> promoted

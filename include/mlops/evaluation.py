@@ -1,0 +1,584 @@
+"""Metrics, slices, a paired bootstrap against the champion, and gates declared as data.
+
+A candidate is "blessed" (TFX's word) when it passes value thresholds (``gates.absolute``) *and*
+change thresholds against the current champion on the same frozen holdout rows (a paired bootstrap
+on one metric, plus per-slice non-regression). Every check is kept as evidence in a ``GateReport``.
+
+Everything here is a pure function over numpy arrays. The metrics are short numpy implementations
+of scikit-learn's definitions (average precision, ROC AUC, Brier) so the bootstrap can evaluate
+hundreds of resamples at once: a resample is a vector of row *counts*, and each metric is computed
+for a whole matrix of counts over rows sorted once per model.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from mlops.config import GatesSpec
+
+#: Metrics computed from labels and scores (and therefore usable by the bootstrap and the slices).
+SCORE_METRICS: tuple[str, ...] = ("auc_pr", "roc_auc", "recall_at_precision", "brier", "ece")
+#: Metrics where a smaller value is better: the sign of every comparison flips for them.
+LOWER_IS_BETTER: frozenset[str] = frozenset({"brier", "ece", "latency_p95_ms_per_10k", "model_size_mb"})
+#: Equal-width calibration bins over [0, 1] for the expected calibration error.
+ECE_BINS = 10
+#: Upper bound on rows x resamples held in memory at once by the bootstrap (about 16 MB per array).
+_CHUNK_CELLS = 2_000_000
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+def _check_inputs(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels must be 0/1 and scores probabilities: Brier and ECE mean nothing otherwise."""
+    y = np.asarray(y_true)
+    s = np.asarray(y_score, dtype=np.float64)
+    if y.ndim != 1 or s.ndim != 1 or y.shape != s.shape:
+        raise ValueError(f"y_true and y_score must be 1-d arrays of one length, got {y.shape} and {s.shape}")
+    if y.size == 0:
+        raise ValueError("no rows to evaluate")
+    if y.dtype != bool and not np.all((y == 0) | (y == 1)):
+        raise ValueError("y_true must hold 0/1 labels (map the positive class to 1 first)")
+    if not np.all(np.isfinite(s)) or s.min() < 0.0 or s.max() > 1.0:
+        raise ValueError("y_score must hold probabilities in [0, 1] (no NaN): Brier and ECE need them")
+    return y.astype(np.float64), s
+
+
+class _Ranked:
+    """One model's rows sorted once by descending score, ready to evaluate many resamples at once.
+
+    A threshold sits between distinct scores only (tied rows move together, as in scikit-learn).
+    Average precision, ROC AUC and recall-at-precision only change where a positive row enters, so
+    each is a sum or max over the *positive* rows of quantities read at the end (and start) of that
+    row's tied-score group: one cumulative sum over all rows, the rest over positives only.
+    """
+
+    def __init__(self, y: np.ndarray, s: np.ndarray) -> None:
+        self.y = y
+        self.s = s
+        n = s.size
+        self.order = np.argsort(-s, kind="stable")
+        s_sorted = s[self.order]
+        ends = np.flatnonzero(np.r_[np.diff(s_sorted) != 0, True])  # last row of each tied group
+        group = np.searchsorted(ends, np.arange(n))
+        self.pos = np.flatnonzero(y[self.order] == 1)  # sorted positions of the positives
+        self.end = ends[group[self.pos]]  # for each positive: end of its group ...
+        self.before = np.where(group[self.pos] > 0, ends[np.maximum(group[self.pos] - 1, 0)], -1)  # ... prior end
+        self.tp_end = np.searchsorted(self.pos, self.end, side="right") - 1  # positives up to there, minus 1
+        self.tp_before = np.searchsorted(self.pos, self.before, side="right") - 1
+        bins = np.minimum((s * ECE_BINS).astype(np.intp), ECE_BINS - 1)
+        self.calibration_gap = np.zeros((n, ECE_BINS))
+        self.calibration_gap[np.arange(n), bins] = y - s
+
+    def metric(self, counts: np.ndarray, metric: str, precision_target: float) -> np.ndarray:
+        """``metric`` for each row of ``counts`` (how many times each data row is in each resample)."""
+        if metric == "brier":
+            return counts @ (self.s - self.y) ** 2 / counts.sum(axis=1)
+        if metric == "ece":
+            # sum over bins of n_b/N * |mean(y_b) - mean(s_b)|  ==  sum over bins |sum(y_b - s_b)| / N
+            return np.abs(counts @ self.calibration_gap).sum(axis=1) / counts.sum(axis=1)
+        if metric not in SCORE_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; known: {', '.join(SCORE_METRICS)}")
+        w = counts[:, self.order]
+        seen = np.cumsum(w, axis=1)  # rows scored at or above each position
+        w_pos = w[:, self.pos]
+        tp = np.cumsum(w_pos, axis=1)  # positives at or above each positive's position
+        positives = tp[:, -1]
+        seen_end = seen[:, self.end]
+        tp_end = tp[:, self.tp_end]
+        precision = np.divide(tp_end, seen_end, out=np.zeros_like(tp_end), where=seen_end > 0)
+        if metric == "auc_pr":
+            # scikit-learn's average precision: sum over thresholds of (R_n - R_{n-1}) * P_n, no interpolation
+            return (w_pos * precision).sum(axis=1) / positives
+        if metric == "recall_at_precision":
+            return np.where(precision >= precision_target, tp_end, 0.0).max(axis=1) / positives
+        # roc_auc (Mann-Whitney): each positive beats the negatives below its group and ties half of its group's
+        negatives = seen[:, -1] - positives
+        fp_end = seen_end - tp_end
+        has_before = self.before >= 0
+        seen_before = np.where(has_before, seen[:, np.maximum(self.before, 0)], 0.0)
+        tp_before = np.where(self.tp_before >= 0, tp[:, np.maximum(self.tp_before, 0)], 0.0)
+        fp_before = seen_before - tp_before
+        wins = (w_pos * (negatives[:, None] - (fp_end + fp_before) / 2.0)).sum(axis=1)
+        return wins / (positives * negatives)
+
+
+def _require_both_classes(y: np.ndarray, what: str) -> None:
+    positives = int(y.sum())
+    if positives == 0 or positives == y.size:
+        label = "positive" if positives else "negative"
+        raise ValueError(
+            f"{what}: all {y.size} rows are {label}; ranking and calibration metrics need both classes"
+        )
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in SCORE_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(SCORE_METRICS)}")
+
+
+def metric_value(y_true: np.ndarray, y_score: np.ndarray, metric: str, precision_target: float) -> float:
+    """One metric on one set of rows (cheaper than ``compute_metrics`` when only one is needed)."""
+    _check_metric(metric)
+    y, s = _check_inputs(y_true, y_score)
+    _require_both_classes(y, "y_true")
+    return float(_Ranked(y, s).metric(np.ones((1, y.size)), metric, precision_target)[0])
+
+
+def compute_metrics(y_true: np.ndarray, y_score: np.ndarray, precision_target: float) -> dict[str, float]:
+    """The holdout metrics every gate reads.
+
+    ``auc_pr`` is scikit-learn's average precision (the headline metric for rare positives),
+    ``recall_at_precision`` the best recall among thresholds whose precision reaches the target
+    (0.0 when none does), ``ece`` the bin-count-weighted gap between predicted and observed rates
+    over 10 equal-width bins ([lo, hi), the last bin closed). Raises ``ValueError`` on one class.
+    """
+    y, s = _check_inputs(y_true, y_score)
+    _require_both_classes(y, "y_true")
+    ranked = _Ranked(y, s)
+    ones = np.ones((1, y.size))
+    metrics: dict[str, float] = {m: float(ranked.metric(ones, m, precision_target)[0]) for m in SCORE_METRICS}
+    metrics["rows"] = int(y.size)
+    metrics["positives"] = int(y.sum())
+    return metrics
+
+
+def metric_on_resamples(
+    y_true: np.ndarray, y_score: np.ndarray, counts: np.ndarray, metric: str, precision_target: float
+) -> np.ndarray:
+    """``metric`` on each resample, where ``counts[k, i]`` is how often row ``i`` is drawn in resample ``k``.
+
+    Equal to the metric on the materialised resample ``np.repeat(rows, counts[k])``; NaN for a
+    resample that holds a single class.
+    """
+    _check_metric(metric)
+    y, s = _check_inputs(y_true, y_score)
+    counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+    if counts.shape[1] != y.size:
+        raise ValueError(f"counts has {counts.shape[1]} columns for {y.size} rows")
+    positives = counts @ y
+    single = (positives == 0) | (positives == counts.sum(axis=1))
+    if single.all():
+        return np.full(counts.shape[0], np.nan)
+    values = np.full(counts.shape[0], np.nan)
+    values[~single] = _Ranked(y, s).metric(counts[~single], metric, precision_target)
+    return values
+
+
+# ---------------------------------------------------------------------------------------------- slices
+
+
+def _slice_keys(values: np.ndarray) -> np.ndarray:
+    """Slice values as strings, so mixed types, None and NaN group and serialise ("None", "nan")."""
+    return np.asarray(values).astype(str)
+
+
+def slice_metrics(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    slices: dict[str, np.ndarray],
+    metric: str,
+    min_rows: int,
+    min_positives: int,
+    precision_target: float,
+) -> dict[str, dict[str, dict[str, float | int | None]]]:
+    """``{column: {value: {"rows", "positives", metric}}}``; the metric is None for a slice too small to trust.
+
+    A slice is too small below ``min_rows`` rows or ``min_positives`` positives, or when it holds
+    a single class (the metric is undefined there).
+    """
+    _check_metric(metric)
+    y, s = _check_inputs(y_true, y_score)
+    result: dict[str, dict[str, dict[str, float | int | None]]] = {}
+    for column, raw in slices.items():
+        keys = _slice_keys(raw)
+        if keys.shape != y.shape:
+            raise ValueError(f"slice column {column!r} has {keys.size} values for {y.size} rows")
+        uniques, inverse = np.unique(keys, return_inverse=True)
+        per_value: dict[str, dict[str, float | int | None]] = {}
+        for index, value in enumerate(uniques):
+            mask = inverse == index
+            rows = int(mask.sum())
+            positives = int(y[mask].sum())
+            big_enough = rows >= min_rows and positives >= min_positives and positives < rows
+            score = metric_value(y[mask], s[mask], metric, precision_target) if big_enough else None
+            per_value[str(value)] = {"rows": rows, "positives": positives, metric: score}
+        result[column] = per_value
+    return result
+
+
+# ------------------------------------------------------------------------------------------- bootstrap
+
+
+def paired_bootstrap(
+    y_true: np.ndarray,
+    score_candidate: np.ndarray,
+    score_champion: np.ndarray,
+    metric: str,
+    samples: int,
+    confidence: float,
+    seed: int,
+    precision_target: float,
+) -> dict[str, float]:
+    """Percentile CI of ``metric(candidate) - metric(champion)`` over paired resamples of the holdout.
+
+    Paired: both models are scored on the same resampled rows, so the noise the two share (which
+    rows happen to be in the holdout) cancels and the interval is far tighter than two separate CIs.
+    Resamples holding a single class have no defined metric: they are skipped and counted in
+    ``"skipped"``; ``"samples"`` is the number actually used. Deterministic for a given ``seed``.
+    """
+    _check_metric(metric)
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    y, s_cand = _check_inputs(y_true, score_candidate)
+    _, s_champ = _check_inputs(y_true, score_champion)
+    _require_both_classes(y, "y_true")
+    cand, champ = _Ranked(y, s_cand), _Ranked(y, s_champ)
+    n = y.size
+    full = np.ones((1, n))
+    m_cand = float(cand.metric(full, metric, precision_target)[0])
+    m_champ = float(champ.metric(full, metric, precision_target)[0])
+
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_CELLS // n)
+    deltas: list[np.ndarray] = []
+    skipped = 0
+    for start in range(0, samples, chunk):
+        k = min(chunk, samples - start)
+        drawn = rng.integers(0, n, size=(k, n), dtype=np.int32) + (np.arange(k, dtype=np.int32) * n)[:, None]
+        counts = np.bincount(drawn.ravel(), minlength=k * n).reshape(k, n).astype(np.float64)
+        positives = counts @ y
+        valid = (positives > 0) & (positives < n)
+        skipped += int(k - valid.sum())
+        counts = counts[valid]
+        if counts.shape[0]:
+            deltas.append(
+                cand.metric(counts, metric, precision_target) - champ.metric(counts, metric, precision_target)
+            )
+    if not deltas:
+        raise ValueError(f"all {samples} bootstrap resamples held a single class; too few positives to compare")
+    delta = np.concatenate(deltas)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    ci_low, ci_high = np.percentile(delta, [tail, 100.0 - tail])
+    return {
+        "candidate": m_cand,
+        "champion": m_champ,
+        "delta": m_cand - m_champ,
+        "ci_low": float(ci_low),
+        "ci_high": float(ci_high),
+        "confidence": float(confidence),
+        "samples": int(delta.size),
+        "skipped": skipped,
+    }
+
+
+# ----------------------------------------------------------------------------------------------- gates
+
+
+@dataclass
+class GateCheck:
+    """One piece of evidence for (or against) blessing the candidate."""
+
+    name: str  # "absolute:auc_pr", "champion:auc_pr", "slice:country=NG:auc_pr", "contract:features"
+    kind: Literal["absolute", "champion", "slice", "contract"]
+    passed: bool
+    value: float | str | None
+    threshold: str  # human-readable: ">= 0.15", "delta CI low >= -0.01", ...
+    detail: str = ""
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars unwrapped, NaN/inf become None (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass
+class GateReport:
+    """The verdict and all its evidence; logged to MLflow and tagged on the registered version."""
+
+    passed: bool
+    checks: list[GateCheck]
+    candidate_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    comparison: dict[str, float] | None  # the paired bootstrap result; None without a champion
+    slices: dict  # {"metric", "min_rows", "min_positives", "candidate": {...}, "champion": {...} | None}
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return _jsonable(asdict(self))
+
+    def failures(self) -> list[GateCheck]:
+        return [check for check in self.checks if not check.passed]
+
+    def summary(self) -> str:
+        """One line per failed check, or "all N gates passed" (with the notes, e.g. no champion)."""
+        failed = self.failures()
+        if failed:
+            lines = [
+                f"FAIL {c.name}: {_fmt(c.value)} (needs {c.threshold})" + (f" - {c.detail}" if c.detail else "")
+                for c in failed
+            ]
+        else:
+            skipped = sum(1 for c in self.checks if c.kind == "slice" and c.detail.startswith("skipped"))
+            extra = f" ({skipped} small slices skipped)" if skipped else ""
+            lines = [f"all {len(self.checks)} gates passed{extra}"]
+        return "\n".join(lines + self.notes)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return str(value)
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    if value == int(value) and abs(value) >= 1:
+        return f"{int(value)}"
+    if abs(value) >= 1000 or abs(value) < 1e-3:
+        return f"{value:.4g}"
+    return f"{value:.4f}"
+
+
+def _bound_text(min_: float | None, max_: float | None) -> str:
+    parts = ([f">= {min_:g}"] if min_ is not None else []) + ([f"<= {max_:g}"] if max_ is not None else [])
+    return " and ".join(parts) or "no bound"
+
+
+def _absolute_checks(gates: GatesSpec, metrics: dict[str, float]) -> list[GateCheck]:
+    checks = []
+    for name, bound in gates.absolute.items():
+        threshold = _bound_text(bound.min, bound.max)
+        value = metrics.get(name)
+        if value is None or not math.isfinite(float(value)):
+            detail = f"metric {name!r} was not measured (available: {', '.join(sorted(metrics))})"
+            checks.append(GateCheck(f"absolute:{name}", "absolute", False, None, threshold, detail))
+            continue
+        passed = (bound.min is None or value >= bound.min) and (bound.max is None or value <= bound.max)
+        checks.append(GateCheck(f"absolute:{name}", "absolute", bool(passed), float(value), threshold))
+    return checks
+
+
+def _champion_check(gates: GatesSpec, comparison: dict[str, float]) -> GateCheck:
+    """Not worse beyond the tolerance at the given confidence (the CI bound on the "worse" side)."""
+    metric, tol = gates.champion_metric, gates.champion_tolerance
+    pct = f"{comparison['confidence'] * 100:g}%"
+    detail = (
+        f"{metric} candidate {_fmt(comparison['candidate'])} vs champion {_fmt(comparison['champion'])}, "
+        f"delta {comparison['delta']:+.4f}, {pct} CI [{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}] "
+        f"over {comparison['samples']} paired resamples ({comparison['skipped']} skipped: one class)"
+    )
+    if metric in LOWER_IS_BETTER:
+        bound = comparison["ci_high"]
+        passed = bound <= tol and (bound < 0 if gates.require_improvement else True)
+        threshold = "delta CI high < 0 (improvement required" if gates.require_improvement else f"delta CI high <= {tol:g} ("
+        threshold += "; lower is better)"
+    else:
+        bound = comparison["ci_low"]
+        passed = bound >= -tol and (bound > 0 if gates.require_improvement else True)
+        threshold = "delta CI low > 0 (improvement required)" if gates.require_improvement else f"delta CI low >= {-tol:g}"
+    return GateCheck(f"champion:{metric}", "champion", bool(passed), float(bound), threshold, detail)
+
+
+def _slice_checks(
+    gates: GatesSpec, candidate: dict[str, dict[str, dict[str, Any]]], champion: dict[str, dict[str, dict[str, Any]]]
+) -> list[GateCheck]:
+    metric, tol = gates.slice_metric, gates.slice_tolerance
+    lower = metric in LOWER_IS_BETTER
+    checks = []
+    for column, values in candidate.items():
+        for value, cand in values.items():
+            name = f"slice:{column}={value}:{metric}"
+            champ = champion.get(column, {}).get(value, {})
+            c_val, ch_val = cand.get(metric), champ.get(metric)
+            if c_val is None or ch_val is None:
+                detail = (
+                    f"skipped: {cand['rows']} rows / {cand['positives']} positives, needs >= "
+                    f"{gates.slice_min_rows} rows and >= {gates.slice_min_positives} positives of both classes"
+                )
+                checks.append(GateCheck(name, "slice", True, None, "too small to compare", detail))
+                continue
+            limit = ch_val + tol if lower else ch_val - tol
+            passed = c_val <= limit if lower else c_val >= limit
+            threshold = (
+                f"<= champion + {tol:g} ({limit:.4f})" if lower else f">= champion - {tol:g} ({limit:.4f})"
+            )
+            detail = (
+                f"candidate {c_val:.4f} vs champion {ch_val:.4f} (delta {c_val - ch_val:+.4f}) "
+                f"on {cand['rows']} rows / {cand['positives']} positives"
+            )
+            checks.append(GateCheck(name, "slice", bool(passed), float(c_val), threshold, detail))
+    return checks
+
+
+def evaluate_gates(
+    gates: GatesSpec,
+    y_true: np.ndarray,
+    candidate_score: np.ndarray,
+    champion_score: np.ndarray | None,
+    slices: dict[str, np.ndarray],
+    extra_metrics: dict[str, float],
+    feature_check: tuple[bool, str],
+    seed: int = 0,
+) -> GateReport:
+    """Apply the gates declared in config to the candidate (and champion) scores on the frozen holdout.
+
+    Absolute gates read ``compute_metrics`` plus ``extra_metrics`` (latency, size measured
+    elsewhere). With a champion scored on the same rows, the champion gate (paired bootstrap) and
+    per-slice non-regression are added; without one, the absolute and contract gates alone decide.
+    """
+    y, cand = _check_inputs(y_true, candidate_score)
+    candidate_metrics: dict[str, float] = {**compute_metrics(y, cand, gates.precision_target)}
+    for name, value in extra_metrics.items():
+        candidate_metrics.setdefault(name, float(value))
+
+    checks = _absolute_checks(gates, candidate_metrics)
+    ok, detail = feature_check
+    checks.append(
+        GateCheck("contract:features", "contract", bool(ok), "match" if ok else "mismatch", "features match the data contract", detail)
+    )
+
+    slice_report: dict[str, Any] = {
+        "metric": gates.slice_metric,
+        "min_rows": gates.slice_min_rows,
+        "min_positives": gates.slice_min_positives,
+        "candidate": {},
+        "champion": None,
+    }
+    notes: list[str] = []
+    slice_ok = gates.slice_metric in SCORE_METRICS
+    if slice_ok:
+        slice_args = (gates.slice_metric, gates.slice_min_rows, gates.slice_min_positives, gates.precision_target)
+        slice_report["candidate"] = slice_metrics(y, cand, slices, *slice_args)
+
+    champion_metrics: dict[str, float] | None = None
+    comparison: dict[str, float] | None = None
+    if champion_score is None:
+        notes.append("no champion: absolute gates only")
+    else:
+        _, champ = _check_inputs(y, champion_score)
+        champion_metrics = compute_metrics(y, champ, gates.precision_target)
+        metric = gates.champion_metric
+        if metric in SCORE_METRICS:
+            comparison = paired_bootstrap(
+                y, cand, champ, metric, gates.bootstrap_samples, gates.confidence, seed, gates.precision_target
+            )
+            checks.append(_champion_check(gates, comparison))
+        else:
+            detail = f"champion_metric {metric!r} cannot be bootstrapped; use one of {', '.join(SCORE_METRICS)}"
+            checks.append(GateCheck(f"champion:{metric}", "champion", False, None, "paired bootstrap", detail))
+        if slice_ok:
+            slice_report["champion"] = slice_metrics(y, champ, slices, *slice_args)
+            checks.extend(_slice_checks(gates, slice_report["candidate"], slice_report["champion"]))
+        else:
+            detail = f"slice_metric {gates.slice_metric!r} is unknown; use one of {', '.join(SCORE_METRICS)}"
+            checks.append(GateCheck(f"slice:*:{gates.slice_metric}", "slice", False, None, "known metric", detail))
+
+    return GateReport(
+        passed=all(check.passed for check in checks),
+        checks=checks,
+        candidate_metrics=candidate_metrics,
+        champion_metrics=champion_metrics,
+        comparison=comparison,
+        slices=slice_report,
+        notes=notes,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ HTML
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+h1 span{padding:.1em .5em;border-radius:.3em;color:#fff}
+.pass{background:#1a7f37}.fail{background:#cf222e}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.9em}
+th{background:#f3f3f3}tr.ok td:first-child{border-left:4px solid #1a7f37}
+tr.bad td:first-child{border-left:4px solid #cf222e}tr.bad{background:#ffebe9}
+td.num{text-align:right;font-variant-numeric:tabular-nums}.muted{color:#777}
+"""
+
+
+def _row(cells: list[Any], css: str = "", numeric_from: int = 99) -> str:
+    tds = "".join(
+        f'<td class="num">{html.escape(_fmt(c))}</td>' if i >= numeric_from else f"<td>{html.escape(_fmt(c))}</td>"
+        for i, c in enumerate(cells)
+    )
+    return f'<tr class="{css}">{tds}</tr>' if css else f"<tr>{tds}</tr>"
+
+
+def _table(headers: list[str], rows: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def render_gate_report_html(report: GateReport, title: str) -> str:
+    """A self-contained page (inline CSS, no JS) with the verdict and every piece of evidence."""
+    verdict, css = ("PASS", "pass") if report.passed else ("FAIL", "fail")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)} — {verdict}</title><style>{_CSS}</style></head><body>",
+        f'<h1>{html.escape(title)} <span class="{css}">{verdict}</span></h1>',
+        f"<p>{html.escape(report.summary()).replace(chr(10), '<br>')}</p>",
+        "<h2>Checks</h2>",
+        _table(
+            ["check", "kind", "result", "value", "threshold", "detail"],
+            [
+                _row(
+                    [c.name, c.kind, "pass" if c.passed else "FAIL", c.value, c.threshold, c.detail],
+                    "ok" if c.passed else "bad",
+                )
+                for c in report.checks
+            ],
+        ),
+        "<h2>Metrics</h2>",
+    ]
+    champ = report.champion_metrics or {}
+    metric_rows = []
+    for name, value in report.candidate_metrics.items():
+        other = champ.get(name)
+        delta = value - other if other is not None and name not in ("rows", "positives") else None
+        better = "lower" if name in LOWER_IS_BETTER else ("higher" if name in SCORE_METRICS else "")
+        metric_rows.append(_row([name, value, other, delta, better], numeric_from=1))
+    parts.append(_table(["metric", "candidate", "champion", "delta", "better"], metric_rows))
+
+    parts.append("<h2>Paired bootstrap vs champion</h2>")
+    if report.comparison is None:
+        parts.append('<p class="muted">no champion: absolute gates only</p>')
+    else:
+        parts.append(_table(["", "value"], [_row([k, v], numeric_from=1) for k, v in report.comparison.items()]))
+
+    metric = report.slices.get("metric", "")
+    parts.append(f"<h2>Slices ({html.escape(str(metric))})</h2>")
+    cand_slices = report.slices.get("candidate") or {}
+    champ_slices = report.slices.get("champion") or {}
+    slice_rows = []
+    for column, values in cand_slices.items():
+        for value, stats in values.items():
+            other = champ_slices.get(column, {}).get(value, {}).get(metric)
+            mine = stats.get(metric)
+            delta = mine - other if mine is not None and other is not None else None
+            slice_rows.append(_row([column, value, stats["rows"], stats["positives"], mine, other, delta], numeric_from=2))
+    if slice_rows:
+        parts.append(_table(["column", "value", "rows", "positives", "candidate", "champion", "delta"], slice_rows))
+    else:
+        parts.append('<p class="muted">no slices</p>')
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,137 @@
+"""The steps after training, shared by the DAG tasks and ``mlops train``: assess, register, promote.
+
+assess: candidate and champion scored on the SAME frozen holdout (rows read by DVC revision), gates
+evaluated as data, the gate report (JSON + HTML) logged to the candidate's MLflow run.
+register: a model version tagged with lineage and gate evidence; `challenger` when the gates passed.
+promote: compare-and-set on `champion` against the champion the candidate was compared with.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlops.data.contract import Contract
+from mlops.features import FeatureSpec, build_matrix, feature_spec
+from mlops.training.snapshot import TrainingSnapshot, load_split
+
+if TYPE_CHECKING:
+    from mlops.config import Settings
+
+log = logging.getLogger(__name__)
+LATENCY_ROWS = 10_000
+LATENCY_REPEATS = 20
+
+
+def _latency_p95_ms(booster: Any, X: np.ndarray) -> float:
+    """p95 wall time of scoring 10k rows with inplace_predict (the scoring path), in milliseconds."""
+    rows = X[:LATENCY_ROWS] if X.shape[0] >= LATENCY_ROWS else np.resize(X, (LATENCY_ROWS, X.shape[1]))
+    booster.inplace_predict(rows)  # warm-up
+    times = []
+    for _ in range(LATENCY_REPEATS):
+        started = time.perf_counter()
+        booster.inplace_predict(rows)
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.percentile(times, 95))
+
+
+def _run_feature_spec(run_id: str) -> FeatureSpec:
+    import mlflow
+
+    return FeatureSpec.from_dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/feature_spec.json"))
+
+
+def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_uri: str) -> dict[str, Any]:
+    """Score candidate and champion on the frozen holdout, evaluate the gates, log the evidence."""
+    import mlflow
+
+    from mlops.evaluation import evaluate_gates, render_gate_report_html
+    from mlops.registry import CHAMPION, Registry
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    spec = feature_spec(settings, Contract.load(settings.contract_path))
+    candidate_spec = _run_feature_spec(run_id)
+    holdout = load_split(settings, snapshot, "holdout", candidate_spec)
+    candidate = mlflow.xgboost.load_model(model_uri)
+    candidate_scores = candidate.inplace_predict(holdout.X)
+
+    registry = Registry(settings)
+    champion_version = registry.alias_version(CHAMPION)
+    champion_scores = None
+    if champion_version is not None:
+        champion = registry.client.get_model_version(settings.model_name, champion_version)
+        champion_model = mlflow.xgboost.load_model(f"models:/{settings.model_name}/{champion_version}")
+        champion_X = build_matrix(holdout.table, _run_feature_spec(champion.run_id))
+        champion_scores = champion_model.inplace_predict(champion_X)
+        log.info("comparing with champion v%s on the same %d holdout rows", champion_version, len(holdout.y))
+    else:
+        log.info("no champion yet: the absolute gates alone decide")
+
+    features_match = candidate_spec == spec
+    detail = "candidate features match the data contract" if features_match else (
+        f"candidate features {list(candidate_spec.names)} differ from the contract's {list(spec.names)}")  # fmt: skip
+    extra = {
+        "latency_p95_ms_per_10k": _latency_p95_ms(candidate, holdout.X),
+        "model_size_mb": len(candidate.save_raw("ubj")) / 1e6,
+    }
+    slices = {name: holdout.table.column(name).to_numpy(zero_copy_only=False) for name in settings.dataset.slices}
+    report = evaluate_gates(settings.gates, holdout.y, candidate_scores, champion_scores, slices, extra,
+                            (features_match, detail), seed=settings.training.seed)  # fmt: skip
+    evidence = {
+        "gates.passed": str(report.passed).lower(),
+        "gates.summary": report.summary()[:5000],
+        "gates.champion_compared": champion_version or "none",
+        "holdout.days": json.dumps(snapshot.days["holdout"]),
+        "holdout.ids_sha256": holdout.ids_sha256,
+        "holdout.dvc_revision": snapshot.registry_revision,
+    }
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_dict(report.to_dict(), "gate_report.json")
+        mlflow.log_text(render_gate_report_html(report, f"{settings.model_name}: run {run_id}"), "gate_report.html")
+        numeric = {k: v for k, v in {**report.candidate_metrics, **extra}.items() if isinstance(v, int | float)}
+        mlflow.log_metrics({f"holdout_{k}": float(v) for k, v in numeric.items()})
+        mlflow.set_tags(evidence)
+        report_uri = f"{mlflow.get_run(run_id).info.artifact_uri}/gate_report.html"
+    (log.info if report.passed else log.warning)("gates %s: %s", "PASSED" if report.passed else "FAILED",
+                                                 report.summary())  # fmt: skip
+    return {
+        "passed": report.passed,
+        "summary": report.summary(),
+        "champion_version": champion_version,
+        "metrics": {k: v for k, v in report.candidate_metrics.items()},
+        "report_uri": report_uri,
+        "evidence": evidence,
+    }
+
+
+def register(settings: Settings, run_id: str, model_uri: str, assessment: dict[str, Any],
+             actor: str, run: str) -> str:  # fmt: skip
+    """Register the version with its lineage and gate evidence; `challenger` when the gates passed."""
+    import mlflow
+
+    from mlops.registry import Registry
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    lineage = {k: v for k, v in mlflow.get_run(run_id).data.tags.items() if k.startswith(("mlops.", "airflow."))}
+    registry = Registry(settings)
+    version = registry.register(run_id, model_uri, {**lineage, **assessment["evidence"]})
+    if assessment["passed"]:
+        registry.set_challenger(version, actor=actor, reason="passed its gates", run=run)
+        log.info("registered %s v%s as challenger", settings.model_name, version)
+    else:
+        log.warning("registered %s v%s: NOT promoted (%s)", settings.model_name, version, assessment["summary"])
+    return version
+
+
+def promote(settings: Settings, version: str, expected_champion: str | None, actor: str, reason: str,
+            run: str) -> dict[str, Any]:  # fmt: skip
+    """Compare-and-set `champion` -> ``version``; fails without changing anything if champion moved."""
+    from mlops.registry import Registry
+
+    move = Registry(settings).promote(version, expected_champion, actor=actor, reason=reason, run=run)
+    log.info("champion: v%s -> v%s (%s)", move.from_version, move.to_version, reason)
+    return move.__dict__

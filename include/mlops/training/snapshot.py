@@ -1,0 +1,126 @@
+"""The training window as data: which validated, labelled days, at which DVC revision, split by time.
+
+The split is by day (train < early-stopping validation < holdout), the holdout being the most recent
+labelled days. Its identity (days, revision and a hash of its ids) is recorded so the candidate and
+the champion are always compared on exactly the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import subprocess
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from mlops.data.lake import SUCCESS, VALIDATED, Lake
+
+if TYPE_CHECKING:
+    from mlops.config import Settings
+    from mlops.features import FeatureSpec
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "valid", "holdout")
+
+
+class NoTrainingData(ValueError):
+    """The window holds too few validated days with arrived labels (or a single class)."""
+
+
+@dataclass(frozen=True)
+class TrainingSnapshot:
+    dataset: str
+    as_of: str
+    registry: str
+    registry_revision: str  # the data-registry commit that pins every day below
+    days: dict[str, list[str]]  # split -> days
+    day_revisions: dict[str, str]  # day -> revision of its own snapshot commit
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingSnapshot:
+        return cls(**data)
+
+
+@dataclass
+class SplitData:
+    X: np.ndarray
+    y: np.ndarray
+    ids: np.ndarray
+    table: pa.Table  # raw columns (slices, ids) kept for evaluation
+
+    @property
+    def ids_sha256(self) -> str:
+        return hashlib.sha256(np.ascontiguousarray(self.ids).tobytes()).hexdigest()
+
+
+def resolve_snapshot(settings: Settings, as_of: dt.date, lake: Lake | None = None) -> TrainingSnapshot:
+    """Last ``window_days`` validated days whose labels have arrived by ``as_of``, split by time."""
+    lake = lake or Lake.from_settings(settings)
+    training = settings.training
+    delay = dt.timedelta(days=settings.dataset.label.delay_days)
+    labelled = set(lake.days("labels", SUCCESS))
+    days = [d for d in lake.days("raw", VALIDATED) if d in labelled and d + delay <= as_of][-training.window_days :]
+    needed = training.holdout_days + training.validation_days + 1
+    if len(days) < needed:
+        raise NoTrainingData(
+            f"the training window up to {as_of} has {len(days)} validated day(s) with labels; need at least {needed} "
+            f"({training.holdout_days} holdout + {training.validation_days} validation + 1 train). "
+            "Run data_validation for more days or wait for labels (dataset.label.delay_days)."
+        )
+    holdout = days[-training.holdout_days :]
+    valid = days[-needed + 1 : -training.holdout_days]
+    train = days[: -needed + 1]
+    revisions = {d.isoformat(): lake.read_json(f"{lake.partition('raw', d)}/{VALIDATED}")["dvc"]["revision"]
+                 for d in days}  # fmt: skip
+    registry = str(settings.dvc_registry_path)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=registry, capture_output=True, text=True, check=True)
+    return TrainingSnapshot(
+        dataset=settings.dataset.name,
+        as_of=as_of.isoformat(),
+        registry=registry,
+        registry_revision=head.stdout.strip(),
+        days={
+            "train": [d.isoformat() for d in train],
+            "valid": [d.isoformat() for d in valid],
+            "holdout": [d.isoformat() for d in holdout],
+        },  # fmt: skip
+        day_revisions=revisions,
+    )
+
+
+def _read_day(fs: Any, settings: Settings, day: str) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    folder = f"data/{settings.dataset.name}/dt={day}"
+    files = sorted(p for p in fs.ls(folder, detail=False) if p.endswith(".parquet"))
+    return pa.concat_tables([pq.read_table(fs.open(path, "rb")) for path in files])
+
+
+def load_split(settings: Settings, snapshot: TrainingSnapshot, split: str, spec: FeatureSpec) -> SplitData:
+    """Rows of one split read *by DVC revision* from the data registry, joined with their labels."""
+    from dvc.fs import DVCFileSystem
+
+    lake = Lake.from_settings(settings)
+    dataset = settings.dataset
+    fs = DVCFileSystem(repo=snapshot.registry, rev=snapshot.registry_revision)
+    tables, labels = [], []
+    for day in snapshot.days[split]:
+        tables.append(_read_day(fs, settings, day))
+        labels.append(lake.read_partition(lake.partition("labels", dt.date.fromisoformat(day))))
+    table = pa.concat_tables(tables)
+    label_table = pa.concat_tables(labels).select([dataset.id_column, dataset.label.column])
+    joined = table.join(label_table, dataset.id_column, join_type="inner").sort_by(dataset.id_column)
+    if joined.num_rows < table.num_rows:
+        log.warning("%s: %d of %d rows have no label yet", split, table.num_rows - joined.num_rows, table.num_rows)
+    from mlops.features import build_matrix
+
+    positive = dataset.label.positive
+    y = (joined.column(dataset.label.column).to_numpy(zero_copy_only=False) == positive).astype(np.float32)
+    return SplitData(build_matrix(joined, spec), y, joined.column(dataset.id_column).to_numpy(), joined)
