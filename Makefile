@@ -36,6 +36,13 @@ bench: install ## benchmarks: our steps as ratios against the raw libraries, sam
 	@MLOPS_BENCH_OUT=$${MLOPS_BENCH_OUT:-var/bench} $(BIN)/python -m pytest tests/bench -m bench -s -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no benchmarks"; exit 0; fi; exit $$rc
 
+up: install ## local stack without Docker: Airflow standalone (UI :8080) + MLflow UI (:5000); Ctrl-C stops both
+	@eval "$$($(BIN)/mlops env)" && export PATH="$(CURDIR)/$(BIN):$$PATH" && \
+	  mkdir -p "$$MLOPS_HOME/mlflow" && \
+	  mlflow server --backend-store-uri "$$MLFLOW_TRACKING_URI" --port 5000 \
+	      --default-artifact-root "$$MLOPS_HOME/mlflow/artifacts" & mlflow_pid=$$!; \
+	  trap 'kill $$mlflow_pid' EXIT; airflow standalone
+
 lint: install ## ruff checks and formatting
 	$(BIN)/ruff check dags plugins include tests
 	$(BIN)/ruff format --check dags plugins include tests

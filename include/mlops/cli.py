@@ -103,6 +103,80 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.training.pipeline import run_all
+    from mlops.training.snapshot import NoTrainingData
+
+    as_of = args.as_of or dt.date.today()
+    try:
+        outcome = run_all(settings, as_of, {"reason": args.reason}, actor=f"cli:{_user()}")
+    except NoTrainingData as exc:
+        _emit(args, {"error": str(exc)}, f"no usable training data: {exc}")
+        return 1
+    promotion = outcome["promotion"]
+    if not isinstance(promotion, str):
+        promotion = f"champion is now v{promotion['to_version']} (was {promotion['from_version']})"
+    verdict = "passed" if outcome["passed"] else "FAILED"
+    text = "\n".join([
+        f"v{outcome['version']} (MLflow run {outcome['run_id']}): gates {verdict}",
+        outcome["summary"],
+        f"promotion: {promotion}",
+        f"gate report: {outcome['report_uri']}",
+    ])  # fmt: skip
+    _emit(args, outcome, text)
+    return 0
+
+
+def _user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.registry import CHAMPION, PromotionConflict, Registry, RegistryError
+
+    registry = Registry(settings)
+    try:
+        move = registry.promote(args.version, registry.alias_version(CHAMPION), actor=f"cli:{_user()}",
+                                reason=args.reason, run="cli")  # fmt: skip
+    except (PromotionConflict, RegistryError) as exc:
+        print(f"mlops promote: {exc}", file=sys.stderr)
+        return 1
+    _emit(args, move.__dict__, f"champion: v{move.from_version} -> v{move.to_version}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.registry import PromotionConflict, Registry, RegistryError
+
+    try:
+        move = Registry(settings).rollback(args.to, actor=f"cli:{_user()}", reason=args.reason, run="cli")
+    except (PromotionConflict, RegistryError) as exc:
+        print(f"mlops rollback: {exc}", file=sys.stderr)
+        return 1
+    _emit(args, move.__dict__, f"champion: v{move.from_version} -> v{move.to_version} ({args.reason})")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.registry import CHALLENGER, CHAMPION, Registry
+
+    registry = Registry(settings)
+    moves = registry.ledger().moves(settings.model_name)
+    payload = {
+        "model": settings.model_name,
+        "champion": registry.alias_version(CHAMPION),
+        "challenger": registry.alias_version(CHALLENGER),
+        "ledger": [move.__dict__ for move in moves],
+    }
+    lines = [f"model {settings.model_name}: champion v{payload['champion']}, challenger v{payload['challenger']}"]
+    lines += [f"  {m.at}  {m.alias:<10} {m.from_version or '-':>4} -> {m.to_version:<4} by {m.actor}: {m.reason}"
+              for m in moves]  # fmt: skip
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -153,6 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     val = add("validate", cmd_validate, "validate raw/dt=D against the contract; quarantine or DVC-version it")
     val.add_argument("--date", type=_date, required=True)
+
+    train = add("train", cmd_train, "snapshot, train, evaluate, gate, register; promote per promotion.policy")
+    train.add_argument("--as-of", type=_date, help="train on data known by this day (default: today)")
+    train.add_argument("--reason", default="manual (cli)", help="why (recorded on the model version)")
+
+    promote = add("promote", cmd_promote, "make a version that passed its gates the champion (compare-and-set)")
+    promote.add_argument("--version", required=True)
+    promote.add_argument("--reason", default="manual promotion (cli)")
+
+    rollback = add("rollback", cmd_rollback, "move champion back to the previous ledger entry (or --to V)")
+    rollback.add_argument("--to", help="a version that once passed its gates (default: the previous champion)")
+    rollback.add_argument("--reason", required=True, help="why (recorded in the ledger)")
+
+    add("models", cmd_models, "show champion, challenger and the alias ledger")
     return parser
 
 

@@ -15,8 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-#: The repository root (``include/mlops/config.py`` -> repo). Relative paths in the config resolve here.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+#: The repository root (``include/mlops/config.py`` -> repo); relative paths in the config resolve here.
+#: A non-editable install (the trainer image) sets ``MLOPS_PROJECT_ROOT`` to where ``include/`` lives.
+PROJECT_ROOT = Path(os.environ.get("MLOPS_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
 ENV_PREFIX = "MLOPS__"
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 import time
 from pathlib import Path
 
-from mlops.config import load_settings
+from mlops.config import Settings, load_settings
 from mlops.data.faults import FAULTS, inject_fault
 from mlops.data.lake import REASON, VALIDATED, Lake
 from mlops.data.landing import land_days
@@ -99,7 +100,46 @@ def main(argv: list[str] | None = None) -> int:
     if failures:
         _say("DEMO FAILED:\n  " + "\n  ".join(failures))
         return 1
-    _say("Demo finished: good days are validated and versioned; the corrupted day is quarantined with its reason.")
+    _say("Validation done: good days are validated and versioned; the corrupted day is quarantined with its reason.")
+    return _train(env, settings, days[-1], logs)
+
+
+def _train(env: dict[str, str], settings: Settings, as_of: dt.date, logs: Path) -> int:
+    """Train, gate and promote through the continuous_training DAG, then show the champion and its evidence."""
+    import mlflow
+
+    from mlops.registry import CHAMPION, Registry
+
+    _say("")
+    _say(f"==> training: `airflow dags test continuous_training {as_of}` (backend {settings.training.backend}, "
+         f"promotion {settings.promotion.policy})")  # fmt: skip
+    started = time.monotonic()
+    conf = json.dumps({"reason": "make demo"})
+    run = airflow(["dags", "test", "continuous_training", as_of.isoformat(), "-c", conf], env, check=False,
+                  capture_output=True)  # fmt: skip
+    log_file = logs / f"continuous_training_{as_of}.log"
+    log_file.write_text(run.stdout + run.stderr)
+    _say(f"    run {'succeeded' if run.returncode == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s "
+         f"(log: {log_file})")  # fmt: skip
+    if run.returncode != 0:
+        return 1
+    registry = Registry(settings)
+    champion = registry.alias_version(CHAMPION)
+    if champion is None:
+        _say("DEMO FAILED: no champion after training; see the log")
+        return 1
+    version = registry.client.get_model_version(settings.model_name, champion)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    report = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/gate_report.json")
+    _say(f"champion: {settings.model_name} v{champion}  (MLflow run {version.run_id})")
+    _say(f"{'gate':<44} {'value':>12}  {'threshold':<28} result")
+    for check in report["checks"]:
+        value = check["value"]
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        _say(f"{check['name']:<44} {shown:>12}  {check['threshold']:<28} {'pass' if check['passed'] else 'FAIL'}")
+    _say(f"MLflow:        {settings.mlflow_tracking_uri}  (`make up` serves the UI; experiment {settings.model_name})")
+    _say("Ledger:        `.venv/bin/mlops models`")
+    _say("Demo finished: validated data -> trained -> gated -> champion.")
     return 0
 
 

@@ -72,9 +72,9 @@ class _Ranked:
         self.before = np.where(group[self.pos] > 0, ends[np.maximum(group[self.pos] - 1, 0)], -1)  # ... prior end
         self.tp_end = np.searchsorted(self.pos, self.end, side="right") - 1  # positives up to there, minus 1
         self.tp_before = np.searchsorted(self.pos, self.before, side="right") - 1
-        bins = np.minimum((s * ECE_BINS).astype(np.intp), ECE_BINS - 1)
-        self.calibration_gap = np.zeros((n, ECE_BINS))
-        self.calibration_gap[np.arange(n), bins] = y - s
+        bins = np.minimum((s * ECE_BINS).astype(np.intp), ECE_BINS - 1)  # [lo, hi), the last bin closed
+        self.bin_rows = [rows for b in range(ECE_BINS) if (rows := np.flatnonzero(bins == b)).size]
+        self.gap = y - s
 
     def metric(self, counts: np.ndarray, metric: str, precision_target: float) -> np.ndarray:
         """``metric`` for each row of ``counts`` (how many times each data row is in each resample)."""
@@ -82,7 +82,8 @@ class _Ranked:
             return counts @ (self.s - self.y) ** 2 / counts.sum(axis=1)
         if metric == "ece":
             # sum over bins of n_b/N * |mean(y_b) - mean(s_b)|  ==  sum over bins |sum(y_b - s_b)| / N
-            return np.abs(counts @ self.calibration_gap).sum(axis=1) / counts.sum(axis=1)
+            gaps = sum(np.abs(counts[:, rows] @ self.gap[rows]) for rows in self.bin_rows)
+            return gaps / counts.sum(axis=1)
         if metric not in SCORE_METRICS:
             raise ValueError(f"unknown metric {metric!r}; known: {', '.join(SCORE_METRICS)}")
         w = counts[:, self.order]
@@ -113,9 +114,7 @@ def _require_both_classes(y: np.ndarray, what: str) -> None:
     positives = int(y.sum())
     if positives == 0 or positives == y.size:
         label = "positive" if positives else "negative"
-        raise ValueError(
-            f"{what}: all {y.size} rows are {label}; ranking and calibration metrics need both classes"
-        )
+        raise ValueError(f"{what}: all {y.size} rows are {label}; ranking and calibration metrics need both classes")
 
 
 def _check_metric(metric: str) -> None:
@@ -384,15 +383,17 @@ def _champion_check(gates: GatesSpec, comparison: dict[str, float]) -> GateCheck
         f"delta {comparison['delta']:+.4f}, {pct} CI [{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}] "
         f"over {comparison['samples']} paired resamples ({comparison['skipped']} skipped: one class)"
     )
-    if metric in LOWER_IS_BETTER:
+    if metric in LOWER_IS_BETTER:  # a worse candidate has a *positive* delta: read the upper bound
         bound = comparison["ci_high"]
-        passed = bound <= tol and (bound < 0 if gates.require_improvement else True)
-        threshold = "delta CI high < 0 (improvement required" if gates.require_improvement else f"delta CI high <= {tol:g} ("
-        threshold += "; lower is better)"
+        passed = bound < 0 if gates.require_improvement else bound <= tol
+        threshold = "delta CI high < 0" if gates.require_improvement else f"delta CI high <= +{tol:g}"
+        threshold += " (lower is better)"
     else:
         bound = comparison["ci_low"]
-        passed = bound >= -tol and (bound > 0 if gates.require_improvement else True)
-        threshold = "delta CI low > 0 (improvement required)" if gates.require_improvement else f"delta CI low >= {-tol:g}"
+        passed = bound > 0 if gates.require_improvement else bound >= -tol
+        threshold = "delta CI low > 0" if gates.require_improvement else f"delta CI low >= -{tol:g}"
+    if gates.require_improvement:
+        threshold += " (improvement required)"
     return GateCheck(f"champion:{metric}", "champion", bool(passed), float(bound), threshold, detail)
 
 
@@ -409,16 +410,14 @@ def _slice_checks(
             c_val, ch_val = cand.get(metric), champ.get(metric)
             if c_val is None or ch_val is None:
                 detail = (
-                    f"skipped: {cand['rows']} rows / {cand['positives']} positives, needs >= "
-                    f"{gates.slice_min_rows} rows and >= {gates.slice_min_positives} positives of both classes"
+                    f"skipped: {cand['rows']} rows / {cand['positives']} positives; comparing needs "
+                    f">= {gates.slice_min_rows} rows, >= {gates.slice_min_positives} positives and some negatives"
                 )
                 checks.append(GateCheck(name, "slice", True, None, "too small to compare", detail))
                 continue
             limit = ch_val + tol if lower else ch_val - tol
             passed = c_val <= limit if lower else c_val >= limit
-            threshold = (
-                f"<= champion + {tol:g} ({limit:.4f})" if lower else f">= champion - {tol:g} ({limit:.4f})"
-            )
+            threshold = f"<= champion + {tol:g} ({limit:.4f})" if lower else f">= champion - {tol:g} ({limit:.4f})"
             detail = (
                 f"candidate {c_val:.4f} vs champion {ch_val:.4f} (delta {c_val - ch_val:+.4f}) "
                 f"on {cand['rows']} rows / {cand['positives']} positives"
@@ -451,7 +450,14 @@ def evaluate_gates(
     checks = _absolute_checks(gates, candidate_metrics)
     ok, detail = feature_check
     checks.append(
-        GateCheck("contract:features", "contract", bool(ok), "match" if ok else "mismatch", "features match the data contract", detail)
+        GateCheck(
+            "contract:features",
+            "contract",
+            bool(ok),
+            "match" if ok else "mismatch",
+            "features match the data contract",
+            detail,
+        )
     )
 
     slice_report: dict[str, Any] = {
@@ -575,7 +581,9 @@ def render_gate_report_html(report: GateReport, title: str) -> str:
             other = champ_slices.get(column, {}).get(value, {}).get(metric)
             mine = stats.get(metric)
             delta = mine - other if mine is not None and other is not None else None
-            slice_rows.append(_row([column, value, stats["rows"], stats["positives"], mine, other, delta], numeric_from=2))
+            slice_rows.append(
+                _row([column, value, stats["rows"], stats["positives"], mine, other, delta], numeric_from=2)
+            )
     if slice_rows:
         parts.append(_table(["column", "value", "rows", "positives", "candidate", "champion", "delta"], slice_rows))
     else:

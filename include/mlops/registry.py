@@ -30,7 +30,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -208,6 +209,20 @@ class Ledger:
         with self._engine.connect() as conn:
             return [AliasMove(**row._asdict()) for row in conn.execute(query)]
 
+    @contextmanager
+    def locked_head(self, model: str, alias: str) -> Iterator[tuple[Connection, str | None]]:
+        """One transaction holding the lock on (model, alias): yields the connection and the current head.
+
+        Commits when the block ends, rolls back if it raises. Other writers of the same ledger wait.
+        """
+        from sqlalchemy import select
+
+        heads = self._heads
+        with self._locked() as conn, conn.begin():
+            conn.execute(self._insert_head_if_missing(model, alias))
+            locked = select(heads.c.version).where(heads.c.model == model, heads.c.alias == alias).with_for_update()
+            yield conn, conn.execute(locked).scalar_one()
+
     def move(
         self,
         model: str,
@@ -228,13 +243,8 @@ class Ledger:
         ``check(head)`` runs under the lock before the comparison (may raise to abort); ``apply()`` runs
         after the ledger writes and before the commit, so an exception there rolls the ledger back.
         """
-        from sqlalchemy import select
-
         heads, moves = self._heads, self._moves
-        with self._locked() as conn, conn.begin():
-            conn.execute(self._insert_head_if_missing(model, alias))
-            locked = select(heads.c.version).where(heads.c.model == model, heads.c.alias == alias).with_for_update()
-            head = conn.execute(locked).scalar_one()
+        with self.locked_head(model, alias) as (conn, head):
             if check is not None:
                 check(head)
             if compare and head != expected:
@@ -325,9 +335,16 @@ class Registry:
             if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
                 raise
         model_id = _logged_model_id(model_uri)
+        source = model_uri
+        if model_id is not None and not _is_remote(self.settings.mlflow_tracking_uri):
+            # MLflow quirk: a database-backed registry resolves a ``models:/m-...`` source through a *new*
+            # ``MlflowClient()`` on the process-global tracking URI, not ours (unset: ./mlflow.db in the
+            # current directory, and "logged model not found"). Resolve it with our client instead;
+            # ``model_id`` still links the version to the logged model. A tracking server resolves it itself.
+            source = client.get_logged_model(model_id).artifact_location
         created = client.create_model_version(
             self.name,
-            source=model_uri,
+            source=source,
             run_id=run_id,
             tags={key: str(value) for key, value in tags.items()},
             model_id=model_id,
@@ -408,9 +425,7 @@ class Registry:
         self._version(version)
         return self._move(CHALLENGER, version, compare=False, expected=None, actor=actor, reason=reason, run=run)
 
-    def promote(
-        self, version: str, expected_champion: str | None, actor: str, reason: str, run: str
-    ) -> AliasMove:
+    def promote(self, version: str, expected_champion: str | None, actor: str, reason: str, run: str) -> AliasMove:
         """Make ``version`` champion iff the champion is still ``expected_champion`` (None: there was none).
 
         ``expected_champion`` is the version the candidate was compared against; if another promotion
@@ -452,22 +467,35 @@ class Registry:
         current version as a move in the ledger (the promotion did happen, only its record was lost).
         """
         ledger = self.ledger()
-        head = ledger.head(self.name, alias)
-        actual = self.alias_version(alias)
-        if actual == head:
-            return None
-        if trust == "ledger":
+        if trust == "mlflow":
+            actual = self.alias_version(alias)
+            if actual is None:
+                raise RegistryError(f"MLflow has no {alias!r} alias for {self.name!r}: use trust='ledger'")
+            if actual == ledger.head(self.name, alias):
+                return None
+            expected = ledger.head(self.name, alias)
+            return ledger.move(
+                self.name, alias, actual, compare=True, expected=expected, actor=actor, reason=reason, run=run
+            )
+        with ledger.locked_head(self.name, alias) as (_, head):
+            actual = self.alias_version(alias)
+            if actual == head:
+                return None
             if head is None:
                 self.client.delete_registered_model_alias(self.name, alias)
             else:
                 self.client.set_registered_model_alias(self.name, alias, head)
-            log.warning("reset MLflow alias %s of %s from %s to the ledger head %s", alias, self.name, actual, head)
-            return None
-        if actual is None:
-            raise RegistryError(f"MLflow has no {alias} alias for {self.name!r}: use trust='ledger'")
-        return ledger.move(
-            self.name, alias, actual, compare=True, expected=head, actor=actor, reason=reason, run=run
+        log.warning(
+            "reset MLflow alias %s of %s from %s to the ledger head %s (%s, by %s, run %s)",
+            alias,
+            self.name,
+            _show(actual),
+            _show(head),
+            reason,
+            actor,
+            run,
         )
+        return None
 
     def _move(
         self, alias: str, version: str, *, compare: bool, expected: str | None, actor: str, reason: str, run: str
@@ -508,6 +536,10 @@ class Registry:
             self.tag_version(move.to_version, {"promoted_at": move.at, "promoted_by": move.actor})
         except Exception:
             log.warning("could not tag %s version %s as promoted", self.name, move.to_version, exc_info=True)
+
+
+def _is_remote(tracking_uri: str) -> bool:
+    return tracking_uri.startswith(("http://", "https://", "databricks"))
 
 
 def _logged_model_id(model_uri: str) -> str | None:

@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import signal
 import sys
 
 from mlops.config import ConfigError, load_settings
@@ -23,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conf-json", default="{}", help="config overrides (the DAG run's conf)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="XGBoost device")
     args = parser.parse_args(argv)
+    # As PID 1 in a pod Python ignores SIGTERM; exit promptly (and cleanly for MLflow) when the pod is deleted.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from mlops.training.snapshot import NoTrainingData, TrainingSnapshot, resolve_snapshot

@@ -37,7 +37,9 @@ TRAINING_COMMAND = ["python", "-m", "mlops.training"]
 
 #: ``app.kubernetes.io/name`` of every training pod (and of the ServiceAccount in include/k8s/).
 APP_NAME = "mlops-trainer"
-#: Seconds between SIGTERM and SIGKILL: enough for the trainer to close its MLflow run as failed.
+#: Seconds between SIGTERM and SIGKILL: enough for the trainer to close its MLflow run as failed. The pod's
+#: command replaces the image's tini entrypoint, so python is PID 1 and ignores SIGTERM unless
+#: ``mlops.training`` installs a handler; without one the pod dies by SIGKILL after this grace period.
 TERMINATION_GRACE_SECONDS = 120
 #: The non-root uid/gid of the trainer image (include/k8s/trainer.Dockerfile).
 TRAINER_UID = 10001

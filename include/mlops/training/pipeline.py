@@ -135,3 +135,24 @@ def promote(settings: Settings, version: str, expected_champion: str | None, act
     move = Registry(settings).promote(version, expected_champion, actor=actor, reason=reason, run=run)
     log.info("champion: v%s -> v%s (%s)", move.from_version, move.to_version, reason)
     return move.__dict__
+
+
+def run_all(settings: Settings, as_of: Any, trigger: dict[str, Any], actor: str) -> dict[str, Any]:
+    """The whole DAG by hand (``mlops train``): snapshot, train in-process, assess, register, promote per policy."""
+    from mlops.training.snapshot import resolve_snapshot
+    from mlops.training.train import train
+
+    snapshot = resolve_snapshot(settings, as_of)
+    trained = train(settings, snapshot, trigger)
+    assessment = assess(settings, snapshot, trained.run_id, trained.model_uri)
+    run = f"cli:{trained.run_id}"
+    version = register(settings, trained.run_id, trained.model_uri, assessment, actor=actor, run=run)
+    outcome: dict[str, Any] = {"version": version, "run_id": trained.run_id, **assessment}
+    if not assessment["passed"]:
+        outcome["promotion"] = "not promoted: gates failed"
+    elif settings.promotion.policy == "manual":
+        outcome["promotion"] = f"awaiting approval: `mlops promote --version {version}`"
+    else:
+        reason = f"gates passed; trigger: {trigger.get('reason')}"
+        outcome["promotion"] = promote(settings, version, assessment["champion_version"], actor, reason, run)
+    return outcome

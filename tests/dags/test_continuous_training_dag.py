@@ -1,0 +1,75 @@
+"""`airflow dags test continuous_training` on the local backend: promote, reject a weaker model, roll back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from mlops.config import load_settings
+from mlops.data.landing import land_days
+from mlops.registry import CHALLENGER, CHAMPION, Registry
+from mlops.runtime import airflow
+from mlops.validation import validate_and_version
+from tests.dags.conftest import task_states
+
+pytestmark = pytest.mark.airflow
+START, DAYS = dt.date(2026, 10, 1), 12
+AS_OF = START + dt.timedelta(days=DAYS - 1)
+WEAKER = {"config": {"model": {"num_boost_round": 2, "params": {"max_depth": 1, "eta": 0.01}}}, "reason": "weaker"}
+
+
+def _trigger(dag_id: str, env: dict[str, str], conf: dict | None = None):  # type: ignore[no-untyped-def]
+    args = ["dags", "test", dag_id, AS_OF.isoformat()]
+    if conf is not None:
+        args += ["-c", json.dumps(conf)]
+    return airflow(args, env, check=False, capture_output=True)
+
+
+def _tail(result) -> str:  # type: ignore[no-untyped-def]
+    return (result.stdout + result.stderr)[-4000:]
+
+
+def test_train_promote_reject_and_roll_back(dag_env: dict[str, str], airflow_home: Path) -> None:
+    settings = load_settings(env=dag_env)
+    land_days(settings, START, DAYS, rows_per_day=6_000, seed=21)
+    for offset in range(DAYS):
+        validate_and_version(settings, START + dt.timedelta(days=offset))
+    registry = Registry(settings)
+
+    first = _trigger("continuous_training", dag_env, {"reason": "first model"})
+    assert first.returncode == 0, _tail(first)
+    champion = registry.alias_version(CHAMPION)
+    assert champion is not None and registry.alias_version(CHALLENGER) == champion
+    tags = registry.version_tags(champion)
+    assert tags["gates.passed"] == "true" and tags["mlops.trigger_reason"] == "first model"
+    assert tags["mlops.dvc_revision"] and tags["airflow.dag_id"] == "continuous_training"
+    assert tags["gates.champion_compared"] == "none"  # no champion yet: absolute gates alone decided
+
+    weaker = _trigger("continuous_training", dag_env, WEAKER)
+    assert weaker.returncode == 0, "gates failing is a normal outcome, not a crash\n" + _tail(weaker)
+    assert "NOT promoted" in weaker.stdout + weaker.stderr
+    states = task_states(airflow_home, "continuous_training", AS_OF)
+    assert states["gates_passed"] == "success" and states["promote"] == "skipped"
+    assert registry.alias_version(CHAMPION) == champion, "the champion is untouched"
+    rejected = max(int(v.version) for v in registry.client.search_model_versions(f"name='{settings.model_name}'"))
+    assert registry.version_tags(str(rejected))["gates.passed"] == "false"
+    assert registry.version_tags(str(rejected))["gates.champion_compared"] == champion
+
+    again = _trigger("continuous_training", dag_env, {"reason": "retrain"})
+    assert again.returncode == 0, _tail(again)
+    newer = registry.alias_version(CHAMPION)
+    assert newer not in (None, champion), "an equally good model on the same holdout passes the tolerance"
+
+    back = _trigger("model_rollback", dag_env, {"reason": "bad deploy drill"})
+    assert back.returncode == 0, _tail(back)
+    assert registry.alias_version(CHAMPION) == champion
+    moves = registry.ledger().moves(settings.model_name, CHAMPION)
+    assert [(m.from_version, m.to_version) for m in moves] == [(None, champion), (champion, newer), (newer, champion)]
+    assert moves[-1].reason == "bad deploy drill"
+
+    refused = _trigger("model_rollback", dag_env, {"reason": "try the rejected one", "to_version": str(rejected)})
+    assert refused.returncode != 0 and "gates" in _tail(refused)
+    assert registry.alias_version(CHAMPION) == champion
