@@ -254,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.config:
         os.environ["MLOPS_CONFIG"] = args.config
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # progress bars garble logs
     try:
         settings = load_settings()
         return int(args.func(args, settings))

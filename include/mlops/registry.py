@@ -167,6 +167,9 @@ class Ledger:
                 conn.exec_driver_sql(f"BEGIN {mode}")
         else:
             engine = create_engine(url, pool_pre_ping=True)
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            engine.dispose()
+            raise RegistryError(f"ledger {url!r}: unsupported database {engine.dialect.name!r} (SQLite or PostgreSQL)")
         self._engine: Engine = engine
         self._create_schema()
 
@@ -182,12 +185,27 @@ class Ledger:
         """Idempotent and safe when several workers start at once (one transaction, serialised)."""
         from sqlalchemy import text
 
+        if self._schema_ready():
+            return  # the common case: no DDL, no write lock, no wait behind a running promotion
         with self._locked() as conn, conn.begin():
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SCHEMA_LOCK})
             self._metadata.create_all(conn)
-            for statement in _APPEND_ONLY_DDL.get(self.dialect, []):
+            for statement in _APPEND_ONLY_DDL[self.dialect]:
                 conn.exec_driver_sql(statement)
+
+    def _schema_ready(self) -> bool:
+        """True when the tables and the append-only triggers exist (the triggers are created last)."""
+        from sqlalchemy import text
+
+        queries = {
+            "sqlite": "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
+            "AND name IN ('alias_moves_no_update', 'alias_moves_no_delete')",
+            "postgresql": "SELECT count(*) FROM pg_trigger WHERE tgname = 'alias_moves_append_only'",
+        }
+        expected = {"sqlite": 2, "postgresql": 1}
+        with self._engine.connect() as conn:
+            return conn.execute(text(queries[self.dialect])).scalar_one() == expected[self.dialect]
 
     def head(self, model: str, alias: str) -> str | None:
         """The version ``alias`` points to according to the ledger (None: never set)."""
@@ -220,7 +238,7 @@ class Ledger:
         heads = self._heads
         with self._locked() as conn, conn.begin():
             conn.execute(self._insert_head_if_missing(model, alias))
-            locked = select(heads.c.version).where(heads.c.model == model, heads.c.alias == alias).with_for_update()
+            locked = select(heads.c.version).where(heads.c.model == model, heads.c.alias == alias)
             yield conn, conn.execute(locked).scalar_one()
 
     def move(
@@ -275,16 +293,11 @@ class Ledger:
 
     def _insert_head_if_missing(self, model: str, alias: str) -> Any:
         """Give ``SELECT ... FOR UPDATE`` a row to lock even before the alias was ever set."""
-        values = {"model": model, "alias": alias, "version": None}
         if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            return pg_insert(self._heads).values(**values).on_conflict_do_nothing()
-        if self.dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            return sqlite_insert(self._heads).values(**values).on_conflict_do_nothing()
-        raise RegistryError(f"ledger: unsupported database {self.dialect!r} (use SQLite or PostgreSQL)")
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(self._heads).values(model=model, alias=alias, version=None).on_conflict_do_nothing()
 
     def dispose(self) -> None:
         """Close pooled connections (tests, short-lived CLI processes)."""
@@ -447,7 +460,7 @@ class Registry:
             if not history or history[-1].from_version is None:
                 raise RegistryError(
                     f"model {self.name!r} has no previous {CHAMPION} to roll back to "
-                    f"(ledger moves: {len(history)}); name a version with --to"
+                    f"(recorded {CHAMPION} moves: {len(history)}); name the version to roll back to"
                 )
             target = history[-1].from_version
         else:
@@ -471,11 +484,12 @@ class Registry:
             actual = self.alias_version(alias)
             if actual is None:
                 raise RegistryError(f"MLflow has no {alias!r} alias for {self.name!r}: use trust='ledger'")
-            if actual == ledger.head(self.name, alias):
+            head = ledger.head(self.name, alias)
+            if actual == head:
                 return None
-            expected = ledger.head(self.name, alias)
+            # compare=True: if anything moved the alias meanwhile, this raises instead of guessing.
             return ledger.move(
-                self.name, alias, actual, compare=True, expected=expected, actor=actor, reason=reason, run=run
+                self.name, alias, actual, compare=True, expected=head, actor=actor, reason=reason, run=run
             )
         with ledger.locked_head(self.name, alias) as (_, head):
             actual = self.alias_version(alias)

@@ -40,6 +40,7 @@ def embedded_env(settings: Settings | None = None, base: Mapping[str, str] | Non
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
         "GX_ANALYTICS_ENABLED": "false",
         "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "PYTHONWARNINGS": base.get("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore::FutureWarning"),
     }
     for key, value in defaults.items():

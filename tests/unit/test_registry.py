@@ -279,6 +279,7 @@ def test_rollback_to_previous_and_to_a_named_version(registry: Registry, logged_
 
 
 def test_rollback_without_a_previous_champion_errors(registry: Registry, logged_model: tuple[str, str]) -> None:
+    assert registry.alias_version(CHAMPION) is None  # not even registered yet
     with pytest.raises(RegistryError, match="no previous champion"):
         registry.rollback(None, **_who())
     version = _register(registry, logged_model)
@@ -311,9 +312,10 @@ def test_import_is_cheap() -> None:
 
 
 # -- the race: two processes, same expected champion ------------------------------------------------------
-# Each racer is a separate OS process. They are started when the module starts, so their slow imports
-# (mlflow: several seconds each) overlap the single-threaded fixtures and tests before them; then they
-# wait for a job file, warm up on it, report ready, and all promote when the "go" file appears.
+# Each racer is a separate OS process. The pair is started when the module starts, so their slow imports
+# (mlflow: several seconds each) overlap the single-threaded fixtures and tests before them, and is reused
+# by every race: for job N it waits for job-N.json, warms up on it, reports ready-N-<name>, and promotes
+# when go-N appears. One JSON line per job on stdout.
 RACER = r"""
 import json, sys, time
 from pathlib import Path
@@ -321,49 +323,52 @@ from pathlib import Path
 workdir, me = Path(sys.argv[1]), sys.argv[2]
 
 
-def wait_for(path):
+def wait_for(*paths):
     deadline = time.monotonic() + 300
-    while not path.exists():
+    while not any(path.exists() for path in paths):
         if time.monotonic() > deadline:
-            sys.exit(f"{path.name} never appeared")
+            sys.exit(f"{paths[0].name} never appeared")
         time.sleep(0.001)
 
 
-import mlflow  # noqa: the slow part, done before the job arrives
+import mlflow  # noqa: the slow part, done before any job arrives
 from mlops.config import load_settings
 from mlops.registry import CHAMPION, PromotionConflict, Registry
 
-wait_for(workdir / "job.json")
-job = json.loads((workdir / "job.json").read_text())
-settings = load_settings(env={
-    "MLOPS_HOME": job["home"], "MLOPS__MODEL__NAME": job["model"], "MLOPS__REGISTRY__LEDGER_URI": job["ledger_uri"],
-})
-registry = Registry(settings)
-registry.alias_version(CHAMPION)  # warm up: MLflow store, ledger engine and tables
-registry.ledger().head(job["model"], CHAMPION)
-set_alias = registry.client.set_registered_model_alias
+for n in range(1, 100):
+    wait_for(workdir / f"job-{n}.json", workdir / "stop")
+    if (workdir / "stop").exists():
+        break
+    job = json.loads((workdir / f"job-{n}.json").read_text())
+    settings = load_settings(env={
+        "MLOPS_HOME": job["home"], "MLOPS__MODEL__NAME": job["model"], "MLOPS__REGISTRY__LEDGER_URI": job["ledger_uri"],
+    })
+    registry = Registry(settings)
+    registry.alias_version(CHAMPION)  # warm up: MLflow store, ledger engine and tables
+    registry.ledger().head(job["model"], CHAMPION)
+    set_alias = registry.client.set_registered_model_alias
 
+    def slow_set_alias(*args, set_alias=set_alias):
+        # Widen the window between compare and commit: without a real lock both racers would pass the compare.
+        time.sleep(0.5)
+        return set_alias(*args)
 
-def slow_set_alias(*args):
-    # Widen the window between compare and commit: without a real lock both racers would pass the compare.
-    time.sleep(0.5)
-    return set_alias(*args)
-
-
-registry.client.set_registered_model_alias = slow_set_alias
-version = job["versions"][me]
-Path(workdir, "ready-" + me).touch()
-wait_for(workdir / "go")
-try:
-    move = registry.promote(version, job["expected"], actor=me, reason="race", run=me)
-    print(json.dumps({"me": me, "version": version, "won": True, "move": move.id}))
-except PromotionConflict as exc:
-    print(json.dumps({"me": me, "version": version, "won": False, "error": str(exc)}))
+    registry.client.set_registered_model_alias = slow_set_alias
+    version = job["versions"][me]
+    Path(workdir, f"ready-{n}-{me}").touch()
+    wait_for(workdir / f"go-{n}")
+    try:
+        move = registry.promote(version, job["expected"], actor=me, reason="race", run=me)
+        result = {"me": me, "version": version, "won": True, "move": move.id}
+    except PromotionConflict as exc:
+        result = {"me": me, "version": version, "won": False, "error": str(exc)}
+    registry.ledger().dispose()
+    print(json.dumps(result), flush=True)
 """
 
 
 class Racers:
-    """Two racer processes sharing a work directory (job file, ready files, go file, their own cwd)."""
+    """Two racer processes sharing a work directory (job, ready and go files, their own empty cwd)."""
 
     names = ("a", "b")
 
@@ -371,6 +376,7 @@ class Racers:
         self.workdir = workdir
         self.cwd = workdir / "racers-cwd"
         self.cwd.mkdir()
+        self.jobs = 0
         script = workdir / "racer.py"
         script.write_text(RACER)
         self.processes = {
@@ -378,33 +384,41 @@ class Racers:
                 [sys.executable, str(script), str(workdir), me],
                 cwd=self.cwd,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=(workdir / f"stderr-{me}.log").open("w"),
                 text=True,
             )
             for me in self.names
         }
 
+    def _stderr(self) -> str:
+        return "\n".join(f"--- {me}:\n" + (self.workdir / f"stderr-{me}.log").read_text()[-3000:] for me in self.names)
+
     def run(self, job: dict[str, object]) -> list[dict[str, object]]:
-        pending = self.workdir / "job.json.tmp"
+        self.jobs += 1
+        n = self.jobs
+        pending = self.workdir / f"job-{n}.json.tmp"
         pending.write_text(json.dumps(job))
-        pending.rename(self.workdir / "job.json")  # atomic: a racer never reads half a job
+        pending.rename(self.workdir / f"job-{n}.json")  # atomic: a racer never reads half a job
         deadline = time.monotonic() + 120
-        while not all((self.workdir / f"ready-{me}").exists() for me in self.names):
+        while not all((self.workdir / f"ready-{n}-{me}").exists() for me in self.names):
             crashed = [me for me, p in self.processes.items() if p.poll() is not None]
             if crashed or time.monotonic() > deadline:
                 self.stop()
-                errors = {me: p.communicate()[1][-3000:] for me, p in self.processes.items()}
-                pytest.fail(f"racers {crashed or 'timed out'} before the start: {errors}")
+                pytest.fail(f"racers {crashed or 'timed out'} before the start:\n{self._stderr()}")
             time.sleep(0.01)
-        (self.workdir / "go").touch()
-        outputs = {me: p.communicate(timeout=120) for me, p in self.processes.items()}
-        for me, (_, stderr) in outputs.items():
-            assert self.processes[me].returncode == 0, stderr
-        return [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs.values()]
+        (self.workdir / f"go-{n}").touch()
+        lines = {me: p.stdout.readline() for me, p in self.processes.items()}  # type: ignore[union-attr]
+        if not all(lines.values()):
+            self.stop()
+            pytest.fail(f"a racer died during the race:\n{self._stderr()}")
+        return [json.loads(line) for line in lines.values()]
 
     def stop(self) -> None:
+        (self.workdir / "stop").touch()
         for process in self.processes.values():
-            if process.poll() is None:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
 
@@ -420,22 +434,20 @@ def _postgres_driver() -> str | None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def racers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Racers]]:
-    """Racer pairs for the race tests that were selected (and can run), started as early as possible."""
-    selected = {item.name for item in request.session.items if item.path == request.path}
-    pools: dict[str, Racers] = {}
-    if "test_race_on_sqlite_exactly_one_promotion_wins" in selected:
-        pools["sqlite"] = Racers(tmp_path_factory.mktemp("race-sqlite"))
-    if "test_race_on_postgres_exactly_one_promotion_wins" in selected and _postgres_driver() and PG_BIN.exists():
-        pools["postgres"] = Racers(tmp_path_factory.mktemp("race-postgres"))
+def racers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Racers | None]:
+    """The racer pair, started as early as possible, and only when a race test was selected."""
+    if not any(item.path == request.path and "_race_on_" in item.name for item in request.session.items):
+        yield None
+        return
+    pool = Racers(tmp_path_factory.mktemp("racers"))
     try:
-        yield pools
+        yield pool
     finally:
-        for pool in pools.values():
-            pool.stop()
+        pool.stop()
 
 
-def _race(racers: Racers, settings: Settings, registry: Registry, logged_model: tuple[str, str]) -> None:
+def _race(racers: Racers | None, settings: Settings, registry: Registry, logged_model: tuple[str, str]) -> None:
+    assert racers is not None
     v1, v2, v3 = (_register(registry, logged_model) for _ in range(3))
     registry.promote(v1, None, **_who())
     job = {
@@ -461,9 +473,9 @@ def _race(racers: Racers, settings: Settings, registry: Registry, logged_model: 
 
 
 def test_race_on_sqlite_exactly_one_promotion_wins(
-    racers: dict[str, Racers], registry: Registry, settings: Settings, logged_model: tuple[str, str]
+    racers: Racers | None, registry: Registry, settings: Settings, logged_model: tuple[str, str]
 ) -> None:
-    _race(racers["sqlite"], settings, registry, logged_model)
+    _race(racers, settings, registry, logged_model)
 
 
 @pytest.fixture(scope="module")
@@ -504,7 +516,7 @@ def postgres_url() -> Iterator[str]:
 
 
 def test_race_on_postgres_exactly_one_promotion_wins(
-    postgres_url: str, racers: dict[str, Racers], mlops_home: Path, logged_model: tuple[str, str]
+    postgres_url: str, racers: Racers | None, mlops_home: Path, logged_model: tuple[str, str]
 ) -> None:
     name = f"fraud_{uuid.uuid4().hex[:10]}"
     settings = load_settings(
@@ -513,6 +525,6 @@ def test_race_on_postgres_exactly_one_promotion_wins(
     registry = Registry(settings)
     assert registry.ledger().dialect == "postgresql"
     try:
-        _race(racers["postgres"], settings, registry, logged_model)
+        _race(racers, settings, registry, logged_model)
     finally:
         registry.ledger().dispose()
