@@ -28,6 +28,7 @@ milliseconds before the ledger commits; that is harmless because the move is the
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +51,10 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 ALIASES = (CHAMPION, CHALLENGER)
 #: Version tag set by the caller after evaluation; only "true" may become champion.
 GATES_TAG = "gates.passed"
+#: Version tag holding the ``models:/...`` URI the version was registered from (its lineage to the logged model).
+SOURCE_TAG = "source_model_uri"
+#: MLflow's own logged-model tag listing the registered versions made from it (shown in the UI).
+LOGGED_MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 #: How long ``register`` waits for a new version to become READY (remote registries copy artifacts).
 READY_TIMEOUT_SECONDS = 300.0
 #: How long a SQLite writer waits for another writer's lock before failing ("database is locked").
@@ -238,7 +243,7 @@ class Ledger:
         heads = self._heads
         with self._locked() as conn, conn.begin():
             conn.execute(self._insert_head_if_missing(model, alias))
-            locked = select(heads.c.version).where(heads.c.model == model, heads.c.alias == alias)
+            locked = select(heads.c.version).where(heads.c.model == model, heads.c.alias == alias).with_for_update()
             yield conn, conn.execute(locked).scalar_one()
 
     def move(
@@ -352,23 +357,24 @@ class Registry:
         if model_id is not None and not _is_remote(self.settings.mlflow_tracking_uri):
             # MLflow quirk: a database-backed registry resolves a ``models:/m-...`` source through a *new*
             # ``MlflowClient()`` on the process-global tracking URI, not ours (unset: ./mlflow.db in the
-            # current directory, and "logged model not found"). Resolve it with our client instead;
-            # ``model_id`` still links the version to the logged model. A tracking server resolves it itself.
+            # current directory, and "logged model not found"). Resolve it with our client instead.
+            # That store does not keep ``model_id`` either: the ``source_model_uri`` tag keeps the link.
             source = client.get_logged_model(model_id).artifact_location
+        wanted = {**{key: str(value) for key, value in tags.items()}, SOURCE_TAG: model_uri}
         created = client.create_model_version(
             self.name,
             source=source,
             run_id=run_id,
-            tags={key: str(value) for key, value in tags.items()},
+            tags=wanted,
             model_id=model_id,
             await_creation_for=0,  # we wait ourselves and clean up on failure
         )
         version = str(created.version)
         try:
             ready = self._wait_ready(version)
-            missing = {key for key in tags if ready.tags.get(key) != str(tags[key])}
+            missing = {key: value for key, value in wanted.items() if ready.tags.get(key) != value}
             if missing:
-                self.tag_version(version, {key: str(tags[key]) for key in missing})
+                self.tag_version(version, missing)
         except BaseException:
             log.warning("registering version %s of %s failed; deleting it again", version, self.name)
             try:
@@ -376,8 +382,19 @@ class Registry:
             except Exception:  # the original error matters more; say what is left behind
                 log.exception("could not delete half-registered version %s of %s", version, self.name)
             raise
+        if model_id is not None:
+            self._link_logged_model(model_id, version)
         log.info("registered %s version %s from %s", self.name, version, model_uri)
         return version
+
+    def _link_logged_model(self, model_id: str, version: str) -> None:
+        """List the version on the logged model's page, as ``mlflow.register_model`` does (best effort)."""
+        try:
+            existing = self.client.get_logged_model(model_id).tags.get(LOGGED_MODEL_VERSIONS_TAG)
+            versions = [*json.loads(existing or "[]"), {"name": self.name, "version": version}]
+            self.client.set_logged_model_tags(model_id, {LOGGED_MODEL_VERSIONS_TAG: json.dumps(versions)})
+        except Exception:
+            log.warning("could not link logged model %s to %s version %s", model_id, self.name, version, exc_info=True)
 
     def _wait_ready(self, version: str) -> ModelVersion:
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS

@@ -103,7 +103,7 @@ def _who(**extra: str) -> dict[str, str]:
 
 # -- registration -----------------------------------------------------------------------------------------
 def test_register_creates_ready_versions_with_tags(registry: Registry, logged_model: tuple[str, str]) -> None:
-    run_id, _ = logged_model
+    run_id, model_uri = logged_model
     first = _register(registry, logged_model)
     second = _register(registry, logged_model, passed=False)
 
@@ -115,6 +115,10 @@ def test_register_creates_ready_versions_with_tags(registry: Registry, logged_mo
     version = registry.client.get_model_version(registry.name, first)
     assert version.status == "READY"
     assert version.run_id == run_id
+    assert tags["source_model_uri"] == model_uri  # the lineage back to the logged model
+    logged = registry.client.get_logged_model(model_uri.removeprefix("models:/"))
+    listed = json.loads(logged.tags["mlflow.modelVersions"])
+    assert {"name": registry.name, "version": first} in listed
     assert registry.alias_version(CHAMPION) is None
     assert registry.ledger().moves(registry.name) == []
 
@@ -436,7 +440,12 @@ def _postgres_driver() -> str | None:
 @pytest.fixture(scope="module", autouse=True)
 def racers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Racers | None]:
     """The racer pair, started as early as possible, and only when a race test was selected."""
-    if not any(item.path == request.path and "_race_on_" in item.name for item in request.session.items):
+    selected = {item.name for item in request.session.items if item.path == request.path}
+    postgres_possible = _postgres_driver() is not None and (PG_BIN / "initdb").exists()
+    if not (
+        "test_race_on_sqlite_exactly_one_promotion_wins" in selected
+        or (postgres_possible and "test_race_on_postgres_exactly_one_promotion_wins" in selected)
+    ):
         yield None
         return
     pool = Racers(tmp_path_factory.mktemp("racers"))
