@@ -81,9 +81,8 @@ def api(manual_env: dict[str, str], tmp_path: Path) -> Iterator[Api]:
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError(
-                        "api-server did not start:\n" + (tmp_path / "api-server.log").read_text()[-3000:]
-                    )
+                    tail = (tmp_path / "api-server.log").read_text()[-3000:]
+                    raise RuntimeError(f"api-server did not start:\n{tail}") from None
                 time.sleep(1)
         yield Api(base)
     finally:
