@@ -12,7 +12,7 @@ from mlops.config import PROJECT_ROOT
 
 DAGS = PROJECT_ROOT / "dags"
 HEAVY = ("pandas", "xgboost", "mlflow", "evidently", "great_expectations", "dvc", "sklearn", "pyarrow")
-EXPECTED_DAG_IDS = {"data_validation"}  # grows as the DAGs of DESIGN.md land
+EXPECTED_DAG_IDS = {"data_validation", "continuous_training", "model_rollback"}  # grows as DESIGN.md lands
 
 # Run in a fresh interpreter: this test process may already hold the heavy modules.
 PROBE = """
@@ -23,9 +23,11 @@ heavy = sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[2].split(",
 dags = {
     dag_id: {
         "doc_md": bool(dag.doc_md and len(dag.doc_md) > 200),
+        "operators": {t.task_id: type(t).__name__ for t in dag.tasks},
         "tags": sorted(dag.tags),
         "tasks": {t.task_id: {"owner": t.owner, "retries": t.retries, "callbacks": bool(t.on_failure_callback),
-                              "timeout": t.execution_timeout is not None} for t in dag.tasks},
+                              "timeout": (t.execution_timeout or getattr(t, "response_timeout", None)) is not None}
+                  for t in dag.tasks},
     }
     for dag_id, dag in bag.dags.items()
 }
@@ -33,11 +35,22 @@ print(json.dumps({"errors": {k: str(v) for k, v in bag.import_errors.items()}, "
 """
 
 
-@pytest.fixture(scope="module")
-def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Parse dags/ once, the way the dag-processor does, in a fresh interpreter."""
+VARIANTS = {
+    "embedded defaults": {},
+    "production": {  # GPU pod, human approval, S3 lake: other operators, same rules
+        "MLOPS_TRAINING_BACKEND": "kubernetes",
+        "MLOPS__PROMOTION__POLICY": "manual",
+        "MLOPS__DATASET__LAKE_URI": "s3://lake/card_transactions",
+    },
+}
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def parsed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Parse dags/ once per config variant, the way the dag-processor does, in a fresh interpreter."""
     tmp_path = tmp_path_factory.mktemp("parse")
     env = {
+        **VARIANTS[request.param],
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
         "MLOPS_HOME": str(tmp_path / "mlops"),
         "PATH": "/usr/bin:/bin",
@@ -59,9 +72,20 @@ def test_dags_import_cleanly_and_follow_the_house_rules(parsed: dict) -> None:
         for task_id, task in dag["tasks"].items():
             assert task["owner"] == "mlops", f"{dag_id}.{task_id}"
             assert task["callbacks"] and task["timeout"], f"{dag_id}.{task_id} needs a failure callback and a timeout"
-            if not task_id.startswith("wait_for_"):  # sensors fail for good on timeout; no retry
+            if not task_id.startswith(("wait_for_", "approve_")):  # waits (sensor, human) end for good on timeout
                 assert task["retries"] >= 1, f"{dag_id}.{task_id} needs retries"
 
 
 def test_parsing_dags_imports_no_heavy_library(parsed: dict) -> None:
     assert parsed["heavy"] == []
+
+
+def test_config_chooses_the_training_backend_and_the_approval_step(parsed: dict) -> None:
+    operators = parsed["dags"]["continuous_training"]["operators"]
+    sensor = parsed["dags"]["data_validation"]["operators"]["wait_for_partition"]
+    if operators["train"] == "KubernetesPodOperator":  # the production variant
+        assert operators["approve_promotion"] == "ApprovalOperator"
+        assert sensor == "S3KeySensor"
+    else:
+        assert "approve_promotion" not in operators
+        assert sensor == "FileSensor"

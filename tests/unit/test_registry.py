@@ -418,13 +418,12 @@ class Racers:
         return [json.loads(line) for line in lines.values()]
 
     def stop(self) -> None:
+        """End both racers (their work is done or failed; a graceful exit only costs MLflow's shutdown)."""
         (self.workdir / "stop").touch()
         for process in self.processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            if process.poll() is None:
                 process.kill()
-                process.wait()
+            process.wait()
 
 
 def _postgres_driver() -> str | None:
