@@ -12,12 +12,8 @@ FROM ${PYTHON_IMAGE}
 ARG AIRFLOW_UID=50000
 # The same uv as the Makefile's `make install` (also pinned in requirements.lock).
 ARG UV_VERSION=0.13.8
-# Postgres drivers for the Airflow metadata DB. Neither is in requirements.lock (the embedded stack runs on
-# SQLite), so they are pinned here. psycopg2 serves the sync URL (postgresql+psycopg2://); Airflow 3 also
-# opens an async engine on the same DB and derives its URL as postgresql+asyncpg://, so without asyncpg
-# every `airflow` command fails at import. Keep psycopg2-binary equal to include/docker/mlflow.Dockerfile.
-ARG PSYCOPG2_BINARY_VERSION=2.9.13
-ARG ASYNCPG_VERSION=0.32.0
+# Postgres drivers come from requirements.lock: psycopg2 serves the sync URL (postgresql+psycopg2://);
+# Airflow 3 also opens an async engine on the same DB (postgresql+asyncpg://), so asyncpg is locked too.
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -49,9 +45,7 @@ WORKDIR /opt/mlops
 
 # Dependencies first (their own layer: rebuilt only when the lock changes).
 COPY requirements.lock ./
-RUN uv pip sync --python "${VIRTUAL_ENV}/bin/python" requirements.lock \
-    && uv pip install --python "${VIRTUAL_ENV}/bin/python" \
-        "psycopg2-binary==${PSYCOPG2_BINARY_VERSION}" "asyncpg==${ASYNCPG_VERSION}"
+RUN uv pip sync --python "${VIRTUAL_ENV}/bin/python" requirements.lock
 
 # The project: package, DAGs, plugins, contracts, pod templates. README.md is optional (glob).
 COPY pyproject.toml README.m[d] ./

@@ -11,8 +11,6 @@ FROM ${PYTHON_IMAGE}
 ARG MLFLOW_UID=50001
 ARG UV_VERSION=0.13.8
 # Postgres driver for the backend store. It is NOT in requirements.lock (the embedded stack uses SQLite),
-# so it is pinned here; keep it equal to the pin in include/docker/airflow.Dockerfile.
-ARG PSYCOPG2_BINARY_VERSION=2.9.13
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -26,10 +24,10 @@ RUN python -m venv "${VIRTUAL_ENV}" \
     && "${VIRTUAL_ENV}/bin/pip" install "uv==${UV_VERSION}"
 
 COPY requirements.lock /tmp/requirements.lock
-# mlflow and boto3 are unpinned here on purpose: the constraints file pins them (mlflow==3.17.2,
-# boto3==1.43.117 today) and would reject any other version.
+# mlflow, boto3 and psycopg2-binary are unpinned here on purpose: the lock, used as a constraints file,
+# pins them and would reject any other version.
 RUN uv pip install --python "${VIRTUAL_ENV}/bin/python" --constraint /tmp/requirements.lock \
-        mlflow boto3 "psycopg2-binary==${PSYCOPG2_BINARY_VERSION}" \
+        mlflow boto3 psycopg2-binary \
     && rm /tmp/requirements.lock \
     && python -c "import mlflow, boto3, psycopg2; print('mlflow', mlflow.__version__)"
 

@@ -57,7 +57,7 @@ TRAIN_DAYS = 5
 ROWS_PER_DAY = 200_000  # 5 x 200k = 1M training rows; validation: one more day of 200k
 ROUNDS = 100
 THREADS = 2
-REPEATS = 3
+REPEATS = int(os.environ.get("MLOPS_BENCH_REPEATS", "3"))  # each side; 3 x ~20 s x 2 fits in ~3 min
 TARGET_RATIO = 1.15
 SEED = 7
 FIRST_DAY = dt.date(2024, 1, 1)
@@ -159,6 +159,7 @@ def test_training_overhead(data: dict[str, Any]) -> None:
     run_raw(warm, data["warmup_train"], data["warmup_valid"])
     run_ours(warm, spec, data["warmup_train"], data["warmup_valid"], "warmup")
 
+    load_before = os.getloadavg()[0]  # other processes on the machine: the first suspect when runs scatter
     wall: dict[str, list[float]] = {"raw": [], "ours": []}
     cpu: dict[str, list[float]] = {"raw": [], "ours": []}
     raw_runs: list[tuple[Any, list[float]]] = []
@@ -174,6 +175,7 @@ def test_training_overhead(data: dict[str, Any]) -> None:
             wall[side].append(seconds)
             cpu[side].append(cpu_seconds)
 
+    load_after = os.getloadavg()[0]
     # Our overhead split, from the run itself: fit_seconds = fit_booster (DMatrix + xgb.train), the rest is tracking.
     client = mlflow.MlflowClient(settings.mlflow_tracking_uri)
     fit = [client.get_run(result.run_id).data.metrics["fit_seconds"] for result in ours_runs]
@@ -196,7 +198,8 @@ def test_training_overhead(data: dict[str, Any]) -> None:
     features = len(spec.names)
     print(
         f"\ntraining, {len(train.y):,} x {features} features (valid {len(valid.y):,}), hist depth 6, "
-        f"{ROUNDS} rounds, {THREADS} threads, xgboost {xgb.__version__}; median of {REPEATS} (after 1 warm-up)"
+        f"{ROUNDS} rounds, {THREADS} threads, xgboost {xgb.__version__}; median of {REPEATS} (after 1 warm-up); "
+        f"load average {load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores"
     )
     print(f"{'step':<36} {'seconds':>8} {'x raw':>7} {'cpu s':>8}   wall runs")
     rows = [
@@ -229,6 +232,7 @@ def test_training_overhead(data: dict[str, Any]) -> None:
             "rounds": ROUNDS,
             "threads": THREADS,
             "repeats": REPEATS,
+            "load_average": [load_before, load_after],
             "params": raw_params(settings),
             "xgboost": xgb.__version__,
             "mlflow": mlflow.__version__,
