@@ -127,6 +127,21 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.training.train import reproduce
+
+    result = reproduce(settings, args.version)
+    same = (result["original_valid_aucpr"] == result["reproduced_valid_aucpr"]
+            and result["original_rounds"] == result["reproduced_rounds"])  # fmt: skip
+    text = (
+        f"v{args.version}: run {result['original_run']} -> {result['reproduced_run']}; valid AUC-PR "
+        f"{result['original_valid_aucpr']:.6f} -> {result['reproduced_valid_aucpr']:.6f}, rounds "
+        f"{result['original_rounds']} -> {result['reproduced_rounds']}: {'identical' if same else 'DIFFERENT'}"
+    )
+    _emit(args, {**result, "identical": same}, text)
+    return 0 if same else 1
+
+
 def _user() -> str:
     import getpass
 
@@ -241,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", required=True, help="why (recorded in the ledger)")
 
     add("models", cmd_models, "show champion, challenger and the alias ledger")
+
+    again = add("reproduce", cmd_reproduce, "re-run a version's training on its exact data and config; compare")
+    again.add_argument("--version", required=True)
     return parser
 
 

@@ -170,8 +170,35 @@ def train(settings: Settings, snapshot: TrainingSnapshot, trigger: dict[str, Any
              len(valid_split.y), time.monotonic() - started)  # fmt: skip
 
     tags = lineage_tags(settings, snapshot, trigger)
+    artifacts = {"snapshot.json": snapshot.to_dict(), "config.json": settings.model_dump(mode="json")}
     return fit_and_log(settings, spec, train_split, valid_split, tags, f"train-{snapshot.as_of}", device,
-                       artifacts={"snapshot.json": snapshot.to_dict()})  # fmt: skip
+                       artifacts=artifacts)  # fmt: skip
+
+
+def reproduce(settings: Settings, version: str) -> dict[str, Any]:
+    """Re-run a registered version's training on the same data (its DVC revision) with its config.
+
+    XGBoost's hist method on CPU is deterministic for a fixed seed, data order and thread count, so the
+    metrics match exactly on the same machine; across CPU/GPU or thread counts tiny float differences in
+    histogram sums can change a split, so compare with a tolerance there.
+    """
+    import mlflow
+
+    from mlops.config import Settings as SettingsModel
+    from mlops.registry import Registry
+
+    registry = Registry(settings)
+    original = registry.client.get_model_version(settings.model_name, version)
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    run = mlflow.get_run(original.run_id)
+    snapshot = TrainingSnapshot.from_dict(mlflow.artifacts.load_dict(f"runs:/{original.run_id}/snapshot.json"))
+    stored = mlflow.artifacts.load_dict(f"runs:/{original.run_id}/config.json")
+    replay = SettingsModel.model_validate({**stored, "home": str(settings.home)})
+    trigger = {"reason": f"reproduce v{version} (run {original.run_id})"}
+    result = train(replay, snapshot, trigger)
+    return {"version": version, "original_run": original.run_id, "reproduced_run": result.run_id,
+            "original_valid_aucpr": run.data.metrics["valid_aucpr"], "reproduced_valid_aucpr": result.valid_aucpr,
+            "original_rounds": int(run.data.metrics["boosted_rounds"]), "reproduced_rounds": result.rounds}  # fmt: skip
 
 
 def fit_and_log(settings: Settings, spec: FeatureSpec, train_split: SplitData, valid_split: SplitData,

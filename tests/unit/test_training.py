@@ -1,0 +1,119 @@
+"""Training in-process: the window, its failure modes, lineage in MLflow, features, and reproducibility."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlops.config import Settings, load_settings
+from mlops.data.contract import Contract
+from mlops.data.lake import Lake
+from mlops.data.landing import land_days
+from mlops.features import build_matrix, feature_spec
+from mlops.training.snapshot import NoTrainingData, resolve_snapshot
+from mlops.validation import validate_and_version
+
+START, DAYS = dt.date(2026, 8, 1), 9
+AS_OF = START + dt.timedelta(days=DAYS + 2)  # labels of every day have arrived (delay 3)
+
+
+@pytest.fixture(scope="module")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A lake with nine validated, labelled days; trained once for the module."""
+    settings = load_settings(env={"MLOPS_HOME": str(tmp_path_factory.mktemp("home"))})
+    land_days(settings, START, DAYS, rows_per_day=5_000, seed=13, labels_until=AS_OF)
+    for offset in range(DAYS):
+        validate_and_version(settings, START + dt.timedelta(days=offset))
+    return settings
+
+
+def test_window_is_split_by_time_with_the_holdout_last(trained_home: Settings) -> None:
+    snapshot = resolve_snapshot(trained_home, AS_OF)
+    days = [START + dt.timedelta(days=i) for i in range(DAYS)]
+    assert snapshot.days["holdout"] == [d.isoformat() for d in days[-3:]]
+    assert snapshot.days["valid"] == [d.isoformat() for d in days[-5:-3]]
+    assert snapshot.days["train"] == [d.isoformat() for d in days[:-5]]
+    assert len(snapshot.registry_revision) == 40 and set(snapshot.day_revisions) == {d.isoformat() for d in days}
+
+
+def test_days_whose_labels_have_not_arrived_are_left_out(trained_home: Settings) -> None:
+    early = resolve_snapshot(trained_home, START + dt.timedelta(days=DAYS - 1))  # last 3 days still unlabelled
+    assert early.days["holdout"][-1] == (START + dt.timedelta(days=DAYS - 4)).isoformat()
+    with pytest.raises(NoTrainingData, match=r"has 3 validated day\(s\) with labels; need at least 6"):
+        resolve_snapshot(trained_home, START + dt.timedelta(days=5))
+
+
+def test_training_logs_lineage_artifacts_and_a_loadable_model(trained_home: Settings, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import mlflow
+
+    from mlops.training.train import train
+
+    monkeypatch.chdir(tmp_path)
+    snapshot = resolve_snapshot(trained_home, AS_OF)
+    result = train(trained_home, snapshot, {"reason": "unit test", "airflow_dag_id": "continuous_training"})
+    assert os.listdir(tmp_path) == [], "MLflow must not write into the current directory"
+    run = mlflow.get_run(result.run_id)
+    tags = run.data.tags
+    assert tags["mlops.dvc_revision"] == snapshot.registry_revision
+    assert tags["mlops.trigger_reason"] == "unit test" and tags["airflow.dag_id"] == "continuous_training"
+    assert len(tags["mlops.git_commit"]) == 40 and len(tags["mlops.config_hash"]) == 64
+    artifacts = {a.path for a in mlflow.artifacts.list_artifacts(run_id=result.run_id)} if hasattr(
+        mlflow.artifacts, "list_artifacts") else set()  # fmt: skip
+    for name in ("feature_spec.json", "reference_profile.json", "shap_summary.json", "feature_importance.json"):
+        assert name in artifacts
+    profile = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/reference_profile.json")
+    assert set(profile["features"]) == set(feature_spec(trained_home, Contract.load(trained_home.contract_path)).names)
+    assert abs(sum(profile["features"]["channel"]["freq"]) + profile["features"]["channel"]["missing"] - 1) < 1e-9
+    model = mlflow.xgboost.load_model(result.model_uri)
+    assert model.num_boosted_rounds() == result.rounds and 0.0 < result.valid_aucpr <= 1.0
+
+
+def test_a_single_class_in_the_labels_is_a_clear_error(trained_home: Settings, tmp_path: Path) -> None:
+    from mlops.training.train import train
+
+    registry = trained_home.versioning.model_copy(update={"registry_path": str(trained_home.dvc_registry_path)})
+    settings = trained_home.model_copy(update={"home": tmp_path, "versioning": registry})  # own lake, same DVC
+    shutil.copytree(trained_home.lake_uri, settings.lake_uri)
+    lake = Lake.from_settings(settings)
+    for day in lake.days("labels"):
+        path = lake.data_files(lake.partition("labels", day))[0]
+        labels = pq.read_table(path)
+        pq.write_table(labels.set_column(1, "is_fraud", pa.array(np.zeros(labels.num_rows, np.int64))), path)
+    with pytest.raises(NoTrainingData, match="0 positive label"):
+        train(settings, resolve_snapshot(settings, AS_OF), {"reason": "unit test"})
+
+
+def test_training_and_scoring_build_the_same_features(trained_home: Settings) -> None:
+    """One feature function: batches of a day give the rows of the whole-day matrix, unknown categories NaN."""
+    lake = Lake.from_settings(trained_home)
+    spec = feature_spec(trained_home, Contract.load(trained_home.contract_path))
+    table = lake.read_partition(lake.partition("raw", START))
+    whole = build_matrix(table, spec)
+    batched = np.vstack([build_matrix(batch, spec) for batch in table.to_batches(max_chunksize=777)])
+    np.testing.assert_array_equal(whole, batched)
+    odd = table.slice(0, 3).set_column(table.schema.get_field_index("channel"), "channel",
+                                       pa.array(["pos", "carrier-pigeon", None]))  # fmt: skip
+    channel = build_matrix(odd, spec)[:, spec.names.index("channel")]
+    assert channel[0] == spec.categories["channel"].index("pos") and np.isnan(channel[1:]).all()
+    with pytest.raises(KeyError, match="amount"):
+        build_matrix(table.drop_columns(["amount"]), spec)
+
+
+def test_reproducing_a_version_gives_the_same_metrics(trained_home: Settings) -> None:
+    from mlops.registry import Registry
+    from mlops.training.train import reproduce, train
+
+    result = train(trained_home, resolve_snapshot(trained_home, AS_OF), {"reason": "to reproduce"})
+    version = Registry(trained_home).register(result.run_id, result.model_uri, {"gates.passed": "true"})
+    again = reproduce(trained_home, version)
+    assert again["reproduced_run"] != again["original_run"]
+    assert again["reproduced_valid_aucpr"] == again["original_valid_aucpr"]
+    assert again["reproduced_rounds"] == again["original_rounds"]
