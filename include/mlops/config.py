@@ -295,7 +295,9 @@ def load_settings(conf: Mapping[str, Any] | None = None, env: Mapping[str, str] 
     layers.append(("environment (MLOPS_*)", _env_layer(env)))
     if conf:
         layers.append(("DAG-run conf", dict(conf)))
-    merged: dict[str, Any] = {}
+    # Start from the defaults so that mappings (model.params, gates.absolute, kubernetes.requests...) merge
+    # key by key: overriding one XGBoost parameter keeps the others.
+    merged: dict[str, Any] = Settings().model_dump(mode="json")
     for _, layer in layers:
         merged = _deep_merge(merged, layer)
     try:

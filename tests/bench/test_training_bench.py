@@ -5,7 +5,8 @@ DESIGN.md target: our training step takes at most 1.15x raw ``xgb.train`` (hist,
 
 Both sides run in this process on the same float32 arrays, with the same parameters read from one
 settings object (``{**settings.model.params, "device": "cpu", "seed": ..., "nthread": 2}``) and the same
-validation set evaluated every round (AUC-PR on 200k rows). What each timed region holds:
+validation set evaluated every round (AUC-PR on 200k rows): DESIGN's hist / depth 6 / eta 0.1 / 2 threads
+over the configured defaults (subsample and colsample_bytree 0.8). What each timed region holds:
 
 * raw: ``DMatrix`` for train and valid + ``xgb.train(params, dtrain, 100, evals=[(dvalid, "valid")])``.
 * ours: everything ``fit_and_log`` does — MLflow run (sqlite under a tmp MLOPS_HOME), params, the same
@@ -14,8 +15,8 @@ validation set evaluated every round (AUC-PR on 200k rows). What each timed regi
   (``mlflow.xgboost.log_model`` with signature, input example and pip requirements).
 
 Data: our own generator (``generate_day``), 5 days x 200k rows for training and one later day of 200k
-rows for validation, through ``build_matrix``: 15 features (11 informative incl. 3 categorical codes,
-4 pure noise), fraud rate ~1%. DESIGN's baseline used 21 noisy features, so absolute seconds differ;
+rows for validation, through ``build_matrix``: 15 features (11 transaction columns incl. 3 categorical
+codes, and 4 noise columns), fraud rate ~1%. DESIGN's baseline used 21 noisy features, so absolute seconds differ;
 the target is the ratio.
 
 Early stopping is set to ``early_stopping_rounds == num_boost_round == 100``: it cannot stop training
@@ -25,7 +26,8 @@ iteration, so the check is: our logged model equals the raw booster's first ``be
 
 One warm-up of each side (10k rows, 5 rounds, same MLOPS_HOME, so the MLflow schema is created there)
 keeps imports and first-call costs out of the timings; then raw and ours alternate, REPEATS times each
-(interleaved, so load from other processes hits both alike), and medians are compared.
+(interleaved, who goes first swapping every repeat, so load from other processes hits both alike), and
+medians are compared. Our run's own ``fit_seconds`` metric splits our time into fit and tracking.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ TRAIN_DAYS = 5
 ROWS_PER_DAY = 200_000  # 5 x 200k = 1M training rows; validation: one more day of 200k
 ROUNDS = 100
 THREADS = 2
-REPEATS = int(os.environ.get("MLOPS_BENCH_REPEATS", "3"))  # each side; 3 x ~20 s x 2 fits in ~3 min
+#: Each side. Single runs scatter several-fold when other processes load the 2 cores, so 5 (not 3): a pair takes
+#: ~7 s + ~9 s on a quiet machine (the whole module ~1m45s), about twice that under load.
+REPEATS = int(os.environ.get("MLOPS_BENCH_REPEATS", "5"))
 TARGET_RATIO = 1.15
 SEED = 7
 FIRST_DAY = dt.date(2024, 1, 1)
@@ -183,6 +187,7 @@ def test_training_overhead(data: dict[str, Any]) -> None:
     raw_s, ours_s = statistics.median(wall["raw"]), statistics.median(wall["ours"])
     fit_s, tracking_s = statistics.median(fit), statistics.median(tracking)
     ratio = ours_s / raw_s
+    best_ratio = min(wall["ours"]) / min(wall["raw"])  # noise only ever adds time: a second opinion
     paired = [ours / raw for ours, raw in zip(wall["ours"], wall["raw"], strict=True)]  # same repeat, back to back
 
     # Same parameters, same model: every raw run grows 100 trees and is deterministic; our logged model is
@@ -214,7 +219,8 @@ def test_training_overhead(data: dict[str, Any]) -> None:
         print(f"{label:<36} {seconds:>8.2f} {seconds / raw_s:>7.3f} {cpu_text}   {listed}")
     print(
         f"ours / raw = {ratio:.3f} (target <= {TARGET_RATIO}); per-repeat ratios "
-        f"{', '.join(f'{value:.3f}' for value in paired)}; tracking = {tracking_s / raw_s:.1%} of raw"
+        f"{', '.join(f'{value:.3f}' for value in paired)}; best / best = {best_ratio:.3f}; "
+        f"tracking = {tracking_s / raw_s:.1%} of raw"
     )
     print(
         f"same model: raw grew {raw_booster.num_boosted_rounds()} trees, best iteration {best} "
@@ -241,6 +247,7 @@ def test_training_overhead(data: dict[str, Any]) -> None:
             "cpu_seconds": cpu,
             "ratio_ours_to_raw": ratio,
             "ratio_per_repeat": paired,
+            "ratio_of_best_runs": best_ratio,
             "target_ratio": TARGET_RATIO,
             "equivalence": {
                 "raw_trees": raw_booster.num_boosted_rounds(),

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from mlops.config import Settings
 
 log = logging.getLogger(__name__)
-SHAP_SAMPLE = 2_000
+SHAP_SAMPLE = 500  # exact TreeSHAP costs ~0.3 ms a row: enough rows for a stable mean |SHAP| ranking
+PROFILE_SAMPLE = 200_000  # reference bins from a seeded sample: quantiles are stable, the cost is not
 
 
 @dataclass(frozen=True)
@@ -140,12 +141,18 @@ def fit_booster(settings: Settings, spec: FeatureSpec, X_train: np.ndarray, y_tr
     return booster[: booster.best_iteration + 1], float(booster.best_score)
 
 
+def _sample_rows(X: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """A seeded sample of rows in their original order (all rows when there are fewer)."""
+    if X.shape[0] <= size:
+        return X
+    return X[np.sort(np.random.default_rng(seed).choice(X.shape[0], size=size, replace=False))]
+
+
 def _shap_summary(booster: Any, X: np.ndarray, spec: FeatureSpec, seed: int) -> dict[str, float]:
     """Mean |SHAP| per feature on a seeded sample (XGBoost's exact TreeSHAP via pred_contribs)."""
     import xgboost as xgb
 
-    rng = np.random.default_rng(seed)
-    sample = X[rng.choice(X.shape[0], size=min(SHAP_SAMPLE, X.shape[0]), replace=False)]
+    sample = _sample_rows(X, SHAP_SAMPLE, seed)
     contribs = booster.predict(xgb.DMatrix(sample, feature_names=list(spec.names)), pred_contribs=True)
     mean_abs = np.abs(contribs[:, :-1]).mean(axis=0)  # last column is the bias
     return dict(sorted(zip(spec.names, mean_abs.round(6).tolist(), strict=True), key=lambda kv: -kv[1]))
@@ -227,11 +234,12 @@ def fit_and_log(settings: Settings, spec: FeatureSpec, train_split: SplitData, v
         rounds = booster.num_boosted_rounds()
         mlflow.log_metrics({"valid_aucpr": valid_aucpr, "boosted_rounds": rounds, "fit_seconds": fit_seconds,
                             "train_positives": positives})  # fmt: skip
-        train_scores = booster.inplace_predict(train_split.X)
+        profile_rows = _sample_rows(train_split.X, PROFILE_SAMPLE, settings.training.seed)
         mlflow.log_dict(spec.to_dict(), "feature_spec.json")
         mlflow.log_dict(booster.get_score(importance_type="gain"), "feature_importance.json")
         mlflow.log_dict(_shap_summary(booster, valid_split.X, spec, settings.training.seed), "shap_summary.json")
-        mlflow.log_dict(reference_profile(train_split.X, spec, train_scores), "reference_profile.json")
+        profile = reference_profile(profile_rows, spec, booster.inplace_predict(profile_rows))
+        mlflow.log_dict(profile, "reference_profile.json")
         for name, payload in (artifacts or {}).items():
             mlflow.log_dict(payload, name)
         example = pd.DataFrame(valid_split.X[:5], columns=list(spec.names))
