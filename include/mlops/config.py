@@ -155,6 +155,15 @@ class KubernetesSpec(_Section):
     schedule_timeout_seconds: int = Field(1800, gt=0)
 
 
+class ScoringSpec(_Section):
+    """Nightly batch scoring: streaming record batches, chunks mapped as tasks (bounded)."""
+
+    batch_rows: int = Field(262_144, ge=1_024, description="record-batch size: bounds scoring memory")
+    chunk_rows: int = Field(2_000_000, ge=1, description="rows per mapped scoring task")
+    max_chunks: int = Field(32, ge=1, le=1000, description="upper bound on mapped tasks per day")
+    shadow_sample_rows: int = Field(50_000, ge=0, description="challenger shadow sample; 0 disables it")
+
+
 class MlflowSpec(_Section):
     tracking_uri: str | None = Field(None, description="null = sqlite under $MLOPS_HOME/mlflow")
 
@@ -171,6 +180,7 @@ class Settings(_Section):
     promotion: PromotionSpec = PromotionSpec()
     registry: RegistrySpec = RegistrySpec()
     kubernetes: KubernetesSpec = KubernetesSpec()
+    scoring: ScoringSpec = ScoringSpec()
     mlflow: MlflowSpec = MlflowSpec()
 
     # Resolved locations: one place decides where the embedded defaults live.
