@@ -11,7 +11,7 @@ import datetime as dt
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
 
 from mlops.config import load_settings
-from mlops.orchestration import START_DATE, LogFailureNotifier, default_args, validated_data_asset
+from mlops.orchestration import START_DATE, default_args, lake_sensor, validated_data_asset
 
 settings = load_settings()
 VALIDATED = validated_data_asset(settings)
@@ -48,29 +48,13 @@ with DAG(
     doc_md=DOC,
     tags=["mlops", "data", "great-expectations", "dvc"],
 ) as dag:
-    sensor_args = {
-        "task_id": "wait_for_partition",
-        "deferrable": settings.validation.sensor_deferrable,
-        "poke_interval": settings.validation.sensor_poke_seconds,
-        "timeout": settings.validation.sensor_timeout_seconds,
-        "retries": 0,
-        "on_failure_callback": [
-            LogFailureNotifier(
-                hint=f"raw/{PARTITION}/_SUCCESS did not arrive in {settings.lake_uri} within "
-                f"{settings.validation.sensor_timeout_seconds} s: check the producer, then clear this task."
-            )
-        ],
-    }
-    if settings.lake_is_s3:
-        from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
-
-        wait_for_partition = S3KeySensor(bucket_key=f"{settings.lake_uri}/raw/{PARTITION}/_SUCCESS", **sensor_args)
-    else:
-        from airflow.providers.standard.sensors.filesystem import FileSensor
-
-        wait_for_partition = FileSensor(
-            filepath=f"{settings.lake_uri}/raw/{PARTITION}/_SUCCESS", fs_conn_id="fs_default", **sensor_args
-        )
+    wait_for_partition = lake_sensor(
+        settings,
+        "wait_for_partition",
+        f"raw/{PARTITION}/_SUCCESS",
+        hint=f"raw/{PARTITION}/_SUCCESS did not arrive in {settings.lake_uri} within "
+        f"{settings.validation.sensor_timeout_seconds} s: check the producer, then clear this task.",
+    )
 
     @task
     def validate_partition(ds: str | None = None) -> dict:

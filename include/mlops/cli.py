@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,23 @@ def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if same else 1
 
 
+def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.scoring import NoChampion, ScoringInputError, score_day
+
+    started = time.monotonic()
+    try:
+        stats = score_day(settings, args.date)
+    except (NoChampion, ScoringInputError) as exc:
+        print(f"mlops score: {exc}", file=sys.stderr)
+        return 1
+    seconds = time.monotonic() - started
+    rate = stats["rows"] / max(seconds, 1e-9)
+    text = (f"dt={args.date}: {stats['rows']:,} rows scored with v{stats['model_version']} in {seconds:.1f} s "
+            f"({rate:,.0f} rows/s), positive rate {stats['positive_rate']:.4f}")  # fmt: skip
+    _emit(args, {**stats, "seconds": seconds}, text)
+    return 0
+
+
 def _user() -> str:
     import getpass
 
@@ -256,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", required=True, help="why (recorded in the ledger)")
 
     add("models", cmd_models, "show champion, challenger and the alias ledger")
+
+    score = add("score", cmd_score, "score validated raw/dt=D with the champion into scores/dt=D (atomic)")
+    score.add_argument("--date", type=_date, required=True)
 
     again = add("reproduce", cmd_reproduce, "re-run a version's training on its exact data and config; compare")
     again.add_argument("--version", required=True)

@@ -65,3 +65,28 @@ def validated_data_asset(settings: Settings) -> Asset:
     """Emitted once per validated day (extra: date, rows, DVC revision); training and scoring schedule on it."""
     uri = settings.lake_uri if settings.lake_is_s3 else f"file://{settings.lake_uri}"
     return Asset(name=f"{settings.dataset.name}.validated", uri=f"{uri}/raw", group="mlops")
+
+
+def scores_asset(settings: Settings) -> Asset:
+    """Emitted once per scored day (extra: date, model version, rows); drift monitoring schedules on it."""
+    uri = settings.lake_uri if settings.lake_is_s3 else f"file://{settings.lake_uri}"
+    return Asset(name=f"{settings.dataset.name}.scores", uri=f"{uri}/scores", group="mlops")
+
+
+def lake_sensor(settings: Settings, task_id: str, path: str, hint: str) -> Any:
+    """A deferrable sensor on a lake path: FileSensor locally, S3KeySensor on S3 (imported only when used)."""
+    kwargs: dict[str, Any] = {
+        "task_id": task_id,
+        "deferrable": settings.validation.sensor_deferrable,
+        "poke_interval": settings.validation.sensor_poke_seconds,
+        "timeout": settings.validation.sensor_timeout_seconds,
+        "retries": 0,
+        "on_failure_callback": [LogFailureNotifier(hint=hint)],
+    }
+    if settings.lake_is_s3:
+        from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+
+        return S3KeySensor(bucket_key=f"{settings.lake_uri}/{path}", **kwargs)
+    from airflow.providers.standard.sensors.filesystem import FileSensor
+
+    return FileSensor(filepath=f"{settings.lake_uri}/{path}", fs_conn_id="fs_default", **kwargs)
