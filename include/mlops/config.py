@@ -164,6 +164,22 @@ class ScoringSpec(_Section):
     shadow_sample_rows: int = Field(50_000, ge=0, description="challenger shadow sample; 0 disables it")
 
 
+class DriftPolicySpec(_Section):
+    """Drift monitoring thresholds and the trigger policy (debounce, cooldown)."""
+
+    window_days: int = Field(1, ge=1, description="current window: the last K validated days")
+    psi_threshold: float = Field(0.2, gt=0, description="a feature breaches when its PSI >= this")
+    severe_psi: float = Field(0.5, gt=0, description="trigger at once, without debounce")
+    score_psi_threshold: float = Field(0.2, gt=0)
+    pvalue_threshold: float = Field(0.01, gt=0, lt=1, description="per-column test, reported")
+    min_breaching_features: int = Field(1, ge=1)
+    consecutive_windows: int = Field(2, ge=1, description="debounce: breaching windows in a row before a trigger")
+    cooldown_days: int = Field(3, ge=0, description="no trigger this many days after a training run")
+    performance_drop: float = Field(0.2, gt=0, lt=1, description="relative AUC-PR drop vs the holdout that breaches")
+    report_sample_rows: int = Field(20_000, ge=100, description="Evidently HTML report sample per side")
+    seed: int = 0
+
+
 class MlflowSpec(_Section):
     tracking_uri: str | None = Field(None, description="null = sqlite under $MLOPS_HOME/mlflow")
 
@@ -181,6 +197,7 @@ class Settings(_Section):
     registry: RegistrySpec = RegistrySpec()
     kubernetes: KubernetesSpec = KubernetesSpec()
     scoring: ScoringSpec = ScoringSpec()
+    drift: DriftPolicySpec = DriftPolicySpec()
     mlflow: MlflowSpec = MlflowSpec()
 
     # Resolved locations: one place decides where the embedded defaults live.
