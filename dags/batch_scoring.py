@@ -10,7 +10,14 @@ import datetime as dt
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, task
 
 from mlops.config import load_settings
-from mlops.orchestration import START_DATE, default_args, lake_sensor, scores_asset, validated_data_asset
+from mlops.orchestration import (
+    START_DATE,
+    default_args,
+    lake_sensor,
+    partition_day,
+    scores_asset,
+    validated_data_asset,
+)
 
 settings = load_settings()
 VALIDATED = validated_data_asset(settings)
@@ -53,12 +60,7 @@ with DAG(
     @task
     def resolve_day(params: dict | None = None, dag_run=None, triggering_asset_events=None) -> dict:  # type: ignore[no-untyped-def]
         """Which partition this run scores, and the run's single scored-at time (re-runs write identical rows)."""
-        day = params["date"]
-        if not day and triggering_asset_events:
-            events = [event for events in triggering_asset_events.values() for event in events]
-            day = max((event.extra or {}).get("date") or "" for event in events) or None
-        if not day:
-            day = (dag_run.logical_date or dag_run.run_after).date().isoformat()
+        day = partition_day(params, dag_run, triggering_asset_events)
         scored_at = (dag_run.data_interval_end or dag_run.run_after).isoformat()
         print(f"scoring dt={day}")
         return {"day": day, "scored_at": scored_at}

@@ -160,6 +160,24 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.monitoring import check_day
+    from mlops.scoring import NoChampion
+
+    try:
+        outcome = check_day(settings, args.date, render_report=not args.no_report)
+    except (NoChampion, FileNotFoundError) as exc:
+        print(f"mlops drift: {exc}", file=sys.stderr)
+        return 1
+    result, decision = outcome["result"], outcome["decision"]
+    text = (f"dt={args.date}: breached={result['breached']} severe={result['severe']} "
+            f"features {result['breached_features']}\ndecision: "
+            f"{'TRIGGER retraining' if decision['trigger'] else 'no trigger'} ({decision['reason']})\n"
+            f"report: {outcome['report_uri']}")  # fmt: skip
+    _emit(args, outcome, text)
+    return 0
+
+
 def _user() -> str:
     import getpass
 
@@ -277,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = add("score", cmd_score, "score validated raw/dt=D with the champion into scores/dt=D (atomic)")
     score.add_argument("--date", type=_date, required=True)
+
+    drift = add("drift", cmd_drift, "drift check of the window ending at D vs the champion's reference (no trigger)")
+    drift.add_argument("--date", type=_date, required=True)
+    drift.add_argument("--no-report", action="store_true", help="skip the Evidently HTML report")
 
     again = add("reproduce", cmd_reproduce, "re-run a version's training on its exact data and config; compare")
     again.add_argument("--version", required=True)

@@ -90,3 +90,28 @@ def lake_sensor(settings: Settings, task_id: str, path: str, hint: str) -> Any:
     from airflow.providers.standard.sensors.filesystem import FileSensor
 
     return FileSensor(filepath=f"{settings.lake_uri}/{path}", fs_conn_id="fs_default", **kwargs)
+
+
+def partition_day(params: dict[str, Any], dag_run: Any, triggering_asset_events: Any) -> str:
+    """The partition a daily run works on: ``params.date``, else the newest triggering asset event's
+    ``date``, else the logical date (scheduled, catch-up and backfill runs)."""
+    day = params.get("date")
+    if not day and triggering_asset_events:
+        events = [event for events in triggering_asset_events.values() for event in events]
+        day = max(((event.extra or {}).get("date") or "" for event in events), default="") or None
+    if not day:
+        day = (dag_run.logical_date or dag_run.run_after).date().isoformat()
+    return str(day)
+
+
+class DriftBreachNotifier(BaseNotifier):
+    """Every drift breach goes through here: always logged; the place to add Slack or e-mail delivery."""
+
+    template_fields = ("message",)
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def notify(self, context: Any) -> None:
+        log.warning("DRIFT %s", self.message)

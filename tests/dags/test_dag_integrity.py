@@ -12,7 +12,7 @@ from mlops.config import PROJECT_ROOT
 
 DAGS = PROJECT_ROOT / "dags"
 HEAVY = ("pandas", "xgboost", "mlflow", "evidently", "great_expectations", "dvc", "sklearn", "pyarrow")
-EXPECTED_DAG_IDS = {"data_validation", "continuous_training", "model_rollback"}  # grows as DESIGN.md lands
+EXPECTED_DAG_IDS = {"data_validation", "continuous_training", "model_rollback", "batch_scoring", "drift_monitoring"}
 
 # Run in a fresh interpreter: this test process may already hold the heavy modules.
 PROBE = """
