@@ -61,7 +61,11 @@ def _window_table(lake: Lake, area: str, days: list[dt.date]) -> pa.Table | None
 
 
 def _last_training(settings: Settings) -> dt.date | None:
-    """The day the latest training run started (MLflow), for the cooldown."""
+    """The data day (``as_of``) of the latest training run, for the cooldown.
+
+    Data days, not wall-clock days: backfills and catch-up runs then see the cooldown they would have
+    seen in real time.
+    """
     import mlflow
 
     from mlops.training.train import experiment_id
@@ -69,7 +73,8 @@ def _last_training(settings: Settings) -> dt.date | None:
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     runs = mlflow.search_runs([experiment_id(settings)], order_by=["attributes.start_time DESC"], max_results=1,
                               output_format="list")  # fmt: skip
-    return dt.datetime.fromtimestamp(runs[0].info.start_time / 1000, dt.UTC).date() if runs else None
+    as_of = runs[0].data.tags.get("mlops.as_of") if runs else None
+    return dt.date.fromisoformat(as_of) if as_of else None
 
 
 def _reference_sample(settings: Settings, champion: dict[str, Any], columns: list[str]) -> Any:
