@@ -1,8 +1,14 @@
-"""``make demo``: the chain end to end on embedded defaults (SQLite Airflow, local lake, local DVC remote).
+"""``make demo``: the whole chain end to end on embedded defaults (SQLite Airflow, local lake and DVC remote).
 
-It lands about two weeks of synthetic transactions, corrupts one day on purpose, runs the real
-``data_validation`` DAG for every day with ``airflow dags test`` and prints what happened to each day.
-Re-running it gives the same table: days are re-landed identically and DVC revisions are reused.
+1. lands about two weeks of synthetic transactions, corrupts one day on purpose, and runs the real
+   ``data_validation`` DAG for every day (``airflow dags test``): a table of verdicts;
+2. trains, gates and promotes through ``continuous_training``: the champion and every gate;
+3. scores the last days through ``batch_scoring``: rows, rows/s and the model version used;
+4. lands two more days with covariate drift from the second one, validates and scores them, runs
+   ``drift_monitoring`` on both (the clean day triggers nothing; the drifted day queues
+   ``continuous_training`` with its evidence), runs that queued training as the scheduler would,
+   and re-scores the drifted day: scoring switches to the new champion.
+Re-running it gives the same validation table: days are re-landed identically and keep their DVC revisions.
 """
 
 from __future__ import annotations
@@ -10,38 +16,124 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import sqlite3
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 from mlops.config import Settings, load_settings
 from mlops.data.faults import FAULTS, inject_fault
+from mlops.data.generator import DriftSpec
 from mlops.data.lake import REASON, VALIDATED, Lake
 from mlops.data.landing import land_days
 from mlops.runtime import airflow, embedded_env, ensure_airflow_db
 
 
-def _say(text: str) -> None:
+class DemoFailed(RuntimeError):
+    """A step did not do what the demo expects; the message says which and where its log is."""
+
+
+def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _outcome(lake: Lake, day: dt.date) -> tuple[int | str, str, str]:
-    """(rows, verdict, DVC revision or quarantine reason) for the table."""
-    marker = f"{lake.partition('raw', day)}/{VALIDATED}"
-    if lake.exists(marker):
-        data = lake.read_json(marker)
-        return data["rows"], "validated", f"DVC {data['dvc']['revision'][:12]}"
-    reason = f"{lake.partition('quarantine', day)}/{REASON}"
-    if lake.exists(reason):
-        data = lake.read_json(reason)
-        first = data["failures"][0]
-        where = f"column {first['column']}" if first["column"] else "table"
-        return (
-            data["rows"],
-            "QUARANTINED",
-            f"[{first['rule']}] {where}: {first['observed']} (expected {first['expected']})",
-        )
-    return "-", "missing", "no marker and no quarantine (see the run log)"
+class Demo:
+    def __init__(self, env: dict[str, str], settings: Settings) -> None:
+        self.env, self.settings = env, settings
+        self.lake = Lake.from_settings(settings)
+        self.logs = settings.home / "demo-logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def dag(self, dag_id: str, day: dt.date, conf: dict[str, Any] | None = None, expect_ok: bool = True) -> float:
+        """`airflow dags test DAG D [-c conf]`, logged to a file; returns its duration."""
+        args = ["dags", "test", dag_id, day.isoformat(), *(["-c", json.dumps(conf)] if conf else [])]
+        started = time.monotonic()
+        run = airflow(args, self.env, check=False, capture_output=True)
+        seconds = time.monotonic() - started
+        log_file = self.logs / f"{dag_id}_{day}.log"
+        log_file.write_text(run.stdout + run.stderr)
+        state = "succeeded" if run.returncode == 0 else "failed"
+        _say(f"    {dag_id} {day}: run {state} in {seconds:.0f} s  (log: {log_file})")
+        if (run.returncode == 0) != expect_ok:
+            raise DemoFailed(f"{dag_id} {day}: run {state}, expected {'success' if expect_ok else 'failure'}; "
+                             f"see {log_file}")  # fmt: skip
+        return seconds
+
+    # -- 1. validation -------------------------------------------------------------------------
+    def outcome(self, day: dt.date) -> tuple[int | str, str, str]:
+        """(rows, verdict, DVC revision or quarantine reason) for the table."""
+        marker = f"{self.lake.partition('raw', day)}/{VALIDATED}"
+        if self.lake.exists(marker):
+            data = self.lake.read_json(marker)
+            return data["rows"], "validated", f"DVC {data['dvc']['revision'][:12]}"
+        reason = f"{self.lake.partition('quarantine', day)}/{REASON}"
+        if self.lake.exists(reason):
+            first = self.lake.read_json(reason)["failures"][0]
+            where = f"column {first['column']}" if first["column"] else "table"
+            detail = f"[{first['rule']}] {where}: {first['observed']} (expected {first['expected']})"
+            return self.lake.read_json(reason)["rows"], "QUARANTINED", detail
+        return "-", "missing", "no marker and no quarantine (see the run log)"
+
+    def validate(self, days: list[dt.date], bad_day: dt.date | None) -> None:
+        _say("==> data_validation for each day (`airflow dags test data_validation D`)")
+        for day in days:
+            self.dag("data_validation", day, expect_ok=day != bad_day)
+        _say()
+        _say(f"{'date':<12}{'rows':>8}  {'verdict':<12} DVC revision / quarantine reason")
+        _say("-" * 100)
+        for day in days:
+            rows, verdict, detail = self.outcome(day)
+            _say(f"{day.isoformat():<12}{rows:>8}  {verdict:<12} {detail}")
+
+    # -- 2. training ---------------------------------------------------------------------------
+    def champion(self) -> str:
+        from mlops.registry import CHAMPION, Registry
+
+        version = Registry(self.settings).alias_version(CHAMPION)
+        if version is None:
+            raise DemoFailed("no champion after training; see the continuous_training log")
+        return version
+
+    def train(self, as_of: dt.date, conf: dict[str, Any]) -> str:
+        import mlflow
+
+        from mlops.registry import Registry
+
+        self.dag("continuous_training", as_of, conf)
+        champion = self.champion()
+        version = Registry(self.settings).client.get_model_version(self.settings.model_name, champion)
+        mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
+        report = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/gate_report.json")
+        _say(f"champion: {self.settings.model_name} v{champion}  (MLflow run {version.run_id})")
+        _say(f"    {'gate':<40} {'value':>10}  {'threshold':<34} result")
+        for check in report["checks"]:
+            value = check["value"]
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            verdict = "pass" if check["passed"] else "FAIL"
+            _say(f"    {check['name']:<40} {shown:>10}  {str(check['threshold'])[:34]:<34} {verdict}")
+        return champion
+
+    # -- 3. scoring ----------------------------------------------------------------------------
+    def score(self, day: dt.date) -> dict[str, Any]:
+        seconds = self.dag("batch_scoring", day)
+        stats = self.lake.read_json(f"{self.lake.partition('scores', day)}/_STATS.json")
+        _say(f"    scores/dt={day}: {stats['rows']:,} rows with v{stats['model_version']}, positive rate "
+             f"{stats['positive_rate']:.4f}, {stats['rows'] / seconds:,.0f} rows/s over the whole DAG run "
+             f"(`mlops score --date {day}` shows the scoring step alone)")  # fmt: skip
+        return stats
+
+    # -- 4. drift ------------------------------------------------------------------------------
+    def queued_training_conf(self) -> dict[str, Any] | None:
+        """The conf of the newest queued continuous_training run (what drift_monitoring triggered)."""
+        with closing(sqlite3.connect(Path(self.env["AIRFLOW_HOME"]) / "airflow.db")) as db:
+            row = db.execute("SELECT conf FROM dag_run WHERE dag_id = 'continuous_training' AND state = 'queued' "
+                             "ORDER BY id DESC LIMIT 1").fetchone()  # fmt: skip
+        if row is None:
+            return None
+        return json.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,92 +146,67 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault", choices=sorted(FAULTS), default="out_of_range")
     args = parser.parse_args(argv)
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     env = embedded_env()
     settings = load_settings(env=env)
-    lake = Lake.from_settings(settings)
-    logs = settings.home / "demo-logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    demo = Demo(env, settings)
     days = [args.start + dt.timedelta(days=i) for i in range(args.days)]
     bad_day = days[args.corrupt_day - 1]
+    try:
+        _say(f"==> MLOPS_HOME={settings.home}  AIRFLOW_HOME={env['AIRFLOW_HOME']}")
+        ensure_airflow_db(env)
+        _say(f"==> landing {args.days} days x {args.rows_per_day:,} card transactions in {settings.lake_uri}")
+        land_days(settings, args.start, args.days, args.rows_per_day, args.seed)
+        fault = inject_fault(demo.lake, bad_day, args.fault, settings.dataset.id_column)
+        _say(f"==> corrupted {bad_day} on purpose: {fault.description} ({fault.name})")
+        demo.validate(days, bad_day)
 
-    _say(f"==> MLOPS_HOME={settings.home}  AIRFLOW_HOME={env['AIRFLOW_HOME']}")
-    _say("==> Airflow metadata DB: migrating (SQLite)")
-    ensure_airflow_db(env)
-    _say(f"==> landing {args.days} days x {args.rows_per_day:,} rows of card transactions in {settings.lake_uri}")
-    land_days(settings, args.start, args.days, args.rows_per_day, args.seed)
-    fault = inject_fault(lake, bad_day, args.fault, settings.dataset.id_column)
-    _say(f"==> corrupted {bad_day} on purpose: {fault.description} ({fault.name})")
+        _say()
+        _say(f"==> continuous_training as of {days[-1]} (backend {settings.training.backend}, "
+             f"promotion {settings.promotion.policy})")  # fmt: skip
+        first_champion = demo.train(days[-1], {"reason": "make demo"})
 
-    _say("==> running the data_validation DAG for each day (`airflow dags test data_validation D`)")
-    failures = []
-    for index, day in enumerate(days, start=1):
-        started = time.monotonic()
-        run = airflow(["dags", "test", "data_validation", day.isoformat()], env, check=False, capture_output=True)
-        log_file = logs / f"data_validation_{day}.log"
-        log_file.write_text(run.stdout + run.stderr)
-        state = "succeeded" if run.returncode == 0 else "failed"
-        _say(
-            f"    [{index:>2}/{len(days)}] {day}: run {state} in {time.monotonic() - started:.0f} s  (log: {log_file})"
-        )
-        expected_ok = day != bad_day
-        if (run.returncode == 0) != expected_ok:
-            failures.append(f"{day}: run {state}, expected {'success' if expected_ok else 'failure'}; see {log_file}")
+        _say()
+        _say("==> batch_scoring of the last two days with the champion")
+        for day in days[-2:]:
+            demo.score(day)
 
-    _say("")
-    _say(f"{'date':<12}{'rows':>8}  {'verdict':<12} DVC revision / quarantine reason")
-    _say("-" * 100)
-    for day in days:
-        rows, verdict, detail = _outcome(lake, day)
-        _say(f"{day.isoformat():<12}{rows:>8}  {verdict:<12} {detail}")
-    _say("")
-    _say(f"Data Docs:     {Path(settings.lake_uri) / 'reports' / 'data_docs' / 'index.html'}")
-    _say(f"Quarantine:    {settings.lake_uri}/quarantine/dt={bad_day}/reason.json")
-    _say(f"DVC registry:  {settings.dvc_registry_path}  (remote {settings.dvc_remote_url})")
+        # Past the training cooldown (drift.cooldown_days after the data day the champion was trained on).
+        clean = days[-1] + dt.timedelta(days=settings.drift.cooldown_days)
+        drifted = clean + dt.timedelta(days=1)
+        shift = DriftSpec(start=drifted, kind="covariate", features=("amount", "device_risk_score"), magnitude=2.0)
+        _say()
+        _say(f"==> drift: landing {clean} (clean) and {drifted} (covariate shift of amount and device risk)")
+        land_days(settings, clean, 2, args.rows_per_day, args.seed, drift=shift)  # + labels that came due
+        for day in (clean, drifted):
+            demo.dag("data_validation", day)
+            demo.score(day)
+            demo.dag("drift_monitoring", day)
+            result = demo.lake.read_json(f"{demo.lake.root}/reports/drift/history/dt={day}.json")
+            _say(f"    drift dt={day}: breached={result['breached']} severe={result.get('severe')} "
+                 f"features {result['breached_features']} -> triggered={result['triggered']}")  # fmt: skip
+        conf = demo.queued_training_conf()
+        if conf is None:
+            raise DemoFailed(f"drift_monitoring did not queue continuous_training for {drifted}")
+        _say(f"    queued continuous_training with conf: reason={conf['reason']!r}, "
+             f"breached={sorted(conf['breached_features'])}, report={conf['report_uri']}")  # fmt: skip
+        _say("==> running that queued training now (a scheduler would; `dags test` runs one DAG at a time)")
+        new_champion = demo.train(drifted, conf)
+        _say(f"==> re-scoring {drifted}: scoring follows the champion (v{first_champion} -> v{new_champion})")
+        stats = demo.score(drifted)
+        if stats["model_version"] != new_champion:
+            raise DemoFailed(f"scores of {drifted} carry v{stats['model_version']}, not the champion v{new_champion}")
+    except DemoFailed as exc:
+        _say(f"DEMO FAILED: {exc}")
+        return 1
     errors = airflow(["dags", "list-import-errors", "-o", "plain"], env, check=False, capture_output=True)
+    _say()
     _say(f"Import errors: {'none' if 'No data found' in errors.stdout + errors.stderr else errors.stdout.strip()}")
-    if failures:
-        _say("DEMO FAILED:\n  " + "\n  ".join(failures))
-        return 1
-    _say("Validation done: good days are validated and versioned; the corrupted day is quarantined with its reason.")
-    return _train(env, settings, days[-1], logs)
-
-
-def _train(env: dict[str, str], settings: Settings, as_of: dt.date, logs: Path) -> int:
-    """Train, gate and promote through the continuous_training DAG, then show the champion and its evidence."""
-    import mlflow
-
-    from mlops.registry import CHAMPION, Registry
-
-    _say("")
-    _say(f"==> training: `airflow dags test continuous_training {as_of}` (backend {settings.training.backend}, "
-         f"promotion {settings.promotion.policy})")  # fmt: skip
-    started = time.monotonic()
-    conf = json.dumps({"reason": "make demo"})
-    run = airflow(["dags", "test", "continuous_training", as_of.isoformat(), "-c", conf], env, check=False,
-                  capture_output=True)  # fmt: skip
-    log_file = logs / f"continuous_training_{as_of}.log"
-    log_file.write_text(run.stdout + run.stderr)
-    _say(f"    run {'succeeded' if run.returncode == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s "
-         f"(log: {log_file})")  # fmt: skip
-    if run.returncode != 0:
-        return 1
-    registry = Registry(settings)
-    champion = registry.alias_version(CHAMPION)
-    if champion is None:
-        _say("DEMO FAILED: no champion after training; see the log")
-        return 1
-    version = registry.client.get_model_version(settings.model_name, champion)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    report = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/gate_report.json")
-    _say(f"champion: {settings.model_name} v{champion}  (MLflow run {version.run_id})")
-    _say(f"{'gate':<44} {'value':>12}  {'threshold':<28} result")
-    for check in report["checks"]:
-        value = check["value"]
-        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-        _say(f"{check['name']:<44} {shown:>12}  {check['threshold']:<28} {'pass' if check['passed'] else 'FAIL'}")
-    _say(f"MLflow:        {settings.mlflow_tracking_uri}  (`make up` serves the UI; experiment {settings.model_name})")
-    _say("Ledger:        `.venv/bin/mlops models`")
-    _say("Demo finished: validated data -> trained -> gated -> champion.")
+    _say(f"Data Docs:     {settings.lake_uri}/reports/data_docs/index.html")
+    _say(f"Drift reports: {settings.lake_uri}/reports/drift/")
+    _say(f"MLflow:        {settings.mlflow_tracking_uri}  (`make up` serves the UI)")
+    _say("Ledger:        .venv/bin/mlops models")
+    _say("Demo finished: validated -> trained -> gated -> champion -> scored -> drift -> retrained -> re-scored.")
     return 0
 
 
