@@ -81,22 +81,34 @@ class TrainingSpec(_Section):
     seed: int = 42
 
 
+DEFAULT_XGB_PARAMS: dict[str, Any] = {
+    "objective": "binary:logistic",
+    "eval_metric": "aucpr",
+    "tree_method": "hist",
+    "max_depth": 6,
+    "eta": 0.1,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "min_child_weight": 1.0,
+}
+
+
 class ModelSpec(_Section):
     name: str | None = Field(None, description="registered model name; null = dataset.name")
-    params: dict[str, Any] = {
-        "objective": "binary:logistic",
-        "eval_metric": "aucpr",
-        "tree_method": "hist",
-        "max_depth": 6,
-        "eta": 0.1,
-        "subsample": 0.8,
-        "colsample_bytree": 0.8,
-        "min_child_weight": 1.0,
-    }
+    params: dict[str, Any] = Field(
+        DEFAULT_XGB_PARAMS, description="XGBoost parameters, merged over the defaults (set one, keep the rest)"
+    )
     num_boost_round: int = Field(300, ge=1)
     early_stopping_rounds: int = Field(30, ge=1)
     nthread: int = Field(0, ge=0, description="0 = all cores")
     decision_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="score >= threshold -> positive")
+
+    @field_validator("params")
+    @classmethod
+    def _over_defaults(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Other mappings (gates.absolute, kubernetes.node_selector...) are replaced whole: a selector or a
+        # gate set is one decision. XGBoost parameters are tuned one at a time, so they merge.
+        return {**DEFAULT_XGB_PARAMS, **value}
 
 
 class Bound(_Section):
@@ -322,9 +334,7 @@ def load_settings(conf: Mapping[str, Any] | None = None, env: Mapping[str, str] 
     layers.append(("environment (MLOPS_*)", _env_layer(env)))
     if conf:
         layers.append(("DAG-run conf", dict(conf)))
-    # Start from the defaults so that mappings (model.params, gates.absolute, kubernetes.requests...) merge
-    # key by key: overriding one XGBoost parameter keeps the others.
-    merged: dict[str, Any] = Settings().model_dump(mode="json")
+    merged: dict[str, Any] = {}
     for _, layer in layers:
         merged = _deep_merge(merged, layer)
     try:

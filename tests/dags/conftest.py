@@ -1,4 +1,4 @@
-"""Real Airflow for DAG tests: a throwaway AIRFLOW_HOME with a migrated SQLite DB, shared by the session."""
+"""Real Airflow for DAG tests: a throwaway AIRFLOW_HOME per test, copied from one migrated SQLite DB."""
 
 from __future__ import annotations
 
@@ -22,10 +22,23 @@ def _clean_env(**overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("airflow")
+def migrated_airflow(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `airflow db migrate` per session (about 10 s); tests get copies of the fresh database."""
+    home = tmp_path_factory.mktemp("airflow-template")
     env = embedded_env(base=_clean_env(AIRFLOW_HOME=str(home), MLOPS_HOME=str(home / "unused")))
     ensure_airflow_db(env)
+    return home
+
+
+@pytest.fixture
+def airflow_home(migrated_airflow: Path, tmp_path: Path) -> Path:
+    """A metadata DB of the test's own: assets, runs and XComs of other tests cannot leak in."""
+    home = tmp_path / "airflow"
+    home.mkdir()
+    # SQLite's backup API copies a consistent database whatever its journal mode (Airflow uses WAL).
+    with closing(sqlite3.connect(migrated_airflow / "airflow.db")) as source, \
+            closing(sqlite3.connect(home / "airflow.db")) as target:  # fmt: skip
+        source.backup(target)
     return home
 
 

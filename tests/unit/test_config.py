@@ -72,3 +72,15 @@ def test_s3_lake_and_endpoint(tmp_path: Path) -> None:
     assert settings.s3_storage_options()["client_kwargs"]["endpoint_url"] == "http://localhost:9000"
     with pytest.raises(ConfigError, match="lake_uri"):
         load_settings(env={"MLOPS__DATASET__LAKE_URI": "gs://bucket"})
+
+
+def test_xgboost_params_merge_but_other_mappings_are_replaced(tmp_path: Path) -> None:
+    conf = {
+        "model": {"params": {"max_depth": 3}},
+        "kubernetes": {"node_selector": {"pool": "gpu"}},
+        "gates": {"absolute": {"auc_pr": {"min": 0.3}}},
+    }
+    settings = load_settings(conf=conf, env={"MLOPS_HOME": str(tmp_path)})
+    assert settings.model.params["max_depth"] == 3 and settings.model.params["subsample"] == 0.8
+    assert settings.kubernetes.node_selector == {"pool": "gpu"}
+    assert set(settings.gates.absolute) == {"auc_pr"}
