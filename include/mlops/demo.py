@@ -27,6 +27,7 @@ from typing import Any
 from mlops.config import Settings, load_settings
 from mlops.data.faults import FAULTS, inject_fault
 from mlops.data.generator import DriftSpec
+from mlops.drift import history_path
 from mlops.data.lake import REASON, VALIDATED, Lake
 from mlops.data.landing import land_days
 from mlops.runtime import airflow, embedded_env, ensure_airflow_db
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             demo.dag("data_validation", day)
             demo.score(day)
             demo.dag("drift_monitoring", day)
-            result = demo.lake.read_json(f"{demo.lake.root}/reports/drift/history/dt={day}.json")
+            result = demo.lake.read_json(history_path(demo.lake, settings.dataset.name, day))
             _say(f"    drift dt={day}: breached={result['breached']} severe={result.get('severe')} "
                  f"features {result['breached_features']} -> triggered={result['triggered']}")  # fmt: skip
         conf = demo.queued_training_conf()
