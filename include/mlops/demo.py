@@ -27,9 +27,9 @@ from typing import Any
 from mlops.config import Settings, load_settings
 from mlops.data.faults import FAULTS, inject_fault
 from mlops.data.generator import DriftSpec
-from mlops.drift import history_path
 from mlops.data.lake import REASON, VALIDATED, Lake
 from mlops.data.landing import land_days
+from mlops.drift import history_path
 from mlops.runtime import airflow, embedded_env, ensure_airflow_db
 
 

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from mlops.serialization import to_jsonable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -249,7 +250,7 @@ class DriftResult:
     severe: bool
 
     def to_dict(self) -> dict:
-        return _jsonable(asdict(self))
+        return to_jsonable(asdict(self))
 
     @property
     def reasons(self) -> list[str]:
@@ -263,20 +264,6 @@ class DriftResult:
                 f"({self.performance['relative_drop']:.0%} drop)"
             )
         return out
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
 
 
 def assess_window(
@@ -409,7 +396,7 @@ def append_history(lake: Lake, dataset: str, entry: dict) -> None:
     """Store one day's entry (needs ``"day"``); idempotent per day, atomic per file, safe on S3."""
     if "day" not in entry:
         raise ValueError("a drift history entry needs its 'day'")
-    lake.write_json(history_path(lake, dataset, entry["day"]), _jsonable(entry))
+    lake.write_json(history_path(lake, dataset, entry["day"]), to_jsonable(entry))
 
 
 def read_history(lake: Lake, dataset: str) -> list[dict]:
@@ -479,7 +466,7 @@ def evidently_summary(result: dict, rows: dict[str, int] | None = None) -> dict:
             columns[config["column"]] = {
                 "method": config.get("method"),
                 "threshold": config.get("threshold"),
-                "score": _jsonable(metric.get("value")),
+                "score": to_jsonable(metric.get("value")),
                 "drifted": None,
             }
         elif kind.endswith(":DriftedColumnsCount"):

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from mlops.serialization import to_jsonable
+
 if TYPE_CHECKING:
     from mlops.config import GatesSpec
 
@@ -294,19 +296,6 @@ class GateCheck:
     detail: str = ""
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy scalars unwrapped, NaN/inf become None (strict JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 @dataclass
 class GateReport:
     """The verdict and all its evidence; logged to MLflow and tagged on the registered version."""
@@ -320,7 +309,7 @@ class GateReport:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return _jsonable(asdict(self))
+        return to_jsonable(asdict(self))
 
     def failures(self) -> list[GateCheck]:
         return [check for check in self.checks if not check.passed]
