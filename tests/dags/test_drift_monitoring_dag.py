@@ -9,11 +9,11 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from mlops.scoring import score_day
 
 from mlops.config import load_settings
 from mlops.data.generator import DriftSpec
 from mlops.data.landing import land_days
+from mlops.scoring import score_day
 from mlops.training.pipeline import run_all
 from mlops.validation import validate_and_version
 from tests.dags.conftest import dags_test
