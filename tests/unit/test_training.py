@@ -117,3 +117,23 @@ def test_reproducing_a_version_gives_the_same_metrics(trained_home: Settings) ->
     assert again["reproduced_run"] != again["original_run"]
     assert again["reproduced_valid_aucpr"] == again["original_valid_aucpr"]
     assert again["reproduced_rounds"] == again["original_rounds"]
+
+
+def test_unreachable_mlflow_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow down: a clear error naming the server (the Airflow task then retries with backoff), no version."""
+    import socket
+
+    from mlops.registry import Registry
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    settings = load_settings(
+        env={"MLOPS_HOME": str(tmp_path), "MLOPS__MLFLOW__TRACKING_URI": f"http://127.0.0.1:{port}"}
+    )
+    registry = Registry(settings)
+    with pytest.raises(Exception, match=f"127.0.0.1:{port}"):
+        registry.register("0" * 32, "models:/m-0", {"gates.passed": "true"})
+    assert registry.ledger().moves(settings.model_name) == [], "nothing was recorded"
