@@ -119,11 +119,11 @@ class Demo:
 
     # -- 3. scoring ----------------------------------------------------------------------------
     def score(self, day: dt.date) -> dict[str, Any]:
-        seconds = self.dag("batch_scoring", day)
+        self.dag("batch_scoring", day)
         stats = self.lake.read_json(f"{self.lake.partition('scores', day)}/_STATS.json")
-        _say(f"    scores/dt={day}: {stats['rows']:,} rows with v{stats['model_version']}, positive rate "
-             f"{stats['positive_rate']:.4f}, {stats['rows'] / seconds:,.0f} rows/s over the whole DAG run "
-             f"(`mlops score --date {day}` shows the scoring step alone)")  # fmt: skip
+        rate = stats["rows"] / max(stats["scoring_seconds"], 1e-9)
+        _say(f"    scores/dt={day}: {stats['rows']:,} rows scored with v{stats['model_version']} at {rate:,.0f} rows/s "
+             f"(read + features + predict + write), positive rate {stats['positive_rate']:.4f}")  # fmt: skip
         return stats
 
     # -- 4. drift ------------------------------------------------------------------------------

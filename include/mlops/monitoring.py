@@ -128,7 +128,7 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
         current = inputs.select(list(spec.names)).to_pandas()
         evidently = evidently_report(reference, current, str(local), policy.seed, policy.report_sample_rows)
         remote = f"{lake.root}/reports/drift/dt={day.isoformat()}/report.html"
-        lake.fs.put_file(str(local), remote)
+        lake.upload(str(local), remote)
         report_uri = lake.url(remote)
         log.info("Evidently report: %s (drifted columns %s)", report_uri, evidently.get("drifted_columns"))
 

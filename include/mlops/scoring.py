@@ -32,6 +32,7 @@ import itertools
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -383,6 +384,7 @@ def score_chunk(settings: Settings, lake: Lake, day: dt.date, pinned: PinnedMode
         lake.fs.makedirs(staging, exist_ok=True)
     path = f"{staging}/{part_name(index)}"
 
+    started = time.monotonic()
     hist = np.zeros(HIST_BINS, dtype=np.int64)
     rows = positives = 0
     total = 0.0
@@ -413,7 +415,8 @@ def score_chunk(settings: Settings, lake: Lake, day: dt.date, pinned: PinnedMode
         raise ScoringIncomplete(f"chunk {index} of {lake.url(raw)} has {rows} rows, {chunk['rows']} planned")
     log.info("dt=%s chunk %d: %d rows scored with %s v%s -> %s", day, index, rows, pinned.name, pinned.version,
              lake.url(path))  # fmt: skip
-    return {"chunk": index, "rows": rows, "positives": positives, "score_hist": hist.tolist(), "sum": total}
+    return {"chunk": index, "rows": rows, "positives": positives, "score_hist": hist.tolist(), "sum": total,
+            "seconds": time.monotonic() - started}  # fmt: skip
 
 
 def _constants(pinned: PinnedModel, run_id: str, scored_at: dt.datetime, size: int) -> list[pa.Array]:
@@ -506,6 +509,8 @@ def _stats(settings: Settings, day: dt.date, pinned: PinnedModel, results: list[
         "model_run_id": pinned.run_id,
         "run_id": run_id,
         "chunks": len(results),
+        # Time inside the scoring tasks (read, features, predict, write), summed over chunks: rows/s of the step.
+        "scoring_seconds": sum(float(r.get("seconds", 0.0)) for r in results),
     }
 
 

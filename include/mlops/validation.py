@@ -256,8 +256,8 @@ class _GxRunner:
         page = Path(page_url.removeprefix("file://"))
         remote_root = f"{lake.root}/{DATA_DOCS}"
         remote_page = f"{remote_root}/{page.relative_to(local_root).as_posix()}"
-        lake.fs.put_file(str(page), remote_page)
-        lake.fs.put_file(str(local_root / "index.html"), f"{remote_root}/index.html")
+        lake.upload(str(page), remote_page)
+        lake.upload(str(local_root / "index.html"), f"{remote_root}/index.html")
         if not lake.exists(f"{remote_root}/static"):
             lake.fs.put(str(local_root / "static"), f"{remote_root}/static", recursive=True)
         return lake.url(remote_page)

@@ -119,6 +119,12 @@ class Lake:
                 tables.append(pq.read_table(handle))
         return pa.concat_tables(tables)
 
+    def upload(self, local_path: str, path: str) -> None:
+        """Copy a local file (a rendered report) into the lake."""
+        if not self.is_s3:
+            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.put_file(local_path, path)
+
     def remove(self, path: str) -> None:
         if self.exists(path):
             self.fs.rm(path, recursive=True)
