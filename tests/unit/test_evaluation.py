@@ -38,6 +38,7 @@ def _gates(**changes: object) -> GatesSpec:
     base = {
         "absolute": {"auc_pr": Bound(min=0.05), "latency_p95_ms_per_10k": Bound(max=500.0)},
         "bootstrap_samples": 100,
+        "champion_tolerance": 0.01,
         "slice_min_rows": 200,
         "slice_min_positives": 10,
     }
