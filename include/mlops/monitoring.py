@@ -25,23 +25,19 @@ log = logging.getLogger(__name__)
 
 
 def _champion(settings: Settings) -> dict[str, Any]:
+    """The champion as scoring pins it, plus what monitoring needs from its run (profile, holdout AUC-PR)."""
     import mlflow
 
-    from mlops.registry import CHAMPION, Registry
-    from mlops.scoring import NoChampion
+    from mlops.scoring import pin_champion
 
-    registry = Registry(settings)
-    version = registry.alias_version(CHAMPION)
-    if version is None:
-        raise NoChampion(f"no `{CHAMPION}` for {settings.model_name}: run the continuous_training DAG first")
-    run_id = registry.client.get_model_version(settings.model_name, version).run_id
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    pinned = pin_champion(settings)
+    run_id = pinned.run_id
     run = mlflow.get_run(run_id)
     return {
-        "version": version,
+        "version": pinned.version,
         "run_id": run_id,
         "profile": mlflow.artifacts.load_dict(f"runs:/{run_id}/reference_profile.json"),
-        "spec": FeatureSpec.from_dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/feature_spec.json")),
+        "spec": pinned.spec,
         "holdout_auc_pr": run.data.metrics.get("holdout_auc_pr"),
         "snapshot": mlflow.artifacts.load_dict(f"runs:/{run_id}/snapshot.json"),
     }
@@ -79,15 +75,13 @@ def _last_training(settings: Settings) -> dt.date | None:
 
 def _reference_sample(settings: Settings, champion: dict[str, Any], columns: list[str]) -> Any:
     """A seeded sample of the champion's last training day (by its DVC revision), for the HTML report only."""
-    import pyarrow.parquet as pq
     from dvc.fs import DVCFileSystem
+
+    from mlops.training.snapshot import read_day
 
     snapshot = champion["snapshot"]
     fs = DVCFileSystem(repo=snapshot["registry"], rev=snapshot["registry_revision"])
-    folder = f"data/{settings.dataset.name}/dt={snapshot['days']['train'][-1]}"
-    files = sorted(p for p in fs.ls(folder, detail=False) if p.endswith(".parquet"))
-    table = pa.concat_tables([pq.read_table(fs.open(path, "rb"), columns=columns) for path in files])
-    return table.to_pandas()
+    return read_day(fs, settings, snapshot["days"]["train"][-1], columns).to_pandas()
 
 
 def check_day(settings: Settings, day: dt.date, training_active: bool = False,

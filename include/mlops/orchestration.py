@@ -61,16 +61,19 @@ def default_args(**overrides: Any) -> dict[str, Any]:
     return args
 
 
+def _lake_asset(settings: Settings, name: str, area: str) -> Asset:
+    uri = settings.lake_uri if settings.lake_is_s3 else f"file://{settings.lake_uri}"
+    return Asset(name=f"{settings.dataset.name}.{name}", uri=f"{uri}/{area}", group="mlops")
+
+
 def validated_data_asset(settings: Settings) -> Asset:
     """Emitted once per validated day (extra: date, rows, DVC revision); training and scoring schedule on it."""
-    uri = settings.lake_uri if settings.lake_is_s3 else f"file://{settings.lake_uri}"
-    return Asset(name=f"{settings.dataset.name}.validated", uri=f"{uri}/raw", group="mlops")
+    return _lake_asset(settings, "validated", "raw")
 
 
 def scores_asset(settings: Settings) -> Asset:
     """Emitted once per scored day (extra: date, model version, rows); drift monitoring schedules on it."""
-    uri = settings.lake_uri if settings.lake_is_s3 else f"file://{settings.lake_uri}"
-    return Asset(name=f"{settings.dataset.name}.scores", uri=f"{uri}/scores", group="mlops")
+    return _lake_asset(settings, "scores", "scores")
 
 
 def lake_sensor(settings: Settings, task_id: str, path: str, hint: str) -> Any:

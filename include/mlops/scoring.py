@@ -256,11 +256,7 @@ def _read_footer(lake: Lake, path: str) -> pq.FileMetaData:
 
 
 def _file_schema(lake: Lake, path: str) -> pa.Schema:
-    try:
-        with _parquet(lake, path) as source:
-            return source.schema_arrow
-    except (OSError, pa.ArrowException) as exc:
-        raise ScoringInputError(f"cannot read the schema of {lake.url(path)}: {exc}") from exc
+    return _read_footer(lake, path).schema.to_arrow_schema()
 
 
 def _by_file(row_groups: list[list[Any]]) -> list[tuple[str, list[int]]]:

@@ -95,12 +95,13 @@ def resolve_snapshot(settings: Settings, as_of: dt.date, lake: Lake | None = Non
     )
 
 
-def _read_day(fs: Any, settings: Settings, day: str) -> pa.Table:
+def read_day(fs: Any, settings: Settings, day: str, columns: list[str] | None = None) -> pa.Table:
+    """One versioned day from a ``DVCFileSystem`` opened at a registry revision."""
     import pyarrow.parquet as pq
 
     folder = f"data/{settings.dataset.name}/dt={day}"
     files = sorted(p for p in fs.ls(folder, detail=False) if p.endswith(".parquet"))
-    return pa.concat_tables([pq.read_table(fs.open(path, "rb")) for path in files])
+    return pa.concat_tables([pq.read_table(fs.open(path, "rb"), columns=columns) for path in files])
 
 
 def load_split(settings: Settings, snapshot: TrainingSnapshot, split: str, spec: FeatureSpec) -> SplitData:
@@ -112,7 +113,7 @@ def load_split(settings: Settings, snapshot: TrainingSnapshot, split: str, spec:
     fs = DVCFileSystem(repo=snapshot.registry, rev=snapshot.registry_revision)
     tables, labels = [], []
     for day in snapshot.days[split]:
-        tables.append(_read_day(fs, settings, day))
+        tables.append(read_day(fs, settings, day))
         labels.append(lake.read_partition(lake.partition("labels", dt.date.fromisoformat(day))))
     table = pa.concat_tables(tables)
     label_table = pa.concat_tables(labels).select([dataset.id_column, dataset.label.column])
