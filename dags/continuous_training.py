@@ -1,23 +1,33 @@
 """continuous_training: snapshot -> train (GPU pod or local) -> assess -> register -> [approval] -> promote.
 
-Only the Airflow SDK, ``mlops.config`` and ``mlops.orchestration`` are imported here; the work happens
-inside the tasks (and, with the kubernetes backend, inside the training pod).
+At parse time only the Airflow SDK (and, by config, the cncf.kubernetes provider for the GPU pod and the
+standard provider's ApprovalOperator), ``mlops.config``, ``mlops.airflow`` and ``mlops.training.request``
+are imported; the work happens inside the tasks (and, with the kubernetes backend, inside the training pod).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, get_current_context, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
+from mlops.airflow import (
+    CONFIG_PARAM,
+    dag_defaults,
+    error_policy,
+    run_settings,
+    training_pod_operator,
+    validated_data_asset,
+)
 from mlops.config import load_settings
-from mlops.orchestration import START_DATE, default_args, validated_data_asset
+from mlops.training.request import TrainingRequest
 
 settings = load_settings()
 VALIDATED = validated_data_asset(settings)
 KUBERNETES = settings.training.backend == "kubernetes"
 MANUAL = settings.promotion.policy == "manual"
+#: The training request, as strings, that `resolve_snapshot` returns (read by `train` and the tasks after it).
+REQUEST = "ti.xcom_pull(task_ids='resolve_snapshot')"
 
 DOC = f"""
 ### Train, gate and promote `{settings.model_name}`
@@ -25,10 +35,11 @@ DOC = f"""
 Triggers: every Monday 03:00 UTC, **or** new validated data (Asset `{VALIDATED.name}`), a manual trigger
 (form below), or `drift_monitoring` (conf: reason, window, breached features, report URI).
 One run at a time. The trigger reason is recorded on the MLflow run and on the model version.
+The run's `config` overrides apply to every task of the run and to the trainer.
 
 | step | what happens |
 |---|---|
-| `resolve_snapshot` | last {settings.training.window_days} validated days whose labels arrived, pinned to a DVC revision; split train / early-stopping ({settings.training.validation_days} d) / frozen holdout ({settings.training.holdout_days} d) |
+| `resolve_snapshot` | last {settings.training.window_days} validated days whose labels arrived, pinned to a DVC revision; split train / early-stopping ({settings.training.validation_days} d) / frozen holdout ({settings.training.holdout_days} d); no usable data fails the run at once |
 | `train` | `python -m mlops.training` — backend **{settings.training.backend}** ({"KubernetesPodOperator on a GPU node" if KUBERNETES else "a local subprocess on CPU"}); logs lineage, params, metrics, model, SHAP summary and the drift reference profile to MLflow |
 | `assess` | candidate and champion scored on the same holdout; gates: absolute thresholds, paired-bootstrap comparison, per-slice non-regression, feature contract; report logged to MLflow |
 | `register` | model version tagged with lineage + gate evidence; `challenger` if the gates passed |
@@ -40,36 +51,30 @@ MLflow: `{settings.mlflow_tracking_uri}`. Roll back with the `model_rollback` DA
 """
 
 
-def _json(value: object) -> str:
-    return json.dumps(value, sort_keys=True)
-
-
 with DAG(
     dag_id="continuous_training",
     description="Snapshot, train XGBoost, gate against the champion, register and promote",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=VALIDATED),
-    start_date=START_DATE,
-    catchup=False,
     max_active_runs=1,
-    default_args=default_args(),
     doc_md=DOC,
-    tags=["mlops", "training", "xgboost", "mlflow"],
     params={
         "reason": Param("manual", type="string", description="why this run (recorded on the model version)"),
         "as_of": Param(None, type=["null", "string"], format="date", description="train on data known by this day"),
-        "config": Param({}, type="object", description='config overrides, e.g. {"model": {"params": {...}}}'),
+        CONFIG_PARAM: Param({}, type="object", description='config overrides, e.g. {"model": {"params": {...}}}'),
         "report_uri": Param(None, type=["null", "string"], description="drift report (set by drift_monitoring)"),
         "breached_features": Param(None, type=["null", "object", "array"], description="drift evidence"),
         "window": Param(None, type=["null", "object", "string"], description="drift window"),
     },
+    **dag_defaults("training", "xgboost", "mlflow"),
 ) as dag:
 
     @task
-    def resolve_snapshot(params: dict | None = None, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
-        """Pin the training window to a DVC revision; record why this run happens."""
+    @error_policy
+    def resolve_snapshot(params: dict | None = None, dag_run=None, ti=None) -> dict:  # type: ignore[no-untyped-def]
+        """Pin the training window to a DVC revision; record why this run happens: the run's TrainingRequest."""
         from mlops.training.snapshot import resolve_snapshot as resolve
 
-        run_settings = load_settings(conf=params["config"])
+        settings = run_settings()
         as_of = (
             dt.date.fromisoformat(params["as_of"])
             if params["as_of"]
@@ -78,7 +83,6 @@ with DAG(
         reason = {"asset_triggered": "new validated data", "scheduled": "weekly schedule"}.get(
             str(dag_run.run_type).split(".")[-1].lower(), params["reason"]
         )
-        context = get_current_context()
         trigger = {
             "reason": reason,
             "report_uri": params["report_uri"],
@@ -86,67 +90,67 @@ with DAG(
             "window": params["window"],
             "airflow_dag_id": dag_run.dag_id,
             "airflow_run_id": dag_run.run_id,
-            "airflow_try_number": context["ti"].try_number,
+            "airflow_try_number": ti.try_number,
         }
-        snapshot = resolve(run_settings, as_of)
+        snapshot = resolve(settings, as_of)
         print(f"trigger: {reason}; window {snapshot.days['train'][0]}..{snapshot.days['holdout'][-1]} "
               f"at DVC revision {snapshot.registry_revision}")  # fmt: skip
-        return {"as_of": as_of.isoformat(), "snapshot": _json(snapshot.to_dict()), "trigger": _json(trigger),
-                "conf": _json(params["config"])}  # fmt: skip
+        request = TrainingRequest(as_of=as_of.isoformat(), snapshot=snapshot.to_dict(), trigger=trigger,
+                                  overrides=params[CONFIG_PARAM], device="cuda" if KUBERNETES else "cpu")  # fmt: skip
+        return request.to_strings()
 
     resolved = resolve_snapshot()
-    ARGS = ["--as-of", "{{ ti.xcom_pull(task_ids='resolve_snapshot')['as_of'] }}",
-            "--snapshot-json", "{{ ti.xcom_pull(task_ids='resolve_snapshot')['snapshot'] }}",
-            "--trigger-json", "{{ ti.xcom_pull(task_ids='resolve_snapshot')['trigger'] }}",
-            "--conf-json", "{{ ti.xcom_pull(task_ids='resolve_snapshot')['conf'] }}"]  # fmt: skip
 
     if KUBERNETES:
-        from mlops.training.kubernetes import training_pod_operator
-
         train = training_pod_operator(
             settings,
             task_id="train",
-            arguments=[*ARGS, "--device", "cuda"],
+            arguments=TrainingRequest.templated_argv(REQUEST),
             env={"MLOPS__MLFLOW__TRACKING_URI": settings.mlflow_tracking_uri},
             execution_timeout=dt.timedelta(hours=6),
         )
     else:
 
         @task(execution_timeout=dt.timedelta(hours=6))
+        @error_policy
         def train(resolved: dict) -> dict:
             """Run `python -m mlops.training` here on CPU: the same entrypoint as the GPU pod."""
-            from mlops.training.local import run_local, training_arguments
+            from mlops.training.local import run_local
 
-            return run_local(training_arguments(resolved["as_of"], resolved["snapshot"], resolved["trigger"],
-                                                resolved["conf"], "cpu"))  # fmt: skip
+            return run_local(TrainingRequest.from_strings(resolved))
 
         train = train(resolved)
 
     @task
+    @error_policy
     def assess(resolved: dict, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
         """Candidate vs champion on the same frozen holdout; gate report to MLflow."""
-        from mlops.training.local import locate_run
+        from mlops.models import find_training_run
         from mlops.training.pipeline import assess as run_assessment
         from mlops.training.snapshot import TrainingSnapshot
 
-        run_settings = load_settings(conf=json.loads(resolved["conf"]))
-        found = locate_run(run_settings, dag_run.dag_id, dag_run.run_id)
-        snapshot = TrainingSnapshot.from_dict(json.loads(resolved["snapshot"]))
-        result = run_assessment(run_settings, snapshot, found["run_id"], found["model_uri"])
+        settings = run_settings()
+        request = TrainingRequest.from_strings(resolved)
+        found = find_training_run(settings, dag_run.dag_id, dag_run.run_id)
+        snapshot = TrainingSnapshot.from_dict(request.snapshot)
+        result = run_assessment(settings, snapshot, found.run_id, found.model_uri)
         print(f"gate report: {result['report_uri']}")
-        return {**found, **result}
+        return {"run_id": found.run_id, "model_uri": found.model_uri, **result}
 
     @task
+    @error_policy
     def register(assessment: dict, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
         """Register the version with lineage and evidence; set `challenger` when it passed."""
         from mlops.training.pipeline import register as register_version
 
+        settings = run_settings()
         version = register_version(settings, assessment["run_id"], assessment["model_uri"], assessment,
                                    actor=f"airflow:{dag_run.dag_id}", run=dag_run.run_id)  # fmt: skip
         return {"version": version, "passed": assessment["passed"], "summary": assessment["summary"],
                 "champion_version": assessment["champion_version"], "metrics": assessment["metrics"]}  # fmt: skip
 
     @task.short_circuit
+    @error_policy
     def gates_passed(registered: dict) -> bool:
         """A failed gate is a normal outcome: the run ends here, `not promoted`, reasons in the log and MLflow."""
         if not registered["passed"]:
@@ -154,11 +158,13 @@ with DAG(
         return bool(registered["passed"])
 
     @task
+    @error_policy
     def promote(registered: dict, resolved: dict, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
         """Compare-and-set champion; fails without changing anything if champion moved meanwhile."""
         from mlops.training.pipeline import promote as promote_version
 
-        reason = json.loads(resolved["trigger"])["reason"]
+        settings = run_settings()
+        reason = TrainingRequest.from_strings(resolved).trigger["reason"]
         move = promote_version(settings, registered["version"], registered["champion_version"],
                                actor=f"airflow:{dag_run.dag_id}", reason=f"gates passed; trigger: {reason}",
                                run=dag_run.run_id)  # fmt: skip

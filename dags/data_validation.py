@@ -1,7 +1,8 @@
 """data_validation: wait for a day's raw partition, validate it against its contract, version it with DVC.
 
 The logical date is the partition date D (a daily data interval: the run for D starts once D is over).
-Only the Airflow SDK and ``mlops.config`` are imported here; the work happens inside the tasks.
+At parse time only the Airflow SDK, ``mlops.config`` and ``mlops.airflow`` are imported; the tasks import
+the work (``mlops.validation``, ``mlops.versioning``, ``mlops.data.lake``) when they run.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import datetime as dt
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
 
+from mlops.airflow import dag_defaults, error_policy, lake_sensor, run_settings, validated_data_asset
 from mlops.config import load_settings
-from mlops.orchestration import START_DATE, default_args, lake_sensor, validated_data_asset
 
 settings = load_settings()
 VALIDATED = validated_data_asset(settings)
@@ -41,12 +42,9 @@ with DAG(
     dag_id="data_validation",
     description="Wait for raw/dt=D, validate it with Great Expectations, quarantine or DVC-version it",
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=START_DATE,
-    catchup=False,
     max_active_runs=4,
-    default_args=default_args(execution_timeout=dt.timedelta(minutes=30)),
     doc_md=DOC,
-    tags=["mlops", "data", "great-expectations", "dvc"],
+    **dag_defaults("data", "great-expectations", "dvc", execution_timeout=dt.timedelta(minutes=30)),
 ) as dag:
     wait_for_partition = lake_sensor(
         settings,
@@ -57,31 +55,32 @@ with DAG(
     )
 
     @task
+    @error_policy
     def validate_partition(ds: str | None = None) -> dict:
-        """Check the day against the contract; quarantine and fail (no retry) when it breaks a rule."""
-        from airflow.sdk.exceptions import AirflowFailException
+        """Check the day against the contract; a breach quarantines the day and fails the task (an input error)."""
+        from mlops.validation import check_partition
 
-        from mlops.validation import PartitionNotReady, ValidationFailed, check_partition
-
-        try:
-            return check_partition(settings, _day(ds)).to_dict()
-        except (ValidationFailed, PartitionNotReady) as exc:
-            raise AirflowFailException(str(exc)) from None
+        settings = run_settings()
+        return check_partition(settings, _day(ds)).to_dict()
 
     @task(max_active_tis_per_dag=1)
+    @error_policy
     def snapshot_partition(verdict: dict, ds: str | None = None) -> dict:
         """Version the validated files in the DVC data registry and push them to the remote."""
         from mlops.data.lake import Lake
         from mlops.versioning import snapshot_partition as snapshot
 
+        settings = run_settings()
         return snapshot(settings, Lake.from_settings(settings), _day(ds), verdict["rows"]).to_dict()
 
     @task(outlets=[VALIDATED])
-    def publish_validated(verdict: dict, snapshot: dict, ds: str | None = None, outlet_events=None) -> dict:
+    @error_policy
+    def publish_validated(verdict: dict, snapshot: dict, ds: str | None = None, outlet_events=None) -> dict:  # type: ignore[no-untyped-def]
         """Write `_VALIDATED.json` last and tell downstream DAGs (Asset event with date and revision)."""
         from mlops.data.lake import Lake
         from mlops.validation import mark_validated
 
+        settings = run_settings()
         marker = mark_validated(Lake.from_settings(settings), _day(ds), verdict, snapshot)
         outlet_events[VALIDATED].extra = {
             "date": ds,

@@ -1,7 +1,7 @@
 """drift_monitoring: PSI + Evidently against the champion's reference; debounced trigger of continuous_training.
 
-Only the Airflow SDK, the standard provider's TriggerDagRunOperator, ``mlops.config`` and
-``mlops.orchestration`` are imported here.
+At parse time only the Airflow SDK, the standard provider's TriggerDagRunOperator, ``mlops.config`` and
+``mlops.airflow`` are imported; the check imports ``mlops.monitoring`` when it runs.
 """
 
 from __future__ import annotations
@@ -9,15 +9,16 @@ from __future__ import annotations
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, task
 
-from mlops.config import load_settings
-from mlops.orchestration import (
-    START_DATE,
+from mlops.airflow import (
     DriftBreachNotifier,
-    default_args,
+    dag_defaults,
+    error_policy,
     lake_sensor,
     partition_day,
+    run_settings,
     scores_asset,
 )
+from mlops.config import load_settings
 
 settings = load_settings()
 SCORES = scores_asset(settings)
@@ -48,17 +49,15 @@ with DAG(
     dag_id="drift_monitoring",
     description="Feature, prediction and performance drift vs the champion; debounced retraining trigger",
     schedule=AssetOrTimeSchedule(timetable=CronDataIntervalTimetable("@daily", timezone="UTC"), assets=SCORES),
-    start_date=START_DATE,
-    catchup=False,
     max_active_runs=1,
-    default_args=default_args(),
     doc_md=DOC,
-    tags=["mlops", "drift", "evidently"],
     params={"date": Param(None, type=["null", "string"], format="date", description="check this day instead")},
     render_template_as_native_obj=True,
+    **dag_defaults("drift", "evidently"),
 ) as dag:
 
     @task
+    @error_policy
     def resolve_day(params: dict | None = None, dag_run=None, triggering_asset_events=None) -> str:  # type: ignore[no-untyped-def]
         """The day whose window is checked (params, scores event, or logical date)."""
         return partition_day(params, dag_run, triggering_asset_events)
@@ -71,25 +70,28 @@ with DAG(
     )
 
     @task
+    @error_policy
     def check_drift(day: str, ti=None) -> dict:  # type: ignore[no-untyped-def]
         """Drift statistics, Evidently report, history entry and the trigger decision."""
         import datetime as dt
 
         from mlops.monitoring import check_day
 
+        settings = run_settings()
         active = ti.get_dr_count(dag_id="continuous_training", states=["queued", "running"]) > 0
         outcome = check_day(settings, dt.date.fromisoformat(day), training_active=active)
-        result = outcome["result"]
+        result = outcome.result
         if result["breached"]:
             DriftBreachNotifier(
-                message=f"{settings.model_name} v{outcome['champion_version']} dt={day}: "
-                f"features {result['breached_features']}, severe={result['severe']}; report {outcome['report_uri']}; "
-                f"decision: {outcome['decision']['reason']}"
+                message=f"{settings.model_name} v{outcome.champion_version} dt={day}: "
+                f"features {result['breached_features']}, severe={result['severe']}; report {outcome.report_uri}; "
+                f"decision: {outcome.decision['reason']}"
             ).notify({"ti": ti})
-        print(f"report: {outcome['report_uri']}")
-        return outcome
+        print(f"report: {outcome.report_uri}")
+        return outcome.to_dict()
 
     @task.short_circuit
+    @error_policy
     def should_retrain(outcome: dict) -> bool:
         """Only a debounced, out-of-cooldown breach with no training in flight goes on to the trigger."""
         print(f"decision: {outcome['decision']}")

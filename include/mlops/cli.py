@@ -144,12 +144,13 @@ def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops.scoring import NoChampion, ScoringInputError, score_day
+    from mlops.errors import InputError
+    from mlops.scoring import score_day
 
     started = time.monotonic()
     try:
         stats = score_day(settings, args.date)
-    except (NoChampion, ScoringInputError) as exc:
+    except InputError as exc:
         print(f"mlops score: {exc}", file=sys.stderr)
         return 1
     seconds = time.monotonic() - started
@@ -161,20 +162,20 @@ def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.errors import InputError
     from mlops.monitoring import check_day
-    from mlops.scoring import NoChampion
 
     try:
         outcome = check_day(settings, args.date, render_report=not args.no_report)
-    except (NoChampion, FileNotFoundError) as exc:
+    except (InputError, FileNotFoundError) as exc:
         print(f"mlops drift: {exc}", file=sys.stderr)
         return 1
-    result, decision = outcome["result"], outcome["decision"]
+    result, decision = outcome.result, outcome.decision
     text = (f"dt={args.date}: breached={result['breached']} severe={result['severe']} "
             f"features {result['breached_features']}\ndecision: "
             f"{'TRIGGER retraining' if decision['trigger'] else 'no trigger'} ({decision['reason']})\n"
-            f"report: {outcome['report_uri']}")  # fmt: skip
-    _emit(args, outcome, text)
+            f"report: {outcome.report_uri}")  # fmt: skip
+    _emit(args, outcome.to_dict(), text)
     return 0
 
 
@@ -211,19 +212,12 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops.registry import CHALLENGER, CHAMPION, Registry
+    from mlops.models import overview
 
-    registry = Registry(settings)
-    moves = registry.ledger().moves(settings.model_name)
-    payload = {
-        "model": settings.model_name,
-        "champion": registry.alias_version(CHAMPION),
-        "challenger": registry.alias_version(CHALLENGER),
-        "ledger": [move.__dict__ for move in moves],
-    }
+    payload = overview(settings)
     lines = [f"model {settings.model_name}: champion v{payload['champion']}, challenger v{payload['challenger']}"]
-    lines += [f"  {m.at}  {m.alias:<10} {m.from_version or '-':>4} -> {m.to_version:<4} by {m.actor}: {m.reason}"
-              for m in moves]  # fmt: skip
+    lines += [f"  {m['at']}  {m['alias']:<10} {m['from_version'] or '-':>4} -> {m['to_version']:<4} by {m['actor']}: "
+              f"{m['reason']}" for m in payload["ledger"]]  # fmt: skip
     _emit(args, payload, "\n".join(lines))
     return 0
 

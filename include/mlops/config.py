@@ -240,7 +240,11 @@ class Settings(_Section):
 
     @property
     def reports_dir(self) -> Path:
-        """Local folder for rendered reports (GX Data Docs, later Evidently and gate reports)."""
+        """Local scratch folder where reports are rendered before they are published to the lake.
+
+        Only GX Data Docs on an S3 lake use it (GX renders its site locally); drift reports render in a
+        temporary folder and gate reports are MLflow artifacts. What readers open is always in the lake.
+        """
         return self.home / "reports"
 
     @property

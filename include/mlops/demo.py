@@ -24,10 +24,11 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from mlops import models
 from mlops.config import Settings, load_settings
 from mlops.data.faults import FAULTS, inject_fault
 from mlops.data.generator import DriftSpec
-from mlops.data.lake import REASON, VALIDATED, Lake
+from mlops.data.lake import REASON, STATS, VALIDATED, Lake
 from mlops.data.landing import land_days
 from mlops.drift import history_path
 from mlops.runtime import airflow, embedded_env, ensure_airflow_db
@@ -66,11 +67,11 @@ class Demo:
     # -- 1. validation -------------------------------------------------------------------------
     def outcome(self, day: dt.date) -> tuple[int | str, str, str]:
         """(rows, verdict, DVC revision or quarantine reason) for the table."""
-        marker = f"{self.lake.partition('raw', day)}/{VALIDATED}"
+        marker = self.lake.marker("raw", day, VALIDATED)
         if self.lake.exists(marker):
             data = self.lake.read_json(marker)
             return data["rows"], "validated", f"DVC {data['dvc']['revision'][:12]}"
-        reason = f"{self.lake.partition('quarantine', day)}/{REASON}"
+        reason = self.lake.marker("quarantine", day, REASON)
         if self.lake.exists(reason):
             first = self.lake.read_json(reason)["failures"][0]
             where = f"column {first['column']}" if first["column"] else "table"
@@ -91,23 +92,16 @@ class Demo:
 
     # -- 2. training ---------------------------------------------------------------------------
     def champion(self) -> str:
-        from mlops.registry import CHAMPION, Registry
-
-        version = Registry(self.settings).alias_version(CHAMPION)
+        version = models.alias_version(self.settings, models.CHAMPION)
         if version is None:
             raise DemoFailed("no champion after training; see the continuous_training log")
         return version
 
     def train(self, as_of: dt.date, conf: dict[str, Any]) -> str:
-        import mlflow
-
-        from mlops.registry import Registry
-
         self.dag("continuous_training", as_of, conf)
         champion = self.champion()
-        version = Registry(self.settings).client.get_model_version(self.settings.model_name, champion)
-        mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
-        report = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/gate_report.json")
+        version = models.pin_version(self.settings, champion)
+        report = models.load_artifact(self.settings, version.run_id, models.Artifacts.GATE_REPORT_JSON)
         _say(f"champion: {self.settings.model_name} v{champion}  (MLflow run {version.run_id})")
         _say(f"    {'gate':<40} {'value':>10}  {'threshold':<34} result")
         for check in report["checks"]:
@@ -120,7 +114,7 @@ class Demo:
     # -- 3. scoring ----------------------------------------------------------------------------
     def score(self, day: dt.date) -> dict[str, Any]:
         self.dag("batch_scoring", day)
-        stats = self.lake.read_json(f"{self.lake.partition('scores', day)}/_STATS.json")
+        stats = self.lake.read_json(self.lake.marker("scores", day, STATS))
         rate = stats["rows"] / max(stats["scoring_seconds"], 1e-9)
         _say(f"    scores/dt={day}: {stats['rows']:,} rows scored with v{stats['model_version']} at {rate:,.0f} rows/s "
              f"(read + features + predict + write), positive rate {stats['positive_rate']:.4f}")  # fmt: skip
@@ -203,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     errors = airflow(["dags", "list-import-errors", "-o", "plain"], env, check=False, capture_output=True)
     _say()
     _say(f"Import errors: {'none' if 'No data found' in errors.stdout + errors.stderr else errors.stdout.strip()}")
-    _say(f"Data Docs:     {settings.lake_uri}/reports/data_docs/index.html")
-    _say(f"Drift reports: {settings.lake_uri}/reports/drift/")
+    lake = Lake.from_settings(settings)
+    _say(f"Data Docs:     {lake.url(lake.data_docs('index.html'))}")
+    _say(f"Drift history: {lake.url(lake.drift_history_dir(settings.dataset.name))} (reports beside it, per day)")
     _say(f"MLflow:        {settings.mlflow_tracking_uri}  (`make up` serves the UI)")
     _say("Ledger:        .venv/bin/mlops models")
     _say("Demo finished: validated -> trained -> gated -> champion -> scored -> drift -> retrained -> re-scored.")

@@ -18,8 +18,7 @@ breaching windows into a retraining trigger: at once when severe, else after ``c
 breaching windows in a row (debounce), never while a training run is active or within
 ``cooldown_days`` of the last one.
 
-Evidently is used for the human-readable HTML report only, on seeded samples (it is ~100x slower on
-full data and its import alone costs seconds): see ``evidently_report``.
+The human-readable Evidently HTML report is ``mlops.drift_report``; nothing here depends on it.
 """
 
 from __future__ import annotations
@@ -34,8 +33,6 @@ import numpy as np
 from mlops.serialization import to_jsonable
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from mlops.config import Settings
     from mlops.data.lake import Lake
     from mlops.features import FeatureSpec
@@ -44,8 +41,6 @@ __all__ = [
     "DriftResult",
     "append_history",
     "assess_window",
-    "evidently_report",
-    "evidently_summary",
     "feature_drift",
     "history_path",
     "performance_drift",
@@ -54,10 +49,6 @@ __all__ = [
     "score_drift",
     "trigger_decision",
 ]
-
-#: Lake path (relative to the lake root) of one day's drift history entry; ``{dataset}`` keeps
-#: several datasets sharing a lake apart.
-HISTORY_DIR = "reports/drift/{dataset}/history"
 
 
 # ------------------------------------------------------------------------------------------- statistics
@@ -388,20 +379,22 @@ def trigger_decision(
 
 
 def history_path(lake: Lake, dataset: str, day: dt.date | str) -> str:
-    """``reports/drift/<dataset>/history/dt=D.json``: one file per day, so re-running a day replaces it."""
-    return f"{lake.root}/{HISTORY_DIR.format(dataset=dataset)}/dt={_as_date(day).isoformat()}.json"
+    """``Lake.drift_history``: one file per day, so re-running a day replaces it."""
+    return lake.drift_history(dataset, _as_date(day))
 
 
 def append_history(lake: Lake, dataset: str, entry: dict) -> None:
     """Store one day's entry (needs ``"day"``); idempotent per day, atomic per file, safe on S3."""
     if "day" not in entry:
         raise ValueError("a drift history entry needs its 'day'")
-    lake.write_json(history_path(lake, dataset, entry["day"]), to_jsonable(entry))
+    from mlops.data.publish import publish_json
+
+    publish_json(lake, history_path(lake, dataset, entry["day"]), to_jsonable(entry))
 
 
 def read_history(lake: Lake, dataset: str) -> list[dict]:
     """Every stored entry of ``dataset``, sorted by day (empty when there is none)."""
-    base = f"{lake.root}/{HISTORY_DIR.format(dataset=dataset)}"
+    base = lake.drift_history_dir(dataset)
     if not lake.fs.isdir(base):
         return []
     entries = []
@@ -411,70 +404,3 @@ def read_history(lake: Lake, dataset: str) -> list[dict]:
             with lake.fs.open(name, "r") as handle:
                 entries.append(json.load(handle))
     return sorted(entries, key=lambda e: _as_date(e["day"]))
-
-
-# -------------------------------------------------------------------------------------------- evidently
-
-
-def evidently_report(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    out_html: str,
-    seed: int,
-    sample_rows: int,
-    method: str | None = None,
-    threshold: float | None = None,
-) -> dict:
-    """Evidently 0.7 ``DataDriftPreset`` on seeded samples (at most ``sample_rows`` per side), saved as HTML.
-
-    Returns ``{"drifted_columns": [...], "share": float, "rows": {...}, "columns": {name: {method,
-    threshold, score, drifted}}}``. Columns are compared as given (same names on both sides).
-    ``method``/``threshold`` pass through to the preset (default: Evidently's choice per column,
-    which above 1000 rows is the normed Wasserstein distance for numeric columns and Jensen-Shannon
-    for categorical ones, threshold 0.1 -- distances, not p-values).
-    """
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
-
-    missing = sorted(set(reference.columns) ^ set(current.columns))
-    if missing:
-        raise ValueError(f"reference and current must have the same columns; differing: {missing}")
-    current = current[list(reference.columns)]
-    ref_sample = _sample_frame(reference, sample_rows, seed)
-    cur_sample = _sample_frame(current, sample_rows, seed + 1)
-    report = Report([DataDriftPreset(method=method, threshold=threshold)], include_tests=True)
-    snapshot = report.run(cur_sample, ref_sample)
-    # Snapshot.save_html silently writes nothing unless given a str (a pathlib.Path is ignored).
-    snapshot.save_html(str(out_html))
-    return evidently_summary(snapshot.dict(), rows={"reference": len(ref_sample), "current": len(cur_sample)})
-
-
-def _sample_frame(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
-    if len(frame) <= rows:
-        return frame.reset_index(drop=True)
-    return frame.sample(n=rows, random_state=seed).sort_index().reset_index(drop=True)
-
-
-def evidently_summary(result: dict, rows: dict[str, int] | None = None) -> dict:
-    """Drifted columns from an Evidently 0.7 ``Snapshot.dict()`` (its per-column drift tests and metrics)."""
-    columns: dict[str, dict[str, Any]] = {}
-    share = 0.0
-    for metric in result.get("metrics", []):
-        config = metric.get("config", {})
-        kind = str(config.get("type", ""))
-        if kind.endswith(":ValueDrift"):
-            columns[config["column"]] = {
-                "method": config.get("method"),
-                "threshold": config.get("threshold"),
-                "score": to_jsonable(metric.get("value")),
-                "drifted": None,
-            }
-        elif kind.endswith(":DriftedColumnsCount"):
-            share = float(metric["value"]["share"])
-    for test in result.get("tests", []):
-        params = test.get("metric_config", {}).get("params", {})
-        if str(params.get("type", "")).endswith(":ValueDrift") and params.get("column") in columns:
-            status = getattr(test.get("status"), "value", test.get("status"))
-            columns[params["column"]]["drifted"] = str(status) == "FAIL"
-    drifted = sorted(name for name, c in columns.items() if c["drifted"])
-    return {"drifted_columns": drifted, "share": share, "rows": rows or {}, "columns": columns}

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import tempfile
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
+from mlops import models
 from mlops.data.lake import SUCCESS, VALIDATED, Lake
 from mlops.features import FeatureSpec, build_matrix
 
@@ -24,23 +27,51 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _champion(settings: Settings) -> dict[str, Any]:
-    """The champion as scoring pins it, plus what monitoring needs from its run (profile, holdout AUC-PR)."""
-    import mlflow
+@dataclass(frozen=True)
+class Champion:
+    """The champion as scoring pins it, plus what monitoring reads from its training run."""
 
-    from mlops.scoring import pin_champion
+    pinned: models.PinnedModel
+    profile: dict[str, Any]
+    holdout_auc_pr: float | None
+    snapshot: dict[str, Any]
 
-    pinned = pin_champion(settings)
-    run_id = pinned.run_id
-    run = mlflow.get_run(run_id)
-    return {
-        "version": pinned.version,
-        "run_id": run_id,
-        "profile": mlflow.artifacts.load_dict(f"runs:/{run_id}/reference_profile.json"),
-        "spec": pinned.spec,
-        "holdout_auc_pr": run.data.metrics.get("holdout_auc_pr"),
-        "snapshot": mlflow.artifacts.load_dict(f"runs:/{run_id}/snapshot.json"),
-    }
+    @property
+    def spec(self) -> FeatureSpec:
+        return self.pinned.spec
+
+
+@dataclass(frozen=True)
+class DriftOutcome:
+    """One day's drift check: the statistics, the trigger decision and the conf a retraining would get."""
+
+    result: dict[str, Any]
+    decision: dict[str, Any]
+    report_uri: str | None
+    conf: dict[str, Any]
+    champion_version: str
+
+    @property
+    def trigger(self) -> bool:
+        return bool(self.decision["trigger"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DriftOutcome:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+def _champion(settings: Settings) -> Champion:
+    pinned = models.pin_champion(settings)
+    run = models.get_run(settings, pinned.run_id)
+    return Champion(
+        pinned=pinned,
+        profile=models.load_artifact(settings, pinned.run_id, models.Artifacts.REFERENCE_PROFILE),
+        holdout_auc_pr=run.data.metrics.get(models.holdout_metric("auc_pr")),
+        snapshot=models.load_artifact(settings, pinned.run_id, models.Artifacts.SNAPSHOT),
+    )
 
 
 def _window(lake: Lake, day: dt.date, days: int) -> list[dt.date]:
@@ -51,48 +82,30 @@ def _window(lake: Lake, day: dt.date, days: int) -> list[dt.date]:
 
 
 def _window_table(lake: Lake, area: str, days: list[dt.date]) -> pa.Table | None:
-    tables = [lake.read_partition(lake.partition(area, d)) for d in days
-              if lake.exists(f"{lake.partition(area, d)}/{SUCCESS}")]  # fmt: skip
+    tables = [lake.read_partition(lake.partition(area, d)) for d in days if lake.exists(lake.marker(area, d, SUCCESS))]
     return pa.concat_tables(tables) if tables else None
 
 
-def _last_training(settings: Settings) -> dt.date | None:
-    """The data day (``as_of``) of the latest training run, for the cooldown.
-
-    Data days, not wall-clock days: backfills and catch-up runs then see the cooldown they would have
-    seen in real time.
-    """
-    import mlflow
-
-    from mlops.training.train import experiment_id
-
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    runs = mlflow.search_runs([experiment_id(settings)], order_by=["attributes.start_time DESC"], max_results=1,
-                              output_format="list")  # fmt: skip
-    as_of = runs[0].data.tags.get("mlops.as_of") if runs else None
-    return dt.date.fromisoformat(as_of) if as_of else None
-
-
-def _reference_sample(settings: Settings, champion: dict[str, Any], columns: list[str]) -> Any:
+def _reference_sample(settings: Settings, champion: Champion, columns: list[str]) -> Any:
     """A seeded sample of the champion's last training day (by its DVC revision), for the HTML report only."""
     from dvc.fs import DVCFileSystem
 
     from mlops.training.snapshot import read_day
 
-    snapshot = champion["snapshot"]
+    snapshot = champion.snapshot
     fs = DVCFileSystem(repo=snapshot["registry"], rev=snapshot["registry_revision"])
     return read_day(fs, settings, snapshot["days"]["train"][-1], columns).to_pandas()
 
 
 def check_day(settings: Settings, day: dt.date, training_active: bool = False,
-              render_report: bool = True) -> dict[str, Any]:  # fmt: skip
+              render_report: bool = True) -> DriftOutcome:  # fmt: skip
     """Assess the window ending at ``day``, record it in the history, and say whether to retrain."""
-    from mlops.drift import append_history, assess_window, evidently_report, read_history, trigger_decision
+    from mlops.drift import append_history, assess_window, read_history, trigger_decision
 
     policy = settings.drift
     lake = Lake.from_settings(settings)
     champion = _champion(settings)
-    spec: FeatureSpec = champion["spec"]
+    spec = champion.spec
     days = _window(lake, day, policy.window_days)
     inputs = _window_table(lake, "raw", days)
     assert inputs is not None
@@ -112,24 +125,14 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
             labels = (y, joined.column("score").to_numpy().astype(np.float64))
 
     window = [d.isoformat() for d in days]
-    result = assess_window(settings, champion["profile"], spec, X, scores, labels, champion["holdout_auc_pr"],
+    result = assess_window(settings, champion.profile, spec, X, scores, labels, champion.holdout_auc_pr,
                            day.isoformat(), window)  # fmt: skip
-    report_uri = None
-    if render_report:
-        local = settings.reports_dir / "drift" / f"dt={day.isoformat()}.html"
-        local.parent.mkdir(parents=True, exist_ok=True)
-        reference = _reference_sample(settings, champion, list(spec.names))
-        current = inputs.select(list(spec.names)).to_pandas()
-        evidently = evidently_report(reference, current, str(local), policy.seed, policy.report_sample_rows)
-        remote = f"{lake.root}/reports/drift/dt={day.isoformat()}/report.html"
-        lake.upload(str(local), remote)
-        report_uri = lake.url(remote)
-        log.info("Evidently report: %s (drifted columns %s)", report_uri, evidently.get("drifted_columns"))
+    report_uri = _render_report(settings, lake, day, champion, inputs) if render_report else None
 
     history = [entry for entry in read_history(lake, settings.dataset.name) if entry.get("day") != day.isoformat()]
-    decision = trigger_decision(settings, history, result, day, _last_training(settings), training_active)
+    decision = trigger_decision(settings, history, result, day, models.last_training(settings), training_active)
     entry = {**result.to_dict(), "day": day.isoformat(), "triggered": bool(decision["trigger"]),
-             "champion_version": champion["version"], "report_uri": report_uri}  # fmt: skip
+             "champion_version": champion.pinned.version, "report_uri": report_uri}  # fmt: skip
     append_history(lake, settings.dataset.name, entry)
     conf = {
         "reason": f"drift: {decision['reason']}",
@@ -139,5 +142,21 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
     }
     log.info("drift dt=%s: breached=%s severe=%s -> trigger=%s (%s)", day, result.breached, result.severe,
              decision["trigger"], decision["reason"])  # fmt: skip
-    return {"result": result.to_dict(), "decision": decision, "report_uri": report_uri, "conf": conf,
-            "champion_version": champion["version"]}  # fmt: skip
+    return DriftOutcome(result.to_dict(), decision, report_uri, conf, champion.pinned.version)
+
+
+def _render_report(settings: Settings, lake: Lake, day: dt.date, champion: Champion, inputs: pa.Table) -> str:
+    """The Evidently HTML report of the window, rendered in a temporary folder and published to the lake."""
+    from mlops.data.publish import publish_file
+    from mlops.drift_report import evidently_report
+
+    columns = list(champion.spec.names)
+    reference = _reference_sample(settings, champion, columns)
+    current = inputs.select(columns).to_pandas()
+    remote = lake.report("drift", day, "report.html", settings.dataset.name)
+    with tempfile.TemporaryDirectory(prefix="mlops-drift-") as folder:
+        local = f"{folder}/report.html"
+        evidently = evidently_report(reference, current, local, settings.drift.seed, settings.drift.report_sample_rows)
+        publish_file(lake, local, remote)
+    log.info("Evidently report: %s (drifted columns %s)", lake.url(remote), evidently.get("drifted_columns"))
+    return lake.url(remote)

@@ -1,316 +1,72 @@
-"""MLflow registration, the ``challenger``/``champion`` aliases, compare-and-set promotion, a ledger, rollback.
+"""MLflow registration, the ``challenger``/``champion`` aliases, compare-and-set promotion, rollback.
 
-Why a ledger beside MLflow: MLflow keeps only where an alias points *now*. Who moved it, from what, why
-and in which run is kept in an append-only table (SQLite locally, Postgres in production), and that
-table's head row per (model, alias) is the lock that makes promotion a compare-and-set: two pipelines
-that compared their candidates against the same champion cannot both win.
+MLflow keeps the versions and where each alias points *now*; the ledger (``mlops.ledger``) keeps who
+moved it, from what, why and in which run, and its head-row lock makes every move a compare-and-set.
+One alias move is ONE ledger transaction (:meth:`Ledger.move`) with MLflow inside it: under the lock
+the registry first checks that MLflow's alias still agrees with the ledger head (see "the window"
+below), then the ledger compares the head with the expected champion (:class:`PromotionConflict`,
+nothing changed) and records the move, and before the commit the registry sets the alias in MLflow:
+if MLflow fails, the ledger rolls back.
 
-One alias move, in ONE ledger transaction:
-
-1. lock the head row of (model, alias): ``BEGIN IMMEDIATE`` on SQLite (the whole database is the lock,
-   taken before the first read), ``SELECT ... FOR UPDATE`` on Postgres (the head row is first inserted
-   with ``ON CONFLICT DO NOTHING`` so there is always a row to lock, even before the first promotion);
-2. check that MLflow's alias still agrees with the ledger head (see "the window" below);
-3. compare the head with the caller's expectation -> :class:`PromotionConflict`, nothing changed;
-4. append the move to ``alias_moves`` and update the head in ``alias_heads``;
-5. set the alias in MLflow, still inside the transaction: if MLflow fails, the ledger rolls back;
-6. commit.
-
-The window: if the commit itself fails after step 5, MLflow points at the new version and the ledger
-does not. The next move of that alias notices (step 2) and raises :class:`RegistryError` explaining
-the fix: :meth:`Registry.resync_alias` either resets MLflow to the ledger head or records MLflow's
-version in the ledger. Readers of MLflow alone (batch scoring) may also see the new champion a few
-milliseconds before the ledger commits; that is harmless because the move is then committed or fixed.
+The window: if the commit itself fails after MLflow was updated, MLflow points at the new version and
+the ledger does not. The next move of that alias notices (the check under the lock) and raises
+:class:`RegistryError` explaining the fix: :meth:`Registry.resync_alias` either resets MLflow to the
+ledger head or records MLflow's version in the ledger. Readers of MLflow alone (batch scoring) may also
+see the new champion a few milliseconds before the ledger commits; that is harmless because the move
+is then committed or fixed.
 
 ``import mlops.registry`` stays cheap: SQLAlchemy and MLflow are imported inside functions.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+from mlops.ledger import (
+    AliasMove,
+    Ledger,
+    PromotionConflict,
+    RegistryError,
+    show_version,
+)
+from mlops.models import CHALLENGER, CHAMPION, Tags
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
-    from sqlalchemy import Connection, Engine, MetaData, Table
 
     from mlops.config import Settings
 
+__all__ = [
+    "ALIASES",
+    "CHALLENGER",
+    "CHAMPION",
+    "GATES_TAG",
+    "LOGGED_MODEL_VERSIONS_TAG",
+    "READY_TIMEOUT_SECONDS",
+    "SOURCE_TAG",
+    "AliasMove",
+    "Ledger",
+    "PromotionConflict",
+    "Registry",
+    "RegistryError",
+]
+
 log = logging.getLogger(__name__)
 
-CHAMPION, CHALLENGER = "champion", "challenger"
 ALIASES = (CHAMPION, CHALLENGER)
 #: Version tag set by the caller after evaluation; only "true" may become champion.
-GATES_TAG = "gates.passed"
+GATES_TAG = Tags.GATES_PASSED
 #: Version tag holding the ``models:/...`` URI the version was registered from (its lineage to the logged model).
 SOURCE_TAG = "source_model_uri"
 #: MLflow's own logged-model tag listing the registered versions made from it (shown in the UI).
 LOGGED_MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 #: How long ``register`` waits for a new version to become READY (remote registries copy artifacts).
 READY_TIMEOUT_SECONDS = 300.0
-#: How long a SQLite writer waits for another writer's lock before failing ("database is locked").
-SQLITE_LOCK_TIMEOUT_SECONDS = 60.0
-
-
-class PromotionConflict(RuntimeError):
-    """The champion moved since the candidate was compared against it; nothing was changed."""
-
-
-class RegistryError(RuntimeError):
-    """The registry refuses the request: unknown version, gates not passed, nothing to roll back to,
-    or MLflow and the ledger disagree."""
-
-
-@dataclass(frozen=True)
-class AliasMove:
-    """One row of the ledger: ``alias`` of ``model`` went from ``from_version`` to ``to_version``."""
-
-    id: int
-    model: str
-    alias: str
-    from_version: str | None
-    to_version: str
-    actor: str
-    reason: str
-    run: str
-    at: str  # ISO-8601 UTC
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-
-
-def _ensure_sqlite_parent(url: str) -> None:
-    """SQLite (for the ledger and for MLflow) fails with an opaque error when the folder is missing."""
-    if not url.startswith("sqlite"):
-        return
-    from sqlalchemy.engine import make_url
-
-    database = make_url(url).database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-
-
-def _tables() -> tuple[MetaData, Table, Table]:
-    from sqlalchemy import Column, Integer, MetaData, String, Table, Text
-
-    metadata = MetaData()
-    heads = Table(
-        "alias_heads",
-        metadata,
-        Column("model", String(255), primary_key=True),
-        Column("alias", String(64), primary_key=True),
-        Column("version", String(64), nullable=True),  # NULL: the alias has never been set
-    )
-    moves = Table(
-        "alias_moves",
-        metadata,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("model", String(255), nullable=False, index=True),
-        Column("alias", String(64), nullable=False),
-        Column("from_version", String(64), nullable=True),
-        Column("to_version", String(64), nullable=False),
-        Column("actor", String(255), nullable=False),
-        Column("reason", Text, nullable=False),
-        Column("run", String(255), nullable=False),
-        Column("at", String(40), nullable=False),
-    )
-    return metadata, heads, moves
-
-
-# The ledger is append-only by construction (no code path updates or deletes a move) and in the
-# database too, so a hand-typed UPDATE cannot rewrite history.
-_APPEND_ONLY_DDL = {
-    "sqlite": [
-        "CREATE TRIGGER IF NOT EXISTS alias_moves_no_update BEFORE UPDATE ON alias_moves "
-        "BEGIN SELECT RAISE(ABORT, 'alias_moves is append-only'); END",
-        "CREATE TRIGGER IF NOT EXISTS alias_moves_no_delete BEFORE DELETE ON alias_moves "
-        "BEGIN SELECT RAISE(ABORT, 'alias_moves is append-only'); END",
-    ],
-    "postgresql": [
-        "CREATE OR REPLACE FUNCTION alias_moves_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'alias_moves is append-only'; END $$",
-        "CREATE OR REPLACE TRIGGER alias_moves_append_only BEFORE UPDATE OR DELETE ON alias_moves "
-        "FOR EACH ROW EXECUTE FUNCTION alias_moves_append_only()",
-    ],
-}
-#: Arbitrary constant: the Postgres advisory lock that serialises concurrent schema creation.
-_PG_SCHEMA_LOCK = 7_316_482_901
-
-
-class Ledger:
-    """Append-only, concurrency-safe record of every alias move (SQLite locally, Postgres in production)."""
-
-    def __init__(self, url: str) -> None:
-        """Connect to the SQLAlchemy ``url`` and create the tables (and append-only triggers) if missing."""
-        from sqlalchemy import create_engine, event
-
-        _ensure_sqlite_parent(url)
-        self.url = url
-        self._metadata, self._heads, self._moves = _tables()
-        if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": SQLITE_LOCK_TIMEOUT_SECONDS})
-
-            # SQLAlchemy's recipe: stop the sqlite3 driver from issuing its own (deferred, DML-only) BEGIN
-            # and issue ours, so a compare-and-set transaction can take the write lock *before* it reads.
-            @event.listens_for(engine, "connect")
-            def _no_driver_begin(dbapi_connection: Any, _record: Any) -> None:
-                dbapi_connection.isolation_level = None
-
-            @event.listens_for(engine, "begin")
-            def _begin(conn: Connection) -> None:
-                mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-                conn.exec_driver_sql(f"BEGIN {mode}")
-        else:
-            engine = create_engine(url, pool_pre_ping=True)
-        if engine.dialect.name not in ("sqlite", "postgresql"):
-            engine.dispose()
-            raise RegistryError(f"ledger {url!r}: unsupported database {engine.dialect.name!r} (SQLite or PostgreSQL)")
-        self._engine: Engine = engine
-        self._create_schema()
-
-    @property
-    def dialect(self) -> str:
-        return self._engine.dialect.name
-
-    def _locked(self) -> Connection:
-        """A connection whose next transaction holds the write lock from its start (SQLite) on."""
-        return self._engine.connect().execution_options(sqlite_begin="IMMEDIATE")
-
-    def _create_schema(self) -> None:
-        """Idempotent and safe when several workers start at once (one transaction, serialised)."""
-        from sqlalchemy import text
-
-        if self._schema_ready():
-            return  # the common case: no DDL, no write lock, no wait behind a running promotion
-        with self._locked() as conn, conn.begin():
-            if self.dialect == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SCHEMA_LOCK})
-            self._metadata.create_all(conn)
-            for statement in _APPEND_ONLY_DDL[self.dialect]:
-                conn.exec_driver_sql(statement)
-
-    def _schema_ready(self) -> bool:
-        """True when the tables and the append-only triggers exist (the triggers are created last)."""
-        from sqlalchemy import text
-
-        queries = {
-            "sqlite": "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
-            "AND name IN ('alias_moves_no_update', 'alias_moves_no_delete')",
-            "postgresql": "SELECT count(*) FROM pg_trigger WHERE tgname = 'alias_moves_append_only'",
-        }
-        expected = {"sqlite": 2, "postgresql": 1}
-        with self._engine.connect() as conn:
-            return conn.execute(text(queries[self.dialect])).scalar_one() == expected[self.dialect]
-
-    def head(self, model: str, alias: str) -> str | None:
-        """The version ``alias`` points to according to the ledger (None: never set)."""
-        from sqlalchemy import select
-
-        heads = self._heads
-        with self._engine.connect() as conn:
-            query = select(heads.c.version).where(heads.c.model == model, heads.c.alias == alias)
-            return conn.execute(query).scalar_one_or_none()
-
-    def moves(self, model: str, alias: str | None = None) -> list[AliasMove]:
-        """Every recorded move of ``model`` (optionally of one alias), oldest first."""
-        from sqlalchemy import select
-
-        moves = self._moves
-        query = select(moves).where(moves.c.model == model).order_by(moves.c.id)
-        if alias is not None:
-            query = query.where(moves.c.alias == alias)
-        with self._engine.connect() as conn:
-            return [AliasMove(**row._asdict()) for row in conn.execute(query)]
-
-    @contextmanager
-    def locked_head(self, model: str, alias: str) -> Iterator[tuple[Connection, str | None]]:
-        """One transaction holding the lock on (model, alias): yields the connection and the current head.
-
-        Commits when the block ends, rolls back if it raises. Other writers of the same ledger wait.
-        """
-        from sqlalchemy import select
-
-        heads = self._heads
-        with self._locked() as conn, conn.begin():
-            conn.execute(self._insert_head_if_missing(model, alias))
-            locked = select(heads.c.version).where(heads.c.model == model, heads.c.alias == alias).with_for_update()
-            yield conn, conn.execute(locked).scalar_one()
-
-    def move(
-        self,
-        model: str,
-        alias: str,
-        to_version: str,
-        *,
-        compare: bool,
-        expected: str | None,
-        actor: str,
-        reason: str,
-        run: str,
-        check: Callable[[str | None], None] | None = None,
-        apply: Callable[[], None] | None = None,
-    ) -> AliasMove:
-        """Record ``alias`` -> ``to_version`` in one transaction that holds the head row's lock.
-
-        With ``compare``, the head must equal ``expected`` or :class:`PromotionConflict` is raised.
-        ``check(head)`` runs under the lock before the comparison (may raise to abort); ``apply()`` runs
-        after the ledger writes and before the commit, so an exception there rolls the ledger back.
-        """
-        heads, moves = self._heads, self._moves
-        with self.locked_head(model, alias) as (conn, head):
-            if check is not None:
-                check(head)
-            if compare and head != expected:
-                raise PromotionConflict(
-                    f"{alias} of model {model!r} is version {_show(head)}, not version {_show(expected)} "
-                    f"as the candidate was compared against; version {to_version} was NOT made {alias}. "
-                    f"Nothing changed: compare the candidate against version {_show(head)} and try again."
-                )
-            if head == to_version:
-                raise RegistryError(f"{alias} of model {model!r} is already version {to_version}; nothing recorded")
-            row = {
-                "model": model,
-                "alias": alias,
-                "from_version": head,
-                "to_version": to_version,
-                "actor": actor,
-                "reason": reason,
-                "run": run,
-                "at": _now(),
-            }
-            move_id = conn.execute(moves.insert().values(**row)).inserted_primary_key[0]
-            conn.execute(
-                heads.update().where(heads.c.model == model, heads.c.alias == alias).values(version=to_version)
-            )
-            if apply is not None:
-                apply()
-        return AliasMove(id=int(move_id), **row)
-
-    def _insert_head_if_missing(self, model: str, alias: str) -> Any:
-        """Give ``SELECT ... FOR UPDATE`` a row to lock even before the alias was ever set."""
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(self._heads).values(model=model, alias=alias, version=None).on_conflict_do_nothing()
-
-    def dispose(self) -> None:
-        """Close pooled connections (tests, short-lived CLI processes)."""
-        self._engine.dispose()
-
-
-def _show(version: str | None) -> str:
-    return "<none>" if version is None else str(version)
 
 
 class Registry:
@@ -323,12 +79,10 @@ class Registry:
     # -- connections -------------------------------------------------------------------------------------
     @cached_property
     def client(self) -> MlflowClient:
-        """An MLflow client with explicit URIs: with none set, MLflow writes into the current directory."""
-        import mlflow
+        """The MLflow client of :mod:`mlops.models` (explicit URIs), one per registry object."""
+        from mlops import models
 
-        uri = self.settings.mlflow_tracking_uri
-        _ensure_sqlite_parent(uri)
-        return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        return models.client(self.settings)
 
     @cached_property
     def _ledger(self) -> Ledger:
@@ -520,8 +274,8 @@ class Registry:
             "reset MLflow alias %s of %s from %s to the ledger head %s (%s, by %s, run %s)",
             alias,
             self.name,
-            _show(actual),
-            _show(head),
+            show_version(actual),
+            show_version(head),
             reason,
             actor,
             run,
@@ -535,12 +289,12 @@ class Registry:
             actual = self.alias_version(alias)
             if actual != head:
                 raise RegistryError(
-                    f"MLflow alias {alias!r} of {self.name!r} points to version {_show(actual)} but the ledger "
-                    f"head is {_show(head)}: an earlier move's ledger commit failed after MLflow was updated, or "
-                    f"the alias was moved outside this registry. Nothing changed. Fix it with "
+                    f"MLflow alias {alias!r} of {self.name!r} points to version {show_version(actual)} but the "
+                    f"ledger head is {show_version(head)}: an earlier move's ledger commit failed after MLflow was "
+                    f"updated, or the alias was moved outside this registry. Nothing changed. Fix it with "
                     f"`Registry(settings).resync_alias({alias!r}, actor, reason, run, trust='ledger')` to put "
-                    f"MLflow back to {_show(head)}, or trust='mlflow' to record version {_show(actual)} in "
-                    f"the ledger; then retry."
+                    f"MLflow back to {show_version(head)}, or trust='mlflow' to record version "
+                    f"{show_version(actual)} in the ledger; then retry."
                 )
 
         def apply() -> None:
@@ -558,7 +312,8 @@ class Registry:
             check=check,
             apply=apply,
         )
-        log.info("%s of %s: %s -> %s by %s (%s)", alias, self.name, _show(move.from_version), version, actor, reason)
+        moved_from = show_version(move.from_version)
+        log.info("%s of %s: %s -> %s by %s (%s)", alias, self.name, moved_from, version, actor, reason)
         return move
 
     def _tag_promoted(self, move: AliasMove) -> None:

@@ -1,6 +1,6 @@
 """The embedded runtime: the environment that runs Airflow, MLflow and DVC on one machine with no services.
 
-Defaults (DESIGN.md): ``MLOPS_HOME=./var``, ``AIRFLOW_HOME=$MLOPS_HOME/airflow`` with SQLite and the
+Defaults: ``MLOPS_HOME=./var``, ``AIRFLOW_HOME=$MLOPS_HOME/airflow`` with SQLite and the
 LocalExecutor, DAGs from ``./dags``, plugins from ``./plugins``, no examples, MLflow on SQLite under
 ``$MLOPS_HOME/mlflow``. Anything already set in the environment wins, so Postgres, an MLflow server or
 S3 are switched on by env alone. The Makefile, the demo and the tests all take their env from here.

@@ -1,58 +1,49 @@
-"""Validate a raw day partition against its data contract with Great Expectations, or quarantine it.
+"""Validate a raw day partition against its data contract, then mark it validated or quarantine it.
 
-Speed without losing GX: the suite uses GX's *aggregate* expectations (column type, proportion of
-non-null / unique values, min, max, distinct values), which give the same verdict as their row-level
-twins in one pass over each column. Only when one fails do we run its row-level twin on that column
-to quote offending ids. Structural faults GX cannot see (no files, unreadable parquet) are checked
-first, by reading the files.
+Structural faults GX cannot see (no ``_SUCCESS``, no files, unreadable parquet) are checked first, by
+reading the files; then the contract's Great Expectations suite (``mlops.gx_suite``) runs and its
+failed expectations become :class:`Failure` lines that name the file, column and rule.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
 from mlops.data.contract import Contract, arrow_column_type
 from mlops.data.lake import REASON, SUCCESS, VALIDATED, Lake
+from mlops.data.publish import publish_json
+from mlops.errors import InputError
+from mlops.gx_suite import PANDAS_DTYPES, RULES, GxRunner, build_suite, plain, row_level_twin, to_pandas
 
 if TYPE_CHECKING:
-    import pandas as pd
     import pyarrow as pa
 
     from mlops.config import Settings
 
+__all__ = [
+    "PANDAS_DTYPES",
+    "RULES",
+    "Failure",
+    "PartitionNotReady",
+    "ValidationFailed",
+    "Verdict",
+    "build_suite",
+    "check_partition",
+    "expected_row_range",
+    "mark_validated",
+    "quarantine_partition",
+    "validate_and_version",
+    "validate_partition",
+]
+
 log = logging.getLogger(__name__)
-DATA_DOCS = "reports/data_docs"
-
-#: Contract type -> the pandas dtype our reader produces for it (see ``_to_pandas``).
-PANDAS_DTYPES = {
-    "int64": "Int64",
-    "float64": "float64",
-    "string": "string",
-    "bool": "boolean",
-    "timestamp": "datetime64[us, UTC]",
-}
-#: Aggregate expectation -> (rule name in reasons, row-level twin that lists offending rows).
-RULES: dict[str, tuple[str, str | None]] = {
-    "expect_table_row_count_to_be_between": ("row_count", None),
-    "expect_column_type_to_be": ("type", None),
-    "expect_column_proportion_of_non_null_values_to_be_between": (
-        "not_null",
-        "ExpectColumnValuesToNotBeNull",
-    ),
-    "expect_column_min_to_be_between": ("min", "ExpectColumnValuesToBeBetween"),
-    "expect_column_max_to_be_between": ("max", "ExpectColumnValuesToBeBetween"),
-    "expect_column_distinct_values_to_be_in_set": ("allowed_values", "ExpectColumnValuesToBeInSet"),
-    "expect_column_proportion_of_unique_values_to_be_between": ("unique", "ExpectColumnValuesToBeUnique"),
-}
 
 
-class ValidationFailed(Exception):
+class ValidationFailed(InputError):
     """A partition broke its contract; the message names the file, column and rule."""
 
     def __init__(self, verdict: Verdict) -> None:
@@ -113,15 +104,16 @@ class Verdict:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def _read_partition(lake: Lake, partition: str, verdict: Verdict) -> pa.Table | None:
-    """Read every parquet file; unreadable, empty or inconsistent files become failures, not crashes."""
+def _read_partition(lake: Lake, day: dt.date, verdict: Verdict) -> pa.Table | None:
+    """Read every parquet file of ``raw/dt=D``; unreadable, empty or inconsistent files become failures."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if not lake.exists(f"{partition}/{SUCCESS}"):
-        verdict.failures.append(Failure("partition_complete", None, "no _SUCCESS marker", f"{partition}/{SUCCESS}"))
+    success = lake.marker("raw", day, SUCCESS)
+    if not lake.exists(success):
+        verdict.failures.append(Failure("partition_complete", None, f"no {SUCCESS} marker", success))
         return None
-    files = lake.data_files(partition)
+    files = lake.data_files(lake.partition("raw", day))
     verdict.files = [lake.relative(path) for path in files]
     if not files:
         verdict.failures.append(Failure("non_empty_partition", None, "no parquet files", ">= 1 parquet file"))
@@ -152,28 +144,7 @@ def _read_partition(lake: Lake, partition: str, verdict: Verdict) -> pa.Table | 
         return None
 
 
-def _to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Arrow -> pandas with dtypes that keep the contract's types apart (nullable ints, real strings)."""
-    import pandas as pd
-    import pyarrow as pa
-
-    columns = []
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        if pa.types.is_timestamp(column.type) and column.type.unit != "us":
-            column = column.cast(pa.timestamp("us", tz=column.type.tz))
-        elif pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        columns.append((name, column))
-    table = pa.table(dict(columns))
-    mapping = {
-        pa.int8(): pd.Int64Dtype(), pa.int16(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(),
-        pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype("pyarrow"),
-        pa.large_string(): pd.StringDtype("pyarrow"), pa.bool_(): pd.BooleanDtype(),
-    }  # fmt: skip
-    return table.to_pandas(types_mapper=mapping.get, self_destruct=True, split_blocks=True)
-
-
-# -- the suite ----------------------------------------------------------------------------------
+# -- the verdict --------------------------------------------------------------------------------
 def expected_row_range(lake: Lake, day: dt.date, contract: Contract, history_days: int) -> tuple[int, int | None]:
     """Row-count bounds: the contract's absolute ones, narrowed by the median of recent validated days."""
     rule = contract.row_count
@@ -182,7 +153,7 @@ def expected_row_range(lake: Lake, day: dt.date, contract: Contract, history_day
     counts = []
     for previous in history:
         try:
-            counts.append(int(lake.read_json(f"{lake.partition('raw', previous)}/{VALIDATED}")["rows"]))
+            counts.append(int(lake.read_json(lake.marker("raw", previous, VALIDATED))["rows"]))
         except (OSError, KeyError, ValueError):
             continue
     if counts:
@@ -191,141 +162,6 @@ def expected_row_range(lake: Lake, day: dt.date, contract: Contract, history_day
         relative_high = int(typical * rule.max_ratio) + 1
         high = relative_high if high is None else min(high, relative_high)
     return low, high
-
-
-def build_suite(contract: Contract, present: list[str], row_range: tuple[int, int | None]) -> Any:
-    """The GX suite for a contract: aggregate expectations only (see module docstring)."""
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
-
-    expected_columns = list(contract.columns)
-    expectations: list[Any] = [
-        gxe.ExpectTableColumnsToMatchSet(column_set=expected_columns, exact_match=contract.extra_columns == "forbid"),
-        gxe.ExpectTableRowCountToBeBetween(min_value=row_range[0], max_value=row_range[1]),
-    ]
-    for name, rule in contract.columns.items():
-        if name not in present:
-            continue  # reported once by the column-set expectation
-        expectations.append(gxe.ExpectColumnTypeToBe(column=name, type_=PANDAS_DTYPES[rule.type]))
-        min_non_null = 1.0 if not rule.nullable else 1.0 - rule.max_null_fraction
-        expectations.append(
-            gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(column=name, min_value=min_non_null, max_value=1.0)
-        )
-        if rule.min is not None:
-            expectations.append(gxe.ExpectColumnMinToBeBetween(column=name, min_value=rule.min))
-        if rule.max is not None:
-            expectations.append(gxe.ExpectColumnMaxToBeBetween(column=name, max_value=rule.max))
-        if rule.allowed is not None:
-            expectations.append(gxe.ExpectColumnDistinctValuesToBeInSet(column=name, value_set=rule.allowed))
-        if rule.unique:
-            expectations.append(gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(column=name, min_value=1.0))
-    name = f"{contract.name}-contract-v{contract.version}".replace(".", "_")
-    return gx.ExpectationSuite(name=name, expectations=expectations)
-
-
-class _GxRunner:
-    """An ephemeral GX context with a Data Docs site under the lake's ``reports/data_docs``."""
-
-    SITE = "mlops"
-
-    def __init__(self, settings: Settings, lake: Lake) -> None:
-        import great_expectations as gx
-
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-        self.context = gx.get_context(mode="ephemeral")
-        self.context.variables.progress_bars = {"globally": False}
-        self.context.add_data_docs_site(site_name=self.SITE, site_config=self._site_config(settings, lake))
-        source = self.context.data_sources.add_pandas("lake")
-        self.batch_definition = source.add_dataframe_asset("partition").add_batch_definition_whole_dataframe("day")
-
-    @staticmethod
-    def _site_config(settings: Settings, lake: Lake) -> dict[str, Any]:
-        # GX 1.x only renders Data Docs to a filesystem; for an S3 lake we render under MLOPS_HOME and upload.
-        base = settings.reports_dir / "data_docs" if lake.is_s3 else f"{lake.root}/{DATA_DOCS}"
-        return {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(base)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        }
-
-    def publish_docs(self, settings: Settings, lake: Lake, page_url: str) -> str:
-        """On an S3 lake, copy the rendered page (and the site's static assets once) to ``reports/``."""
-        if not lake.is_s3:
-            return page_url
-        local_root = settings.reports_dir / "data_docs"
-        page = Path(page_url.removeprefix("file://"))
-        remote_root = f"{lake.root}/{DATA_DOCS}"
-        remote_page = f"{remote_root}/{page.relative_to(local_root).as_posix()}"
-        lake.upload(str(page), remote_page)
-        lake.upload(str(local_root / "index.html"), f"{remote_root}/index.html")
-        if not lake.exists(f"{remote_root}/static"):
-            lake.fs.put(str(local_root / "static"), f"{remote_root}/static", recursive=True)
-        return lake.url(remote_page)
-
-    def run_checkpoint(self, suite: Any, frame: pd.DataFrame, render_docs: bool) -> tuple[Any, str | None]:
-        import great_expectations as gx
-        from great_expectations.checkpoint import UpdateDataDocsAction
-
-        suite = self.context.suites.add(suite)
-        definition = self.context.validation_definitions.add(
-            gx.ValidationDefinition(name=suite.name, data=self.batch_definition, suite=suite)
-        )
-        actions = [UpdateDataDocsAction(name="data_docs", site_names=[self.SITE])] if render_docs else []
-        checkpoint = self.context.checkpoints.add(
-            gx.Checkpoint(name=f"{suite.name}.checkpoint", validation_definitions=[definition], actions=actions)
-        )
-        result = checkpoint.run(batch_parameters={"dataframe": frame})
-        identifier, validation = next(iter(result.run_results.items()))
-        docs = None
-        if render_docs:
-            urls = self.context.get_docs_sites_urls(resource_identifier=identifier, site_names=[self.SITE])
-            docs = urls[0]["site_url"] if urls else None
-        return validation, docs
-
-    def offending_ids(self, frame: pd.DataFrame, expectation: Any, id_column: str, limit: int) -> list[Any]:
-        """Run the row-level twin of a failed aggregate expectation to name the rows that broke it.
-
-        GX looks up every offending row's index one by one, which takes seconds when most rows offend;
-        we only quote ``limit`` ids, so search growing head slices and stop once enough are found.
-        """
-        size = 10_000
-        while True:
-            part = frame.head(size)
-            batch = self.batch_definition.get_batch(batch_parameters={"dataframe": part})
-            result = batch.validate(
-                expectation,
-                result_format={
-                    "result_format": "SUMMARY",
-                    "unexpected_index_column_names": [id_column],
-                    "partial_unexpected_count": limit,
-                },
-            )
-            rows = result.result.get("partial_unexpected_index_list") or []
-            ids = list(dict.fromkeys(_plain(row.get(id_column)) for row in rows))  # duplicates list an id twice
-            if len(ids) >= limit or len(part) == len(frame):
-                return ids[:limit]
-            size *= 10
-
-
-def _plain(value: Any) -> Any:
-    """numpy / pandas scalars -> JSON-friendly Python values."""
-    if hasattr(value, "item"):
-        return value.item()
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
-def _row_level_twin(name: str, kwargs: dict[str, Any]) -> Any:
-    import great_expectations.expectations as gxe
-
-    column = kwargs["column"]
-    if name == "ExpectColumnValuesToBeBetween":
-        return gxe.ExpectColumnValuesToBeBetween(column=column, min_value=kwargs.get("min_value"),
-                                                 max_value=kwargs.get("max_value"))  # fmt: skip
-    if name == "ExpectColumnValuesToBeInSet":
-        return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=kwargs["value_set"])
-    return getattr(gxe, name)(column=column)
 
 
 def _column_set_failures(expected: list[str], columns: list[str]) -> list[Failure]:
@@ -339,7 +175,7 @@ def _failure_from_result(result: Any, contract: Contract) -> Failure:
     kwargs = dict(config.kwargs)
     rule, _ = RULES.get(config.type, (config.type, None))
     column = kwargs.get("column")
-    observed = _plain((result.result or {}).get("observed_value"))
+    observed = plain((result.result or {}).get("observed_value"))
     expected: Any
     if config.type == "expect_column_type_to_be":
         expected = contract.columns[column].type
@@ -378,7 +214,7 @@ def validate_partition(
         partition=lake.url(partition),
         contract={"name": contract.name, "version": contract.version, "sha256": contract.sha256},
     )
-    table = _read_partition(lake, partition, verdict)
+    table = _read_partition(lake, day, verdict)
     if table is None:
         log.error("%s", verdict.summary())
         return verdict
@@ -390,14 +226,14 @@ def validate_partition(
     row_range = expected_row_range(lake, day, contract, settings.validation.history_days)
     log.info("validating %s: %d rows x %d columns, expected rows %s", verdict.partition, table.num_rows,
              len(columns), row_range)  # fmt: skip
-    frame = _to_pandas(table)
+    frame = to_pandas(table)
     del table
-    runner = _GxRunner(settings, lake)
+    runner = GxRunner(settings, lake)
     suite = build_suite(contract, columns, row_range)
     result, verdict.data_docs = runner.run_checkpoint(suite, frame, render_docs)
     if verdict.data_docs:
         verdict.data_docs = runner.publish_docs(settings, lake, verdict.data_docs)
-    verdict.suite = {"name": suite.name, **{k: _plain(v) for k, v in result.statistics.items()}}
+    verdict.suite = {"name": suite.name, **{k: plain(v) for k, v in result.statistics.items()}}
     if verdict.data_docs:
         log.info("Data Docs: %s", verdict.data_docs)
 
@@ -425,7 +261,7 @@ def validate_partition(
         if twin and id_column in frame.columns and id_column not in mistyped:
             failure.sample_ids = runner.offending_ids(
                 frame,
-                _row_level_twin(twin, dict(config.kwargs)),
+                row_level_twin(twin, dict(config.kwargs)),
                 id_column,
                 settings.validation.offending_ids_sample,
             )
@@ -447,20 +283,20 @@ def quarantine_partition(lake: Lake, day: dt.date, verdict: Verdict) -> str:
     """
     raw = lake.partition("raw", day)
     target = lake.partition("quarantine", day)
-    lake.remove(f"{raw}/{VALIDATED}")
+    lake.remove(lake.marker("raw", day, VALIDATED))
     reason = verdict.to_dict()
     reason["quarantined_at"] = dt.datetime.now(dt.UTC).isoformat()
     reason["moved_from"] = lake.url(raw)
     if lake.exists(raw):
-        lake.write_json(f"{raw}/{REASON}", reason)
+        publish_json(lake, lake.marker("raw", day, REASON), reason)
         lake.move(raw, target)
     else:  # nothing landed at all: record why the day has no data
-        lake.write_json(f"{target}/{REASON}", reason)
+        publish_json(lake, lake.marker("quarantine", day, REASON), reason)
     log.warning("quarantined %s -> %s", lake.url(raw), lake.url(target))
     return lake.url(target)
 
 
-class PartitionNotReady(Exception):
+class PartitionNotReady(InputError):
     """``raw/dt=D/_SUCCESS`` is absent: the producer has not finished (or the day was quarantined)."""
 
 
@@ -472,8 +308,9 @@ def check_partition(settings: Settings, day: dt.date, lake: Lake | None = None) 
         return verdict
     if verdict.failures[0].rule == "partition_complete":
         quarantined = lake.partition("quarantine", day)
-        hint = f"; it was quarantined: see {lake.url(quarantined)}/{REASON}" if lake.exists(quarantined) else ""
-        raise PartitionNotReady(f"{verdict.partition}/{SUCCESS} does not exist{hint}")
+        reason = lake.url(lake.marker("quarantine", day, REASON))
+        hint = f"; it was quarantined: see {reason}" if lake.exists(quarantined) else ""
+        raise PartitionNotReady(f"{lake.url(lake.marker('raw', day, SUCCESS))} does not exist{hint}")
     quarantine_partition(lake, day, verdict)
     raise ValidationFailed(verdict)
 
@@ -490,7 +327,7 @@ def mark_validated(lake: Lake, day: dt.date, verdict: dict[str, Any], snapshot: 
         "dvc": snapshot,
         "validated_at": dt.datetime.now(dt.UTC).isoformat(),
     }
-    lake.write_json(f"{lake.partition('raw', day)}/{VALIDATED}", marker)
+    publish_json(lake, lake.marker("raw", day, VALIDATED), marker)
     log.info("marked %s validated (DVC revision %s)", verdict["partition"], snapshot.get("revision"))
     return marker
 

@@ -113,12 +113,17 @@ def _content_md5(dvc_file: Path) -> str:
     return str(out.get("md5", ""))
 
 
+def registry_folder(dataset: str, day: dt.date | str) -> str:
+    """``data/<dataset>/dt=D``: where a validated day lives in the data registry (not in the lake)."""
+    return f"data/{dataset}/dt={day if isinstance(day, str) else day.isoformat()}"
+
+
 def snapshot_partition(settings: Settings, lake: Lake, day: dt.date, rows: int) -> Snapshot:
     """Version ``raw/dt=D``'s parquet files; returns the git revision that holds them."""
     from dvc.repo import Repo
 
     repo = settings.dvc_registry_path
-    relative = f"data/{settings.dataset.name}/dt={day.isoformat()}"
+    relative = registry_folder(settings.dataset.name, day)
     with _locked(repo):
         ensure_registry(settings)
         target = repo / relative

@@ -1,11 +1,11 @@
 """Training benchmark: our tracked training step (``fit_and_log``) against raw ``xgb.train``, in one run.
 
-DESIGN.md target: our training step takes at most 1.15x raw ``xgb.train`` (hist, depth 6, 100 rounds,
+Target (README, "Benchmarks"): our training step takes at most 1.15x raw ``xgb.train`` (hist, depth 6, 100 rounds,
 2 threads, 1M rows), tracking included.
 
 Both sides run in this process on the same float32 arrays, with the same parameters read from one
 settings object (``{**settings.model.params, "device": "cpu", "seed": ..., "nthread": 2}``) and the same
-validation set evaluated every round (AUC-PR on 200k rows): DESIGN's hist / depth 6 / eta 0.1 / 2 threads
+validation set evaluated every round (AUC-PR on 200k rows): the reference hist / depth 6 / eta 0.1 / 2 threads
 over the configured defaults (subsample and colsample_bytree 0.8). What each timed region holds:
 
 * raw: ``DMatrix`` for train and valid + ``xgb.train(params, dtrain, 100, evals=[(dvalid, "valid")])``.
@@ -16,7 +16,7 @@ over the configured defaults (subsample and colsample_bytree 0.8). What each tim
 
 Data: our own generator (``generate_day``), 5 days x 200k rows for training and one later day of 200k
 rows for validation, through ``build_matrix``: 15 features (11 transaction columns incl. 3 categorical
-codes, and 4 noise columns), fraud rate ~1%. DESIGN's baseline used 21 noisy features, so absolute seconds differ;
+codes, and 4 noise columns), fraud rate ~1%. The reference baseline used 21 noisy features, so absolute seconds differ;
 the target is the ratio.
 
 Early stopping is set to ``early_stopping_rounds == num_boost_round == 100``: it cannot stop training
@@ -68,7 +68,7 @@ FIRST_DAY = dt.date(2024, 1, 1)
 WARMUP_ROWS = 10_000
 WARMUP_ROUNDS = 5
 PREDICTION_TOLERANCE = 1e-6
-#: DESIGN's setting over the configured defaults (subsample / colsample_bytree / min_child_weight stay as
+#: The reference setting over the configured defaults (subsample / colsample_bytree / min_child_weight stay as
 #: configured). Spelled out in full because a conf ``model.params`` replaces the whole default dict.
 MODEL = {
     "params": {

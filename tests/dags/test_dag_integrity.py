@@ -1,4 +1,4 @@
-"""Every DAG imports cleanly, documents itself, retries, and parses without heavy imports."""
+"""Every DAG imports cleanly, documents itself, retries, maps errors the one way, and parses without heavy imports."""
 
 from __future__ import annotations
 
@@ -20,13 +20,16 @@ import json, sys
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[2].split(","))
+from mlops.airflow.errors import MARKER
 dags = {
     dag_id: {
         "doc_md": bool(dag.doc_md and len(dag.doc_md) > 200),
         "operators": {t.task_id: type(t).__name__ for t in dag.tasks},
         "tags": sorted(dag.tags),
         "tasks": {t.task_id: {"owner": t.owner, "retries": t.retries, "callbacks": bool(t.on_failure_callback),
-                              "timeout": (t.execution_timeout or getattr(t, "response_timeout", None)) is not None}
+                              "timeout": (t.execution_timeout or getattr(t, "response_timeout", None)) is not None,
+                              "python": hasattr(t, "python_callable"),
+                              "error_policy": getattr(getattr(t, "python_callable", None), MARKER, False)}
                   for t in dag.tasks},
     }
     for dag_id, dag in bag.dags.items()
@@ -74,6 +77,8 @@ def test_dags_import_cleanly_and_follow_the_house_rules(parsed: dict) -> None:
             assert task["callbacks"] and task["timeout"], f"{dag_id}.{task_id} needs a failure callback and a timeout"
             if not task_id.startswith(("wait_for_", "approve_")):  # waits (sensor, human) end for good on timeout
                 assert task["retries"] >= 1, f"{dag_id}.{task_id} needs retries"
+            if task["python"]:  # a task body: input errors fail fast, the rest is retried (mlops.airflow.errors)
+                assert task["error_policy"], f"{dag_id}.{task_id}: put @error_policy under @task"
 
 
 def test_parsing_dags_imports_no_heavy_library(parsed: dict) -> None:

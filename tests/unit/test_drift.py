@@ -27,7 +27,6 @@ from mlops.drift import (
     DriftResult,
     append_history,
     assess_window,
-    evidently_report,
     feature_drift,
     history_path,
     performance_drift,
@@ -36,6 +35,7 @@ from mlops.drift import (
     score_drift,
     trigger_decision,
 )
+from mlops.drift_report import evidently_report
 from mlops.evaluation import compute_metrics
 from mlops.features import FeatureSpec, build_matrix, feature_spec
 from mlops.profiling import reference_profile

@@ -16,9 +16,9 @@ from mlops.evaluation import (
     evaluate_gates,
     metric_on_resamples,
     paired_bootstrap,
-    render_gate_report_html,
     slice_metrics,
 )
+from mlops.gate_report import render_gate_report_html
 
 EXTRA = {"latency_p95_ms_per_10k": 12.0, "model_size_mb": 1.5}
 CONTRACT_OK = (True, "all 21 features present with contract types")

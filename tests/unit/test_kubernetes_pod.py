@@ -4,7 +4,7 @@ The KubernetesPodOperator is built inside a DAG, its templates are rendered with
 ``build_pod_request_obj(dry_run=True)`` gives the V1Pod the operator would submit.
 ``ApiClient().sanitize_for_serialization`` turns it into the camelCase manifest the API server receives, and
 kubernetes-validate checks it in strict mode (unknown fields are errors) against the newest schema it ships
-and against 1.33 (DESIGN.md).
+and against 1.33.
 """
 
 from __future__ import annotations
@@ -24,13 +24,7 @@ import pytest
 import yaml
 
 from mlops.config import PROJECT_ROOT, Settings, load_settings
-from mlops.training.kubernetes import (
-    TRAINING_COMMAND,
-    check_env,
-    looks_like_secret_key,
-    looks_like_secret_value,
-    training_pod_operator,
-)
+from mlops.training.pod_spec import TRAINING_COMMAND, check_env, looks_like_secret_key, looks_like_secret_value
 
 K8S_DIR = PROJECT_ROOT / "include" / "k8s"
 RUN_ID = "manual__2026-11-10T06:30:00.123456+00:00"
@@ -104,6 +98,12 @@ def newest_schema(validate: Any) -> str:
 
 def make_settings(tmp_path: Path, conf: dict[str, Any] | None = None) -> Settings:
     return load_settings(conf=conf, env={"MLOPS_HOME": str(tmp_path / "mlops")})
+
+
+def training_pod_operator(settings: Settings, **kwargs: Any) -> Any:
+    from mlops.airflow.pod import training_pod_operator as build
+
+    return build(settings, **kwargs)
 
 
 def build_operator(settings: Settings, **kwargs: Any) -> Any:
@@ -205,6 +205,36 @@ def test_entrypoint_and_templated_arguments(default_manifest) -> None:
     env = {item["name"]: item["value"] for item in main["env"]}
     assert env["MLOPS_AS_OF"] == "2026-11-10"
     assert "NVIDIA_VISIBLE_DEVICES" not in env  # the device plugin sets it
+
+
+def test_pod_arguments_carry_the_training_request(airflow_env, tmp_path: Path) -> None:
+    """The DAG's pod renders its argv from the request XCom; the trainer parses back the very same request."""
+    from airflow.sdk import DAG
+    from kubernetes.client import ApiClient
+
+    from mlops.training.request import TrainingRequest
+
+    request = TrainingRequest(
+        as_of="2026-11-10",
+        snapshot={"dataset": "card_transactions", "days": {"train": ["2026-11-01"], "holdout": ["2026-11-09"]}},
+        trigger={"reason": "drift: amount", "airflow_run_id": RUN_ID},
+        overrides={"model": {"params": {"max_depth": 4}}},
+        device="cuda",
+    )
+    with DAG("continuous_training", schedule=None, start_date=dt.datetime(2026, 11, 1), catchup=False) as dag:
+        operator = training_pod_operator(
+            make_settings(tmp_path),
+            task_id="train",
+            arguments=TrainingRequest.templated_argv("ti.xcom_pull(task_ids='resolve_snapshot')"),
+            env={},
+        )
+    xcoms = {"resolve_snapshot": request.to_strings()}
+    ti = SimpleNamespace(dag_id=dag.dag_id, task_id="train", map_index=-1, try_number=1,
+                         xcom_pull=lambda task_ids: xcoms[task_ids])  # fmt: skip
+    context = {"dag": dag, "task": operator, "ti": ti, "run_id": RUN_ID, "ds": "2026-11-10"}
+    operator.render_template_fields(context)
+    manifest = ApiClient().sanitize_for_serialization(operator.build_pod_request_obj(context, dry_run=True))
+    assert TrainingRequest.from_argv(container(manifest)["args"]) == request
 
 
 def test_credentials_only_through_the_secret(default_manifest) -> None:
@@ -432,13 +462,19 @@ def test_secret_looking_arguments_are_refused(airflow_env, tmp_path: Path) -> No
 # --- parse-time cost, image and manifests -------------------------------------------------------------------
 
 
-def test_module_imports_nothing_heavy() -> None:
+def test_modules_import_nothing_heavy(tmp_path: Path) -> None:
+    """The rules need neither Airflow nor the Kubernetes client; the operator module loads its provider lazily."""
     code = (
-        "import sys, mlops.training.kubernetes\n"
+        "import sys, mlops.training.pod_spec\n"
         "heavy = [m for m in ('airflow', 'kubernetes', 'xgboost', 'mlflow') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
+        "import mlops.airflow.pod\n"
+        "heavy = [m for m in ('kubernetes', 'airflow.providers.cncf.kubernetes.operators', 'xgboost', 'mlflow')\n"
+        "         if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "AIRFLOW_HOME": str(tmp_path / "airflow")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 
 def test_trainer_dockerfile_uses_cuda_the_lock_and_the_entrypoint() -> None:

@@ -7,7 +7,7 @@ import datetime as dt
 import pyarrow.parquet as pq
 
 from mlops.config import Settings
-from mlops.data.lake import SUCCESS, Lake
+from mlops.data.lake import SUCCESS, VALIDATED, Lake
 from mlops.data.landing import land_days
 
 
@@ -35,6 +35,10 @@ def test_relanding_a_day_replaces_it(settings: Settings, lake: Lake) -> None:
     land_days(settings, day, days=1, rows_per_day=900, seed=2)
     stray = f"{lake.partition('raw', day)}/part-99999.parquet"
     lake.fs.copy(lake.data_files(lake.partition("raw", day))[0], stray)
+    lake.write_json(lake.marker("raw", day, VALIDATED), {"rows": 900})
     land_days(settings, day, days=1, rows_per_day=700, seed=2)
     files = lake.data_files(lake.partition("raw", day))
     assert len(files) == 1 and pq.read_metadata(files[0]).num_rows == 700
+    assert not lake.exists(lake.marker("raw", day, VALIDATED)), "re-landed data must be validated again"
+    assert lake.days("raw", SUCCESS) == [day]
+    assert lake.fs.ls(lake.area("raw"), detail=False) == [lake.partition("raw", day)], "no staging left beside it"

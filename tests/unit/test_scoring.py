@@ -13,23 +13,19 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlops.config import Settings, load_settings
-from mlops.data.lake import SUCCESS, VALIDATED, Lake
+from mlops.data.lake import STATS, SUCCESS, VALIDATED, Lake
 from mlops.data.landing import land_days
 from mlops.features import FeatureSpec, build_matrix
+from mlops.models import NoChampion, PinnedModel, pin_champion
 from mlops.registry import CHAMPION, Registry
 from mlops.scoring import (
-    STATS,
-    NoChampion,
-    PinnedModel,
     ScoringIncomplete,
     ScoringInputError,
     commit_scores,
-    pin_champion,
     plan_chunks,
     score_chunk,
     score_day,
     shadow_score,
-    staging_dir,
 )
 from mlops.validation import validate_and_version
 
@@ -159,8 +155,8 @@ def test_rerunning_a_day_replaces_its_output_exactly(home: Settings, scored: dic
 
     # A retried task (same chunk, same scored_at, same run) writes the same bytes.
     pinned = pin_champion(home)
-    chunk = {**plan_chunks(home, lake, DAY, pinned)[0], "scored_at": "2026-09-10T00:00:00+00:00"}
-    part = f"{staging_dir(lake, DAY, 'retry')}/part-00000.parquet"
+    chunk = plan_chunks(home, lake, DAY, pinned)[0].stamped("2026-09-10T00:00:00+00:00")
+    part = f"{lake.staging('scores', DAY, 'retry')}/part-00000.parquet"
     score_chunk(home, lake, DAY, pinned, chunk, "retry")
     first = lake.fs.cat_file(part)
     score_chunk(home, lake, DAY, pinned, chunk, "retry")
@@ -174,7 +170,7 @@ def test_many_chunks_give_the_same_output_as_one(home: Settings, scored: dict[st
     _land_copy(lake, _raw(lake, DAY), day, row_group_size=500, files=2)  # 8 row groups over 2 files
 
     one = plan_chunks(home, lake, day)
-    assert len(one) == 1 and one[0]["rows"] == ROWS and len(one[0]["row_groups"]) == 8
+    assert len(one) == 1 and one[0].rows == ROWS and len(one[0].row_groups) == 8
     for chunk_rows, max_chunks, expected in [
         (1_000, 32, 4),
         (1_000, 3, 3),
@@ -185,8 +181,8 @@ def test_many_chunks_give_the_same_output_as_one(home: Settings, scored: dict[st
     ]:
         chunks = plan_chunks(_scoring(home, chunk_rows=chunk_rows, max_chunks=max_chunks), lake, day)
         assert len(chunks) == expected <= max_chunks
-        assert [c["chunk"] for c in chunks] == list(range(expected)) and sum(c["rows"] for c in chunks) == ROWS
-        assert [g for c in chunks for g in c["row_groups"]] == one[0]["row_groups"], "each row group once, in order"
+        assert [c.index for c in chunks] == list(range(expected)) and sum(c.rows for c in chunks) == ROWS
+        assert [g for c in chunks for g in c.row_groups] == one[0].row_groups, "each row group once, in order"
 
     many = _scoring(home, chunk_rows=1_000, batch_rows=1_024)
     stats = score_day(many, day, run_id="many")
@@ -241,8 +237,8 @@ def test_a_corrupt_file_fails_and_keeps_the_previous_output(home: Settings) -> N
     Path(path).write_bytes(original[:offset] + b"\xff" * 64 + original[offset + 64 :])
     small_batches = _scoring(home, batch_rows=1_024)
     with pytest.raises(ScoringInputError, match=rf"{path} row groups \[0, 1, 2, 3\]"):
-        score_chunk(small_batches, lake, day, pinned, {**chunk, "scored_at": "2026-10-04T00:00:00Z"}, "bad")
-    assert lake.fs.ls(staging_dir(lake, day, "bad")) == [], "the half-written part is removed"
+        score_chunk(small_batches, lake, day, pinned, chunk.stamped("2026-10-04T00:00:00Z"), "bad")
+    assert lake.fs.ls(lake.staging("scores", day, "bad")) == [], "the half-written part is removed"
     with pytest.raises(ScoringInputError, match="corrupt"):
         score_day(home, day, run_id="bad")
     assert _read_scores(lake, day).equals(good), "the earlier good output is untouched"
@@ -263,7 +259,7 @@ def test_a_killed_run_leaves_nothing_visible_and_a_retry_commits_once(home: Sett
     chunks = plan_chunks(settings, lake, day, pinned)
     assert len(chunks) == 4
     for chunk in chunks[:2]:  # the worker dies after two of four chunks: no commit
-        score_chunk(settings, lake, day, pinned, {**chunk, "scored_at": "2026-10-06T00:00:00+00:00"}, "killed")
+        score_chunk(settings, lake, day, pinned, chunk.stamped("2026-10-06T00:00:00+00:00"), "killed")
     assert not lake.exists(f"{lake.partition('scores', day)}/{SUCCESS}")
     assert lake.data_files(lake.partition("scores", day)) == [], "staged parts are not output"
     assert lake.days("scores", SUCCESS).count(day) == 0
@@ -294,7 +290,7 @@ def test_a_killed_run_leaves_nothing_visible_and_a_retry_commits_once(home: Sett
 
     # A commit that is handed an incomplete set of chunk results refuses and changes nothing.
     scores = _read_scores(lake, day)
-    results = [score_chunk(settings, lake, day, pinned, {**c, "scored_at": "2026-10-06T00:00:00Z"}, "partial")
+    results = [score_chunk(settings, lake, day, pinned, c.stamped("2026-10-06T00:00:00Z"), "partial")
                for c in chunks[:3]]  # fmt: skip
     with pytest.raises(ScoringIncomplete, match=r"do not match the plan"):
         commit_scores(settings, lake, day, pinned, results, "partial")
@@ -332,8 +328,8 @@ def test_scoring_on_s3(home: Settings, s3_env: dict[str, str]) -> None:
     pinned = pin_champion(s3)
     (chunk,) = plan_chunks(s3, lake, DAY, pinned)
     with pytest.raises(ScoringInputError, match="row groups"):
-        score_chunk(_scoring(s3, batch_rows=1_024), lake, DAY, pinned, {**chunk, "scored_at": "2026-10-04"}, "bad")
-    assert not lake.exists(f"{staging_dir(lake, DAY, 'bad')}/part-00000.parquet")
+        score_chunk(_scoring(s3, batch_rows=1_024), lake, DAY, pinned, chunk.stamped("2026-10-04"), "bad")
+    assert not lake.exists(f"{lake.staging('scores', DAY, 'bad')}/part-00000.parquet")
     assert _read_scores(lake, DAY).drop_columns(RUN_COLUMNS).equals(remote)
 
 

@@ -14,6 +14,7 @@ from mlops.config import Settings, load_settings
 from mlops.data.faults import FAULTS, inject_fault
 from mlops.data.lake import REASON, SUCCESS, VALIDATED, Lake
 from mlops.data.landing import land_days
+from mlops.errors import InputError
 from mlops.validation import (
     PartitionNotReady,
     ValidationFailed,
@@ -30,6 +31,7 @@ def test_good_day_passes_with_a_suite_summary(settings: Settings, lake: Lake, la
     assert verdict.rows == 5_000
     assert verdict.suite["unsuccessful_expectations"] == 0 and verdict.suite["evaluated_expectations"] > 40
     assert verdict.data_docs and Path(verdict.data_docs.removeprefix("file://")).is_file()
+    assert verdict.data_docs.removeprefix("file://").startswith(f"{lake.data_docs()}/"), "the site is in the lake"
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
@@ -39,6 +41,7 @@ def test_each_bad_input_is_named_and_quarantined(
     spec = inject_fault(lake, landed_day, fault)
     with pytest.raises(ValidationFailed) as error:
         check_partition(settings, landed_day, lake)
+    assert isinstance(error.value, InputError), "bad data is not retried"
     message = str(error.value).splitlines()[0]
     assert f"[{spec.rule}]" in message
     assert "part-00000.parquet" in message
@@ -75,8 +78,10 @@ def test_row_level_faults_quote_offending_ids(settings: Settings, lake: Lake, la
 
 def test_missing_success_marker_is_not_quarantined(settings: Settings, lake: Lake, landed_day: dt.date) -> None:
     lake.remove(f"{lake.partition('raw', landed_day)}/{SUCCESS}")
-    with pytest.raises(PartitionNotReady, match="_SUCCESS"):
+    with pytest.raises(PartitionNotReady, match="_SUCCESS") as error:
         check_partition(settings, landed_day, lake)
+    assert isinstance(error.value, InputError)
+    assert str(error.value) == f"{lake.url(lake.marker('raw', landed_day, SUCCESS))} does not exist"
     assert lake.exists(lake.partition("raw", landed_day)), "an unfinished landing must be left alone"
 
 
@@ -85,6 +90,9 @@ def test_partition_without_files_fails(settings: Settings, lake: Lake, landed_da
         lake.remove(path)
     with pytest.raises(ValidationFailed, match=r"\[non_empty_partition\]"):
         check_partition(settings, landed_day, lake)
+    with pytest.raises(PartitionNotReady, match="it was quarantined: see") as error:  # a retry of the same day
+        check_partition(settings, landed_day, lake)
+    assert str(error.value).endswith(lake.url(lake.marker("quarantine", landed_day, REASON)))
 
 
 def test_row_count_is_judged_against_recent_history(settings: Settings, lake: Lake) -> None:

@@ -1,8 +1,27 @@
-"""The lake: day partitions on local disk or S3, behind one small API.
+"""The lake: day partitions on local disk or S3, behind one small API that owns every path.
 
-Layout (DESIGN.md): ``raw/dt=D/`` (complete when ``_SUCCESS`` exists), ``labels/dt=D/``,
-``quarantine/dt=D/`` with ``reason.json``, ``scores/dt=D/``, ``reports/``. A raw partition that
-passed validation carries ``_VALIDATED.json``; downstream steps read only those.
+Layout (relative to the lake root; ``D`` is an ISO date, ``<run>`` a run id made path-safe by
+:func:`safe_segment`). No other module writes a lake path literal: they ask :class:`Lake`.
+
+==============================================  ==============================================================
+path                                            what
+==============================================  ==============================================================
+``raw/dt=D/``                                   landed data; complete when ``_SUCCESS`` exists
+``raw/dt=D/_VALIDATED.json``                    the day passed its contract; downstream steps read only these
+``labels/dt=D/``                                delayed labels of day D (``_SUCCESS`` last)
+``quarantine/dt=D/``                            a day that broke its contract, with ``reason.json``
+``scores/dt=D/``                                champion scores, ``_STATS.json``, ``_SUCCESS`` last
+``scores/dt=D/_staging/<run>/``                 parts of a scoring run before its commit
+``scores/shadow/dt=D/``                         champion vs challenger on a sample (``_SUCCESS`` last)
+``<area>/.dt=D.<kind>-<token>/``                publisher side folders (staging, swap); never listed
+``reports/drift/<dataset>/dt=D/<name>``         a day's drift report (``report.html``)
+``reports/drift/<dataset>/history/dt=D.json``   a day's drift history entry
+``reports/data_docs/``                          the Great Expectations Data Docs site (GX's own layout)
+==============================================  ==============================================================
+
+Reports are namespaced by dataset so that several datasets can share a lake; the Data Docs site is
+one GX site per lake whose pages are keyed by suite name, which carries the contract's name.
+Names starting with ``.`` or ``_`` are never data: :meth:`Lake.days` and :meth:`Lake.data_files` skip them.
 
 fsspec gives one code path for both backends (s3fs talks to S3, MinIO or moto over HTTP).
 """
@@ -10,8 +29,11 @@ fsspec gives one code path for both backends (s3fs talks to S3, MinIO or moto ov
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
+import os
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +49,42 @@ log = logging.getLogger(__name__)
 SUCCESS = "_SUCCESS"
 VALIDATED = "_VALIDATED.json"
 REASON = "reason.json"
-AREAS = ("raw", "labels", "quarantine", "scores", "reports")
+STATS = "_STATS.json"
+#: Marker files a partition may carry; readers trust a partition by these, so they are written last.
+MARKERS = (SUCCESS, VALIDATED, REASON, STATS)
+STAGING = "_staging"
+#: Day-partitioned areas -> their folder under the lake root (partitions are ``<folder>/dt=D``).
+AREA_DIRS = {
+    "raw": "raw",
+    "labels": "labels",
+    "quarantine": "quarantine",
+    "scores": "scores",
+    "shadow": "scores/shadow",
+}
+AREAS = tuple(AREA_DIRS)
+REPORTS = "reports"
+DATA_DOCS = "data_docs"
+DRIFT = "drift"
+HISTORY = "history"
+
+
+def safe_segment(run_id: str) -> str:
+    """A run id usable as a path segment (Airflow ids carry ':' and '+'); distinct ids stay distinct."""
+    if re.fullmatch(r"[A-Za-z0-9._-]+", run_id) and not run_id.startswith("."):
+        return run_id
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).lstrip(".")
+    return f"{cleaned}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+
+
+def _segment(value: str, what: str) -> str:
+    """Reject a name that would change the layout (a '/', a hidden name, or nothing)."""
+    if not value or "/" in value or value.startswith((".", "_")):
+        raise ValueError(f"{what} {value!r} cannot be a lake path segment")
+    return value
 
 
 class Lake:
-    """Paths and atomic-enough file operations on the lake root."""
+    """Paths and atomic file operations on the lake root."""
 
     def __init__(self, uri: str, storage_options: dict[str, Any] | None = None) -> None:
         self.uri = uri.rstrip("/")
@@ -45,11 +98,55 @@ class Lake:
     def from_settings(cls, settings: Settings) -> Lake:
         return cls(settings.lake_uri, settings.s3_storage_options() if settings.lake_is_s3 else None)
 
-    # -- paths -------------------------------------------------------------------------------
-    def partition(self, area: str, day: dt.date) -> str:
-        if area not in AREAS:
+    # -- paths (the layout table of the module docstring) ---------------------------------------
+    def area(self, area: str) -> str:
+        """The folder that holds ``area``'s day partitions."""
+        if area not in AREA_DIRS:
             raise ValueError(f"unknown lake area {area!r}; expected one of {AREAS}")
-        return f"{self.root}/{area}/dt={day.isoformat()}"
+        return f"{self.root}/{AREA_DIRS[area]}"
+
+    def partition(self, area: str, day: dt.date) -> str:
+        return f"{self.area(area)}/dt={day.isoformat()}"
+
+    def marker(self, area: str, day: dt.date, name: str) -> str:
+        """``<partition>/<name>`` for one of :data:`MARKERS`."""
+        if name not in MARKERS:
+            raise ValueError(f"unknown marker {name!r}; expected one of {MARKERS}")
+        return f"{self.partition(area, day)}/{name}"
+
+    def staging(self, area: str, day: dt.date, run_id: str) -> str:
+        """``<partition>/_staging/<run>``: where the tasks of one run stage parts before the commit."""
+        return f"{self.partition(area, day)}/{STAGING}/{safe_segment(run_id)}"
+
+    def side(self, final: str, kind: str, token: str) -> str:
+        """``<parent>/.<leaf>.<kind>-<token>``: a publisher folder beside ``final``, hidden by its '.'."""
+        return f"{self.side_prefix(final)}{_segment(kind, 'side folder kind')}-{safe_segment(token)}"
+
+    @staticmethod
+    def side_prefix(final: str) -> str:
+        """The common prefix of every side folder of ``final`` (to find those of killed runs)."""
+        parent, leaf = final.rsplit("/", 1)
+        return f"{parent}/.{leaf}."
+
+    def report(self, kind: str, day: dt.date, name: str, dataset: str) -> str:
+        """``reports/<kind>/<dataset>/dt=D/<name>``, e.g. ``reports/drift/cards/dt=D/report.html``."""
+        if kind == DATA_DOCS:
+            raise ValueError("Data Docs keep GX's site layout: use Lake.data_docs()")
+        base = f"{self.root}/{REPORTS}/{_segment(kind, 'report kind')}/{_segment(dataset, 'dataset')}"
+        return f"{base}/dt={day.isoformat()}/{_segment(name, 'report name')}"
+
+    def drift_history_dir(self, dataset: str) -> str:
+        """``reports/drift/<dataset>/history``: one JSON file per day."""
+        return f"{self.root}/{REPORTS}/{DRIFT}/{_segment(dataset, 'dataset')}/{HISTORY}"
+
+    def drift_history(self, dataset: str, day: dt.date) -> str:
+        """``reports/drift/<dataset>/history/dt=D.json``: re-running a day replaces its entry."""
+        return f"{self.drift_history_dir(dataset)}/dt={day.isoformat()}.json"
+
+    def data_docs(self, page: str = "") -> str:
+        """``reports/data_docs`` (the GX site root), or a page of it given relative to the root."""
+        root = f"{self.root}/{REPORTS}/{DATA_DOCS}"
+        return f"{root}/{page.strip('/')}" if page.strip("/") else root
 
     def url(self, path: str) -> str:
         """The full URI of a path, for messages and markers (``s3://b/k`` or ``/abs/path``)."""
@@ -71,7 +168,7 @@ class Lake:
 
     def days(self, area: str, marker: str | None = None) -> list[dt.date]:
         """Dates that have a partition in ``area`` (and ``marker`` inside it when given), sorted."""
-        base = f"{self.root}/{area}"
+        base = self.area(area)
         if not self.fs.isdir(base):
             return []
         found = []
@@ -120,14 +217,23 @@ class Lake:
         return pa.concat_tables(tables)
 
     def upload(self, local_path: str, path: str) -> None:
-        """Copy a local file (a rendered report) into the lake."""
-        if not self.is_s3:
-            self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        self.fs.put_file(local_path, path)
+        """Copy a local file (a rendered report) into the lake; readers see the old file or the new one."""
+        tmp = self._tmp_name(path)
+        self.fs.put_file(local_path, tmp)
+        self._commit(tmp, path)
 
     def remove(self, path: str) -> None:
         if self.exists(path):
             self.fs.rm(path, recursive=True)
+
+    def rename(self, src: str, dst: str) -> None:
+        """Atomically rename a local file or folder; fails (never nests) when ``dst`` is a non-empty folder.
+
+        Local disk only: S3 has no rename, the publisher copies there instead.
+        """
+        if self.is_s3:
+            raise NotImplementedError(f"S3 has no atomic rename ({self.url(src)} -> {self.url(dst)})")
+        os.rename(src, dst)
 
     def move(self, src: str, dst: str) -> None:
         """Move a whole partition, replacing ``dst`` (re-quarantining a day keeps one copy)."""

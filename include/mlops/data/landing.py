@@ -1,4 +1,4 @@
-"""Land generated days in the lake the way a producer would: data first, ``_SUCCESS`` last.
+"""Land generated days in the lake the way a producer would: staged, swapped in, ``_SUCCESS`` last.
 
 Labels for day D land ``delay_days`` after D, so a run that generates up to day E writes labels
 only for days D with D + delay <= E (``labels_until``). Days are independent (seeded per day), so
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from mlops.config import Settings
 from mlops.data.generator import DriftSpec, generate_day
 from mlops.data.lake import SUCCESS, Lake
+from mlops.data.publish import publish_partition
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,10 +33,9 @@ class Landed:
 
 
 def _land(lake: Lake, area: str, day: dt.date, table: pa.Table) -> str:
+    """Publish one partition; re-landing a day replaces it exactly (and drops its old markers)."""
     partition = lake.partition(area, day)
-    lake.remove(partition)  # re-landing a day replaces it exactly
-    lake.write_parquet(table, f"{partition}/{DATA_FILE}")
-    lake.touch(f"{partition}/{SUCCESS}")
+    publish_partition(lake, partition, lambda staging: lake.write_parquet(table, f"{staging}/{DATA_FILE}"))
     return lake.url(partition)
 
 
@@ -67,7 +67,7 @@ def land_days(
         labels_due = day + dt.timedelta(days=delay_days) <= labels_until
         if not in_range:
             landed_before = lake.exists(lake.partition("raw", day)) or lake.exists(lake.partition("quarantine", day))
-            labels_done = lake.exists(f"{lake.partition('labels', day)}/{SUCCESS}")
+            labels_done = lake.exists(lake.marker("labels", day, SUCCESS))
             if not (labels_due and landed_before and not labels_done):
                 continue
         transactions, labels = generate_day(day, rows_per_day, seed, drift)

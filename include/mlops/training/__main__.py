@@ -1,50 +1,52 @@
 """``python -m mlops.training``: the training entrypoint, identical in the GPU pod and in a local subprocess.
 
-It resolves (or receives) the snapshot, trains, and logs everything to MLflow. The last line on
-stdout is the result as JSON; with the kubernetes backend the DAG finds the run in MLflow instead.
+It reads a :class:`~mlops.training.request.TrainingRequest` from its arguments, resolves the snapshot when
+none is given, trains, and logs everything to MLflow. The last line on stdout is the result as JSON; with
+the kubernetes backend the DAG finds the run in MLflow instead.
+
+Exit codes: 0 trained; 2 bad request or config (as argparse does for bad flags); 1 no usable training data
+(and any crash).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
 import logging
 import signal
 import sys
 
 from mlops.config import ConfigError, load_settings
+from mlops.training.request import BadTrainingRequest, TrainingRequest
+
+EXIT_BAD_REQUEST = 2
+EXIT_NO_TRAINING_DATA = 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlops.training", description=__doc__.splitlines()[0])
-    parser.add_argument("--as-of", type=dt.date.fromisoformat, required=True, help="train on data known by this day")
-    parser.add_argument("--snapshot-json", help="a resolved TrainingSnapshot (default: resolve from the lake)")
-    parser.add_argument("--trigger-json", default="{}", help="why this run: reason, drift evidence, Airflow ids")
-    parser.add_argument("--conf-json", default="{}", help="config overrides (the DAG run's conf)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="XGBoost device")
-    args = parser.parse_args(argv)
     # As PID 1 in a pod Python ignores SIGTERM; exit promptly (and cleanly for MLflow) when the pod is deleted.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    try:
+        request = TrainingRequest.from_argv(argv)
+        settings = load_settings(conf=request.overrides)
+    except (ConfigError, BadTrainingRequest) as exc:
+        print(f"mlops.training: {exc}", file=sys.stderr)
+        return EXIT_BAD_REQUEST
 
     from mlops.training.snapshot import NoTrainingData, TrainingSnapshot, resolve_snapshot
     from mlops.training.train import train
 
     try:
-        settings = load_settings(conf=json.loads(args.conf_json))
         snapshot = (
-            TrainingSnapshot.from_dict(json.loads(args.snapshot_json))
-            if args.snapshot_json
-            else resolve_snapshot(settings, args.as_of)
+            TrainingSnapshot.from_dict(request.snapshot)
+            if request.snapshot is not None
+            else resolve_snapshot(settings, request.day)
         )
-        result = train(settings, snapshot, json.loads(args.trigger_json), device=args.device)
-    except ConfigError as exc:
-        print(f"mlops.training: {exc}", file=sys.stderr)
-        return 2
+        result = train(settings, snapshot, request.trigger, device=request.device)
     except NoTrainingData as exc:
         print(f"mlops.training: no usable training data: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_NO_TRAINING_DATA
     print(json.dumps(result.to_dict()))
     return 0
 

@@ -1,5 +1,4 @@
-"""The ``local`` backend: the training entrypoint in a subprocess (exactly what the GPU pod runs),
-and the lookup that finds a training run in MLflow whichever backend produced it."""
+"""The ``local`` backend: the training entrypoint in a subprocess, exactly what the GPU pod runs."""
 
 from __future__ import annotations
 
@@ -8,24 +7,23 @@ import logging
 import subprocess
 import sys
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from mlops.config import Settings
+from mlops.errors import InputError
+from mlops.training.__main__ import EXIT_BAD_REQUEST
+from mlops.training.request import TrainingRequest
 
 log = logging.getLogger(__name__)
 
 
-def training_arguments(as_of: str, snapshot_json: str, trigger_json: str, conf_json: str, device: str) -> list[str]:
-    """Arguments of ``python -m mlops.training``: one definition for the subprocess and the pod."""
-    return ["--as-of", as_of, "--snapshot-json", snapshot_json, "--trigger-json", trigger_json,
-            "--conf-json", conf_json, "--device", device]  # fmt: skip
+class TrainingRefused(InputError):
+    """``python -m mlops.training`` refused the request or the config (exit 2): a retry cannot help."""
 
 
-def run_local(arguments: list[str]) -> dict[str, Any]:
+def run_local(request: TrainingRequest) -> dict[str, Any]:
     """Run the entrypoint on this machine, streaming its log; return its JSON result (last stdout line)."""
-    command = [sys.executable, "-m", "mlops.training", *arguments]
-    log.info("running %s", " ".join(command[:4]) + " ...")
+    command = [sys.executable, "-m", "mlops.training", *request.to_argv()]
+    log.info("running python -m mlops.training (as of %s, device %s)", request.as_of, request.device)
     tail: deque[str] = deque(maxlen=30)
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
         assert process.stdout is not None
@@ -35,26 +33,7 @@ def run_local(arguments: list[str]) -> dict[str, Any]:
             log.info("trainer | %s", line)
         code = process.wait()
     if code != 0:
-        raise RuntimeError(f"python -m mlops.training exited with {code}:\n" + "\n".join(list(tail)[-8:]))
+        last = "\n".join(list(tail)[-8:])
+        error = TrainingRefused if code == EXIT_BAD_REQUEST else RuntimeError
+        raise error(f"python -m mlops.training exited with {code}:\n{last}")
     return json.loads(tail[-1])
-
-
-def locate_run(settings: Settings, dag_id: str, run_id: str) -> dict[str, str]:
-    """The newest finished training run tagged with this Airflow run (a retried pod makes a new one)."""
-    import mlflow
-
-    from mlops.training.train import experiment_id
-
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_id(settings)],
-        filter_string=f"tags.`airflow.dag_id` = '{dag_id}' and tags.`airflow.run_id` = '{run_id}' "
-        "and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
-    if not runs:
-        raise LookupError(f"no finished MLflow training run is tagged with Airflow run {dag_id}/{run_id}")
-    run = runs[0]
-    return {"run_id": run.info.run_id, "model_uri": run.data.tags["mlops.model_uri"]}

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlops import models
 from mlops.data.contract import Contract
-from mlops.features import FeatureSpec, build_matrix, feature_spec
+from mlops.features import build_matrix, feature_spec
+from mlops.models import Artifacts, Tags
 from mlops.training.snapshot import TrainingSnapshot, load_split
 
 if TYPE_CHECKING:
@@ -39,34 +42,50 @@ def _latency_p95_ms(booster: Any, X: np.ndarray) -> float:
     return float(np.percentile(times, 95))
 
 
-def _run_feature_spec(run_id: str) -> FeatureSpec:
-    import mlflow
+@dataclass(frozen=True)
+class Assessment:
+    """The verdict on a candidate, with where its evidence is (XCom-safe through ``to_dict``).
 
-    return FeatureSpec.from_dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/feature_spec.json"))
+    ``champion_version`` is the champion the candidate was compared against: promotion is a
+    compare-and-set against exactly that version.
+    """
+
+    run_id: str
+    model_uri: str
+    passed: bool
+    summary: str
+    champion_version: str | None
+    metrics: dict[str, Any]
+    report_uri: str
+    evidence: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Assessment:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
-def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_uri: str) -> dict[str, Any]:
+def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_uri: str) -> Assessment:
     """Score candidate and champion on the frozen holdout, evaluate the gates, log the evidence."""
     import mlflow
 
-    from mlops.evaluation import evaluate_gates, render_gate_report_html
-    from mlops.registry import CHAMPION, Registry
+    from mlops.evaluation import evaluate_gates
+    from mlops.gate_report import render_gate_report_html
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     spec = feature_spec(settings, Contract.load(settings.contract_path))
-    candidate_spec = _run_feature_spec(run_id)
+    candidate_spec = models.run_feature_spec(settings, run_id)
     holdout = load_split(settings, snapshot, "holdout", candidate_spec)
-    candidate = mlflow.xgboost.load_model(model_uri)
+    candidate = models.load_booster(settings, model_uri)
     candidate_scores = candidate.inplace_predict(holdout.X)
 
-    registry = Registry(settings)
-    champion_version = registry.alias_version(CHAMPION)
+    champion_version = models.alias_version(settings, models.CHAMPION)
     champion_scores = None
     if champion_version is not None:
-        champion = registry.client.get_model_version(settings.model_name, champion_version)
-        champion_model = mlflow.xgboost.load_model(f"models:/{settings.model_name}/{champion_version}")
-        champion_X = build_matrix(holdout.table, _run_feature_spec(champion.run_id))
-        champion_scores = champion_model.inplace_predict(champion_X)
+        champion = models.pin_version(settings, champion_version)
+        champion_X = build_matrix(holdout.table, champion.spec)
+        champion_scores = models.booster(settings, champion).inplace_predict(champion_X)
         log.info("comparing with champion v%s on the same %d holdout rows", champion_version, len(holdout.y))
     else:
         log.info("no champion yet: the absolute gates alone decide")
@@ -82,48 +101,41 @@ def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_ur
     report = evaluate_gates(settings.gates, holdout.y, candidate_scores, champion_scores, slices, extra,
                             (features_match, detail), seed=settings.training.seed)  # fmt: skip
     evidence = {
-        "gates.passed": str(report.passed).lower(),
-        "gates.summary": report.summary()[:5000],
-        "gates.champion_compared": champion_version or "none",
-        "holdout.days": json.dumps(snapshot.days["holdout"]),
-        "holdout.ids_sha256": holdout.ids_sha256,
-        "holdout.dvc_revision": snapshot.registry_revision,
+        Tags.GATES_PASSED: str(report.passed).lower(),
+        Tags.GATES_SUMMARY: report.summary()[:5000],
+        Tags.GATES_CHAMPION_COMPARED: champion_version or "none",
+        Tags.HOLDOUT_DAYS: json.dumps(snapshot.days["holdout"]),
+        Tags.HOLDOUT_IDS_SHA256: holdout.ids_sha256,
+        Tags.HOLDOUT_DVC_REVISION: snapshot.registry_revision,
     }
+    models.use_tracking(settings)
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_dict(report.to_dict(), "gate_report.json")
-        mlflow.log_text(render_gate_report_html(report, f"{settings.model_name}: run {run_id}"), "gate_report.html")
+        mlflow.log_dict(report.to_dict(), Artifacts.GATE_REPORT_JSON)
+        mlflow.log_text(render_gate_report_html(report, f"{settings.model_name}: run {run_id}"),
+                        Artifacts.GATE_REPORT_HTML)  # fmt: skip
         numeric = {k: v for k, v in {**report.candidate_metrics, **extra}.items() if isinstance(v, int | float)}
-        mlflow.log_metrics({f"holdout_{k}": float(v) for k, v in numeric.items()})
+        mlflow.log_metrics({models.holdout_metric(k): float(v) for k, v in numeric.items()})
         mlflow.set_tags(evidence)
-        report_uri = f"{mlflow.get_run(run_id).info.artifact_uri}/gate_report.html"
+        report_uri = f"{mlflow.get_run(run_id).info.artifact_uri}/{Artifacts.GATE_REPORT_HTML}"
     (log.info if report.passed else log.warning)("gates %s: %s", "PASSED" if report.passed else "FAILED",
                                                  report.summary())  # fmt: skip
-    return {
-        "passed": report.passed,
-        "summary": report.summary(),
-        "champion_version": champion_version,
-        "metrics": {k: v for k, v in report.candidate_metrics.items()},
-        "report_uri": report_uri,
-        "evidence": evidence,
-    }
+    return Assessment(run_id, model_uri, report.passed, report.summary(), champion_version,
+                      dict(report.candidate_metrics), report_uri, evidence)  # fmt: skip
 
 
-def register(settings: Settings, run_id: str, model_uri: str, assessment: dict[str, Any],
-             actor: str, run: str) -> str:  # fmt: skip
+def register(settings: Settings, assessment: Assessment, actor: str, run: str) -> str:
     """Register the version with its lineage and gate evidence; `challenger` when the gates passed."""
-    import mlflow
-
     from mlops.registry import Registry
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    lineage = {k: v for k, v in mlflow.get_run(run_id).data.tags.items() if k.startswith(("mlops.", "airflow."))}
+    tags = models.get_run(settings, assessment.run_id).data.tags
+    lineage = {k: v for k, v in tags.items() if k.startswith(models.LINEAGE_PREFIXES)}
     registry = Registry(settings)
-    version = registry.register(run_id, model_uri, {**lineage, **assessment["evidence"]})
-    if assessment["passed"]:
+    version = registry.register(assessment.run_id, assessment.model_uri, {**lineage, **assessment.evidence})
+    if assessment.passed:
         registry.set_challenger(version, actor=actor, reason="passed its gates", run=run)
         log.info("registered %s v%s as challenger", settings.model_name, version)
     else:
-        log.warning("registered %s v%s: NOT promoted (%s)", settings.model_name, version, assessment["summary"])
+        log.warning("registered %s v%s: NOT promoted (%s)", settings.model_name, version, assessment.summary)
     return version
 
 
@@ -146,13 +158,13 @@ def run_all(settings: Settings, as_of: Any, trigger: dict[str, Any], actor: str)
     trained = train(settings, snapshot, trigger)
     assessment = assess(settings, snapshot, trained.run_id, trained.model_uri)
     run = f"cli:{trained.run_id}"
-    version = register(settings, trained.run_id, trained.model_uri, assessment, actor=actor, run=run)
-    outcome: dict[str, Any] = {"version": version, "run_id": trained.run_id, **assessment}
-    if not assessment["passed"]:
+    version = register(settings, assessment, actor=actor, run=run)
+    outcome: dict[str, Any] = {"version": version, **assessment.to_dict()}
+    if not assessment.passed:
         outcome["promotion"] = "not promoted: gates failed"
     elif settings.promotion.policy == "manual":
         outcome["promotion"] = f"awaiting approval: `mlops promote --version {version}`"
     else:
         reason = f"gates passed; trigger: {trigger.get('reason')}"
-        outcome["promotion"] = promote(settings, version, assessment["champion_version"], actor, reason, run)
+        outcome["promotion"] = promote(settings, version, assessment.champion_version, actor, reason, run)
     return outcome

@@ -77,7 +77,7 @@ def resolve_snapshot(settings: Settings, as_of: dt.date, lake: Lake | None = Non
     holdout = days[-training.holdout_days :]
     valid = days[-needed + 1 : -training.holdout_days]
     train = days[: -needed + 1]
-    revisions = {d.isoformat(): lake.read_json(f"{lake.partition('raw', d)}/{VALIDATED}")["dvc"]["revision"]
+    revisions = {d.isoformat(): lake.read_json(lake.marker("raw", d, VALIDATED))["dvc"]["revision"]
                  for d in days}  # fmt: skip
     registry = str(settings.dvc_registry_path)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=registry, capture_output=True, text=True, check=True)
@@ -99,7 +99,9 @@ def read_day(fs: Any, settings: Settings, day: str, columns: list[str] | None = 
     """One versioned day from a ``DVCFileSystem`` opened at a registry revision."""
     import pyarrow.parquet as pq
 
-    folder = f"data/{settings.dataset.name}/dt={day}"
+    from mlops.versioning import registry_folder
+
+    folder = registry_folder(settings.dataset.name, day)
     files = sorted(p for p in fs.ls(folder, detail=False) if p.endswith(".parquet"))
     return pa.concat_tables([pq.read_table(fs.open(path, "rb"), columns=columns) for path in files])
 

@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlops import models
 from mlops.config import PROJECT_ROOT
 from mlops.data.contract import Contract
 from mlops.features import FeatureSpec, feature_spec
+from mlops.models import Artifacts, Tags
 from mlops.training.snapshot import NoTrainingData, SplitData, TrainingSnapshot, load_split
 
 if TYPE_CHECKING:
@@ -43,23 +45,6 @@ class TrainResult:
         return self.__dict__.copy()
 
 
-def experiment_id(settings: Settings) -> str:
-    """Get or create the experiment, with artifacts under MLOPS_HOME (never the current directory)."""
-    import mlflow
-
-    if settings.mlflow_tracking_uri.startswith("sqlite:///"):
-        (settings.home / "mlflow").mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    name = settings.model_name
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = settings.mlflow_artifacts_uri
-    if "://" not in location:
-        location = f"file://{location}"
-    return mlflow.create_experiment(name, artifact_location=f"{location}/{name}")
-
-
 def git_commit() -> str:
     """The code version: the image's baked-in commit, else this checkout's HEAD."""
     if os.environ.get("MLOPS_GIT_COMMIT"):
@@ -76,26 +61,26 @@ def lineage_tags(settings: Settings, snapshot: TrainingSnapshot, trigger: dict[s
     config_json = settings.model_dump_json(exclude={"home"})
     data_hash = hashlib.sha256(json.dumps(snapshot.day_revisions, sort_keys=True).encode()).hexdigest()
     tags = {
-        "mlops.git_commit": git_commit(),
-        "mlops.dvc_registry": snapshot.registry,
-        "mlops.dvc_revision": snapshot.registry_revision,
-        "mlops.data_hash": data_hash,
-        "mlops.config_hash": hashlib.sha256(config_json.encode()).hexdigest(),
-        "mlops.snapshot": json.dumps(snapshot.days),
-        "mlops.as_of": snapshot.as_of,
-        "mlops.backend": settings.training.backend,
-        "mlops.trigger_reason": str(trigger.get("reason") or "manual"),
-        "mlops.versions": f"xgboost={xgboost.__version__} mlflow={mlflow.__version__} "
-        f"python={platform.python_version()}",
+        Tags.GIT_COMMIT: git_commit(),
+        Tags.DVC_REGISTRY: snapshot.registry,
+        Tags.DVC_REVISION: snapshot.registry_revision,
+        Tags.DATA_HASH: data_hash,
+        Tags.CONFIG_HASH: hashlib.sha256(config_json.encode()).hexdigest(),
+        Tags.SNAPSHOT: json.dumps(snapshot.days),
+        Tags.AS_OF: snapshot.as_of,
+        Tags.BACKEND: settings.training.backend,
+        Tags.TRIGGER_REASON: str(trigger.get("reason") or "manual"),
+        Tags.VERSIONS: f"xgboost={xgboost.__version__} mlflow={mlflow.__version__} python={platform.python_version()}",
     }
     for key in ("report_uri", "window", "breached_features"):
         if trigger.get(key) is not None:
-            tags[f"mlops.trigger_{key}"] = (
+            tags[f"{Tags.TRIGGER_PREFIX}{key}"] = (
                 json.dumps(trigger[key]) if not isinstance(trigger[key], str) else trigger[key]
             )
-    for key in ("dag_id", "run_id", "try_number"):
+    airflow_ids = {"dag_id": Tags.AIRFLOW_DAG_ID, "run_id": Tags.AIRFLOW_RUN_ID, "try_number": Tags.AIRFLOW_TRY_NUMBER}
+    for key, tag in airflow_ids.items():
         if trigger.get(f"airflow_{key}") is not None:
-            tags[f"airflow.{key}"] = str(trigger[f"airflow_{key}"])
+            tags[tag] = str(trigger[f"airflow_{key}"])
     return tags
 
 
@@ -177,7 +162,7 @@ def train(settings: Settings, snapshot: TrainingSnapshot, trigger: dict[str, Any
              len(valid_split.y), time.monotonic() - started)  # fmt: skip
 
     tags = lineage_tags(settings, snapshot, trigger)
-    artifacts = {"snapshot.json": snapshot.to_dict(), "config.json": settings.model_dump(mode="json")}
+    artifacts = {Artifacts.SNAPSHOT: snapshot.to_dict(), Artifacts.CONFIG: settings.model_dump(mode="json")}
     return fit_and_log(settings, spec, train_split, valid_split, tags, f"train-{snapshot.as_of}", device,
                        artifacts=artifacts)  # fmt: skip
 
@@ -189,23 +174,19 @@ def reproduce(settings: Settings, version: str) -> dict[str, Any]:
     metrics match exactly on the same machine; across CPU/GPU or thread counts tiny float differences in
     histogram sums can change a split, so compare with a tolerance there.
     """
-    import mlflow
-
     from mlops.config import Settings as SettingsModel
-    from mlops.registry import Registry
 
-    registry = Registry(settings)
-    original = registry.client.get_model_version(settings.model_name, version)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    run = mlflow.get_run(original.run_id)
-    snapshot = TrainingSnapshot.from_dict(mlflow.artifacts.load_dict(f"runs:/{original.run_id}/snapshot.json"))
-    stored = mlflow.artifacts.load_dict(f"runs:/{original.run_id}/config.json")
+    original = models.pin_version(settings, version)
+    run = models.get_run(settings, original.run_id)
+    snapshot = TrainingSnapshot.from_dict(models.load_artifact(settings, original.run_id, Artifacts.SNAPSHOT))
+    stored = models.load_artifact(settings, original.run_id, Artifacts.CONFIG)
     replay = SettingsModel.model_validate({**stored, "home": str(settings.home)})
     trigger = {"reason": f"reproduce v{version} (run {original.run_id})"}
     result = train(replay, snapshot, trigger)
+    metrics = run.data.metrics
     return {"version": version, "original_run": original.run_id, "reproduced_run": result.run_id,
-            "original_valid_aucpr": run.data.metrics["valid_aucpr"], "reproduced_valid_aucpr": result.valid_aucpr,
-            "original_rounds": int(run.data.metrics["boosted_rounds"]), "reproduced_rounds": result.rounds}  # fmt: skip
+            "original_valid_aucpr": metrics[models.VALID_AUCPR], "reproduced_valid_aucpr": result.valid_aucpr,
+            "original_rounds": int(metrics[models.BOOSTED_ROUNDS]), "reproduced_rounds": result.rounds}  # fmt: skip
 
 
 def fit_and_log(settings: Settings, spec: FeatureSpec, train_split: SplitData, valid_split: SplitData,
@@ -220,8 +201,7 @@ def fit_and_log(settings: Settings, spec: FeatureSpec, train_split: SplitData, v
     from mlops.profiling import reference_profile
 
     positives = int(train_split.y.sum())
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    with mlflow.start_run(experiment_id=experiment_id(settings), run_name=run_name, tags=tags) as run:
+    with mlflow.start_run(experiment_id=models.experiment_id(settings), run_name=run_name, tags=tags) as run:
         mlflow.log_params({**{f"xgb.{k}": v for k, v in settings.model.params.items()},
                            "num_boost_round": settings.model.num_boost_round,
                            "early_stopping_rounds": settings.model.early_stopping_rounds, "device": device,
@@ -232,26 +212,26 @@ def fit_and_log(settings: Settings, spec: FeatureSpec, train_split: SplitData, v
                                            valid_split.y, device)  # fmt: skip
         fit_seconds = time.monotonic() - fit_started
         rounds = booster.num_boosted_rounds()
-        mlflow.log_metrics({"valid_aucpr": valid_aucpr, "boosted_rounds": rounds, "fit_seconds": fit_seconds,
+        mlflow.log_metrics({models.VALID_AUCPR: valid_aucpr, models.BOOSTED_ROUNDS: rounds, "fit_seconds": fit_seconds,
                             "train_positives": positives})  # fmt: skip
         profile_rows = _sample_rows(train_split.X, PROFILE_SAMPLE, settings.training.seed)
-        mlflow.log_dict(spec.to_dict(), "feature_spec.json")
-        mlflow.log_dict(booster.get_score(importance_type="gain"), "feature_importance.json")
-        mlflow.log_dict(_shap_summary(booster, valid_split.X, spec, settings.training.seed), "shap_summary.json")
+        mlflow.log_dict(spec.to_dict(), Artifacts.FEATURE_SPEC)
+        mlflow.log_dict(booster.get_score(importance_type="gain"), Artifacts.FEATURE_IMPORTANCE)
+        mlflow.log_dict(_shap_summary(booster, valid_split.X, spec, settings.training.seed), Artifacts.SHAP_SUMMARY)
         profile = reference_profile(profile_rows, spec, booster.inplace_predict(profile_rows))
-        mlflow.log_dict(profile, "reference_profile.json")
+        mlflow.log_dict(profile, Artifacts.REFERENCE_PROFILE)
         for name, payload in (artifacts or {}).items():
             mlflow.log_dict(payload, name)
         example = pd.DataFrame(valid_split.X[:5], columns=list(spec.names))
         info = mlflow.xgboost.log_model(
             booster,
-            name="model",
+            name=Artifacts.MODEL,
             signature=infer_signature(example, booster.inplace_predict(valid_split.X[:5])),
             input_example=example,
             pip_requirements=[f"xgboost=={xgb.__version__}", f"mlflow=={mlflow.__version__}"],
             model_format="ubj",
         )
-        mlflow.set_tag("mlops.model_uri", info.model_uri)  # how the DAG finds the model, whichever backend ran
+        mlflow.set_tag(Tags.MODEL_URI, info.model_uri)  # how the DAG finds the model, whichever backend ran
         log.info("trained in %.1f s (%d rounds, valid AUC-PR %.4f); MLflow run %s", fit_seconds, rounds,
                  valid_aucpr, run.info.run_id)  # fmt: skip
         return TrainResult(run.info.run_id, info.model_uri, rounds, valid_aucpr)

@@ -1,36 +1,28 @@
-"""The GPU training pod: ``python -m mlops.training`` in a KubernetesPodOperator (``training.backend: kubernetes``).
-
-The pod runs the same entrypoint as the local backend and hands its results back through MLflow and S3,
-never through the XCom sidecar. Everything about the pod comes from ``settings.kubernetes``:
+"""What a valid GPU training pod is: the rules the kubernetes backend's pod must follow, without Airflow.
 
 * GPUs are requested in ``limits`` only (``nvidia.com/gpu: "1"``), as Kubernetes requires for extended
   resources; the scheduler uses the limit as the request. ``NVIDIA_VISIBLE_DEVICES`` is left to the device
-  plugin. ``requests`` may not exceed ``limits`` (checked here, before the API server would refuse the pod).
+  plugin. ``requests`` may not exceed ``limits`` (:func:`resource_requirements`, before the API server
+  would refuse the pod).
 * Credentials reach the container only through ``envFrom`` of the Kubernetes Secret
   ``kubernetes.credentials_secret``: no secret value is ever in DAG code, run conf, task env or logs.
   :func:`check_env` refuses environment variables that look like secrets (the rule is documented there).
-* GPU nodes are found by ``node_selector`` and ``tolerations``; a cold GPU node pool can take many minutes to
-  scale up, so ``startup_timeout_seconds`` and ``schedule_timeout_seconds`` come from config.
-* The pod is deleted when it succeeds and kept when it fails (for ``kubectl describe/logs``); its events are
-  logged on failure; its logs stream into the task log; a restarted worker reattaches to the running pod
-  (``durable``) instead of starting a second GPU job.
+* GPU nodes are found by ``node_selector`` and ``tolerations`` (:func:`tolerations`,
+  :func:`check_node_selector` apply the API server's rules early).
 
-This module is imported by DAG files at parse time: it imports only :mod:`mlops.config` at top level. The
-provider and the Kubernetes client are imported inside :func:`training_pod_operator`.
+:mod:`mlops.airflow.pod` builds the KubernetesPodOperator from these. Imported at DAG-parse time:
+:mod:`mlops.config` (and pydantic) only at top level; the Kubernetes client inside the functions using it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
 from mlops.config import ENV_PREFIX, Settings
-
-if TYPE_CHECKING:
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
 #: The container's command: the same entrypoint as the local backend.
 TRAINING_COMMAND = ["python", "-m", "mlops.training"]
@@ -70,34 +62,6 @@ _TOLERATION_FIELDS = {
 # as ``operator: Exist`` would pass kubernetes-validate and fail only at pod creation.
 TOLERATION_OPERATORS = ("Exists", "Equal")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-#: Constructor arguments this module derives from settings or from its security rules; callers change them
-#: through ``mlops.yaml`` (``kubernetes.*``), not through ``**kwargs``.
-MANAGED_ARGUMENTS = frozenset(
-    {
-        "image",
-        "image_pull_policy",
-        "namespace",
-        "service_account_name",
-        "automount_service_account_token",
-        "cmds",
-        "arguments",
-        "env_vars",
-        "env_from",
-        "secrets",
-        "configmaps",
-        "container_resources",
-        "node_selector",
-        "tolerations",
-        "kubernetes_conn_id",
-        "in_cluster",
-        "do_xcom_push",
-        "security_context",
-        "container_security_context",
-        "full_pod_spec",
-        "pod_template_file",
-        "pod_template_dict",
-    }
-)
 
 
 def is_config_key(name: str) -> bool:
@@ -231,17 +195,8 @@ def pod_name(settings: Settings) -> str:
     return f"train-{slug}"[:50].rstrip("-")
 
 
-def safe_label_template(expression: str) -> str:
-    """A Jinja expression rendered into a valid label value (``[A-Za-z0-9_.-]``, <= 63, alnum at both ends).
-
-    Run ids such as ``manual__2026-11-10T00:00:00+00:00`` hold ``:`` and ``+``, which labels refuse; the full
-    value goes into an annotation as well.
-    """
-    cleaned = f"({expression}) | string | replace(':', '-') | replace('+', '-') | replace('~', '-')"
-    return "{{ (" + cleaned + ")[:63].strip('-_.') }}"
-
-
-def _tolerations(settings: Settings) -> list[Any]:
+def tolerations(settings: Settings) -> list[Any]:
+    """``kubernetes.tolerations`` as V1Toleration objects; ValueError names the offending entry and field."""
     from kubernetes.client import models as k8s
 
     tolerations = []
@@ -269,96 +224,9 @@ def _tolerations(settings: Settings) -> list[Any]:
     return tolerations
 
 
-def training_pod_operator(
-    settings: Settings, *, task_id: str, arguments: list[str], env: dict[str, str], **kwargs: Any
-) -> KubernetesPodOperator:
-    """The GPU training pod: same entrypoint as the local backend, results written to MLflow/S3 (no XCom sidecar).
-
-    ``arguments`` and ``env`` values are templated (``{{ ds }}``, ``{{ run_id }}``). ``env`` carries
-    non-secret settings only (``MLOPS_*``, ``MLFLOW_TRACKING_URI``...); secret-looking keys or values raise
-    ValueError (:func:`check_env`). ``**kwargs`` go to the operator (``retries``, ``execution_timeout``,
-    ``on_failure_callback``, ``deferrable``, ``labels``/``annotations`` to add...); the arguments in
-    :data:`MANAGED_ARGUMENTS` come from config and raise TypeError when passed.
-    """
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-    from kubernetes.client import models as k8s
-
-    spec = settings.kubernetes
-    managed = sorted(MANAGED_ARGUMENTS & set(kwargs))
-    if managed:
-        raise TypeError(
-            f"training_pod_operator() manages {', '.join(managed)}: set them in the kubernetes section of the config"
-        )
-    env_vars = check_env(env)
-    args = check_arguments(arguments)
-    requests, limits = resource_requirements(settings)
-    tolerations = _tolerations(settings)
-    for key, value in spec.node_selector.items():
+def check_node_selector(settings: Settings) -> dict[str, str]:
+    """``kubernetes.node_selector`` as a dict; ValueError names a value that is not a valid label value."""
+    for key, value in settings.kubernetes.node_selector.items():
         if not _LABEL_VALUE.match(value):
             raise ValueError(f"kubernetes.node_selector.{key}: {value!r} is not a valid label value")
-
-    labels = {
-        "app.kubernetes.io/name": APP_NAME,
-        "app.kubernetes.io/component": "training",
-        "app.kubernetes.io/part-of": "mlops",
-        "mlops/dataset": pod_name(settings).removeprefix("train-"),
-        "mlops/dag-id": safe_label_template("dag.dag_id"),
-        "mlops/run-id": safe_label_template("run_id"),
-        **(kwargs.pop("labels", None) or {}),
-    }
-    annotations = {
-        "mlops/dag-id": "{{ dag.dag_id }}",
-        "mlops/run-id": "{{ run_id }}",
-        "mlops/model-name": settings.model_name,
-        **(kwargs.pop("annotations", None) or {}),
-    }
-    options: dict[str, Any] = {
-        "name": pod_name(settings),
-        "random_name_suffix": True,
-        "labels": labels,
-        "annotations": annotations,
-        # Reattach to the running pod after a worker restart (10.25 on Airflow 3.3: `durable` replaces the
-        # deprecated `reattach_on_restart`, and persists the pod's identity in the task state store).
-        "durable": True,
-        "get_logs": True,
-        "log_events_on_failure": True,
-        "on_finish_action": "delete_succeeded_pod",
-        "termination_grace_period": TERMINATION_GRACE_SECONDS,
-        # The last log lines become the pod's termination message when the trainer dies without writing one.
-        "termination_message_policy": "FallbackToLogsOnError",
-        "startup_timeout_seconds": spec.startup_timeout_seconds,
-        "schedule_timeout_seconds": spec.schedule_timeout_seconds,
-    }
-    options.update(kwargs)
-    return KubernetesPodOperator(
-        task_id=task_id,
-        namespace=spec.namespace,
-        image=spec.image,
-        image_pull_policy=spec.image_pull_policy,
-        service_account_name=spec.service_account,
-        # The trainer never talks to the Kubernetes API (IRSA / workload identity tokens are projected apart).
-        automount_service_account_token=False,
-        cmds=list(TRAINING_COMMAND),
-        arguments=args,
-        env_vars=env_vars,
-        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=spec.credentials_secret))],
-        container_resources=k8s.V1ResourceRequirements(requests=requests, limits=limits),
-        node_selector=dict(spec.node_selector),
-        tolerations=tolerations,
-        kubernetes_conn_id=spec.kubernetes_conn_id,
-        in_cluster=spec.kubernetes_conn_id is None,
-        do_xcom_push=False,
-        security_context=k8s.V1PodSecurityContext(
-            run_as_non_root=True,
-            run_as_user=TRAINER_UID,
-            run_as_group=TRAINER_GID,
-            fs_group=TRAINER_GID,
-            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
-        ),
-        container_security_context=k8s.V1SecurityContext(
-            allow_privilege_escalation=False,
-            capabilities=k8s.V1Capabilities(drop=["ALL"]),
-            run_as_non_root=True,
-        ),
-        **options,
-    )
+    return dict(settings.kubernetes.node_selector)

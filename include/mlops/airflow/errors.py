@@ -1,0 +1,42 @@
+"""The one mapping of :mod:`mlops.errors` to Airflow behaviour, applied to every task body.
+
+* :class:`~mlops.errors.InputError` (contract breach, no champion, bad conf, no training data): retrying
+  the same input fails the same way, so the task fails at once, without retries, with one clear line
+  (:class:`AirflowFailException`, the original traceback suppressed).
+* :class:`~mlops.errors.InfrastructureError` (I/O, network, database): re-raised as is; the task is
+  retried with exponential backoff (:func:`mlops.airflow.defaults.default_args`).
+* Anything else keeps Airflow's default (retried like an infrastructure error).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from mlops.errors import InputError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Set on every function wrapped by :func:`error_policy` (the DAG integrity test checks every task has it).
+MARKER = "mlops_error_policy"
+
+
+def error_policy(body: Callable[P, R]) -> Callable[P, R]:
+    """Apply the mapping above to a task body: put it under ``@task``.
+
+    ``functools.wraps`` keeps the signature, so TaskFlow still injects ``params``, ``ti``, ``dag_run``...
+    """
+
+    @functools.wraps(body)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return body(*args, **kwargs)
+        except InputError as exc:
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
+
+    setattr(run, MARKER, True)
+    return run

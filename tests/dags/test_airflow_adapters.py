@@ -1,0 +1,96 @@
+"""``mlops.airflow``: the error mapping, a run's settings, the partition day and the shared DAG keywords."""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+from collections.abc import Iterator
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mlops.config import load_settings
+from mlops.errors import InfrastructureError, InputError
+
+
+@pytest.fixture(scope="module")
+def adapters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    """``mlops.airflow``, imported once a throwaway AIRFLOW_HOME is set (Airflow reads it on first import)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow")))
+        patch.setenv("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+        import mlops.airflow
+
+        yield mlops.airflow
+
+
+class NoSuchDay(InputError):
+    pass
+
+
+class LakeDown(InfrastructureError):
+    pass
+
+
+def _raising(error: Exception) -> Any:
+    def body(day: str, params: dict | None = None, ti: Any = None) -> str:
+        """A task body."""
+        raise error
+
+    return body
+
+
+def test_input_errors_fail_fast_with_one_line(adapters: ModuleType) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException) as failed:
+        adapters.error_policy(_raising(NoSuchDay("raw/dt=2026-11-10 breaks rule [type] column 'amount'")))("d")
+    assert str(failed.value) == "NoSuchDay: raw/dt=2026-11-10 breaks rule [type] column 'amount'"
+    assert failed.value.__suppress_context__, "no chained traceback: the one line is the message"
+
+
+@pytest.mark.parametrize("error", [LakeDown("S3 timed out"), OSError("disk full"), KeyError("a bug")])
+def test_other_errors_are_re_raised_as_is_for_retries(adapters: ModuleType, error: Exception) -> None:
+    with pytest.raises(type(error)) as raised:
+        adapters.error_policy(_raising(error))("d")
+    assert raised.value is error
+
+
+def test_error_policy_keeps_what_taskflow_reads(adapters: ModuleType) -> None:
+    body = _raising(ValueError())
+    wrapped = adapters.error_policy(body)
+    assert wrapped.__name__ == "body" and wrapped.__doc__ == "A task body."
+    assert inspect.signature(wrapped) == inspect.signature(body)  # TaskFlow injects params, ti... by name
+    assert getattr(wrapped, adapters.errors.MARKER)
+    assert adapters.error_policy(lambda: 42)() == 42
+
+
+def test_run_settings_apply_the_runs_config_overrides(adapters: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = {"model": {"decision_threshold": 0.75}, "scoring": {"max_chunks": 3}}
+    monkeypatch.setattr(adapters.runs, "get_current_context", lambda: {"params": {"config": conf, "reason": "x"}})
+    settings = adapters.run_settings()
+    assert settings.model.decision_threshold == 0.75 and settings.scoring.max_chunks == 3
+
+    monkeypatch.setattr(adapters.runs, "get_current_context", lambda: {"params": {"date": None}})
+    assert adapters.run_settings() == load_settings()
+
+
+def test_partition_day_prefers_params_then_the_newest_event_then_the_logical_date(adapters: ModuleType) -> None:
+    run = SimpleNamespace(logical_date=dt.datetime(2026, 11, 10, tzinfo=dt.UTC), run_after=None)
+    events = {"validated": [SimpleNamespace(extra={"date": day}) for day in ("2026-11-08", "2026-11-07")]}
+    assert adapters.partition_day({"date": "2026-11-01"}, run, events) == "2026-11-01"
+    assert adapters.partition_day({"date": None}, run, events) == "2026-11-08"
+    assert adapters.partition_day({}, run, {}) == "2026-11-10"
+    unscheduled = SimpleNamespace(logical_date=None, run_after=dt.datetime(2026, 11, 12, 6, tzinfo=dt.UTC))
+    assert adapters.partition_day({}, unscheduled, None) == "2026-11-12"
+
+
+def test_dag_defaults_share_start_tags_and_retrying_task_args(adapters: ModuleType) -> None:
+    defaults = adapters.dag_defaults("scoring", "xgboost", retries=1, execution_timeout=dt.timedelta(minutes=5))
+    assert defaults["tags"] == ["mlops", "scoring", "xgboost"]
+    assert defaults["start_date"] == adapters.START_DATE and defaults["catchup"] is False
+    args = defaults["default_args"]
+    assert args["owner"] == "mlops" and args["retries"] == 1 and args["retry_exponential_backoff"] is True
+    assert args["execution_timeout"] == dt.timedelta(minutes=5)
+    assert adapters.default_args()["retries"] >= 1
