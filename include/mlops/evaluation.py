@@ -1,29 +1,21 @@
-"""Metrics, slices, a paired bootstrap against the champion, and gates declared as data.
-
-A candidate is "blessed" (TFX's word) when it passes value thresholds (``gates.absolute``) *and*
-change thresholds against the current champion on the same frozen holdout rows (a paired bootstrap
-on one metric, plus per-slice non-regression). Every check is kept as evidence in a ``GateReport``.
+"""Metrics, slices and a paired bootstrap against the champion: the statistics the gates read.
 
 Everything here is a pure function over numpy arrays. The metrics are short numpy implementations
 of scikit-learn's definitions (average precision, ROC AUC, Brier) so the bootstrap can evaluate
 hundreds of resamples at once: a resample is a vector of row *counts*, and each metric is computed
 for a whole matrix of counts over rows sorted once per model.
 
-The HTML page showing a ``GateReport`` to people is ``mlops.gate_report``.
+The gates built on these statistics are ``mlops.gates``; their HTML page is ``mlops.gate_report``.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlops.serialization import to_jsonable
-
 if TYPE_CHECKING:
-    from mlops.config import GatesSpec
+    pass
 
 #: Metrics computed from labels and scores (and therefore usable by the bootstrap and the slices).
 SCORE_METRICS: tuple[str, ...] = ("auc_pr", "roc_auc", "recall_at_precision", "brier", "ece")
@@ -38,7 +30,7 @@ _CHUNK_CELLS = 2_000_000
 # --------------------------------------------------------------------------------------------- metrics
 
 
-def _check_inputs(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_inputs(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Labels must be 0/1 and scores probabilities: Brier and ECE mean nothing otherwise."""
     y = np.asarray(y_true)
     s = np.asarray(y_score, dtype=np.float64)
@@ -128,7 +120,7 @@ def _check_metric(metric: str) -> None:
 def metric_value(y_true: np.ndarray, y_score: np.ndarray, metric: str, precision_target: float) -> float:
     """One metric on one set of rows (cheaper than ``compute_metrics`` when only one is needed)."""
     _check_metric(metric)
-    y, s = _check_inputs(y_true, y_score)
+    y, s = check_inputs(y_true, y_score)
     _require_both_classes(y, "y_true")
     return float(_Ranked(y, s).metric(np.ones((1, y.size)), metric, precision_target)[0])
 
@@ -141,7 +133,7 @@ def compute_metrics(y_true: np.ndarray, y_score: np.ndarray, precision_target: f
     (0.0 when none does), ``ece`` the bin-count-weighted gap between predicted and observed rates
     over 10 equal-width bins ([lo, hi), the last bin closed). Raises ``ValueError`` on one class.
     """
-    y, s = _check_inputs(y_true, y_score)
+    y, s = check_inputs(y_true, y_score)
     _require_both_classes(y, "y_true")
     ranked = _Ranked(y, s)
     ones = np.ones((1, y.size))
@@ -160,7 +152,7 @@ def metric_on_resamples(
     resample that holds a single class.
     """
     _check_metric(metric)
-    y, s = _check_inputs(y_true, y_score)
+    y, s = check_inputs(y_true, y_score)
     counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
     if counts.shape[1] != y.size:
         raise ValueError(f"counts has {counts.shape[1]} columns for {y.size} rows")
@@ -196,7 +188,7 @@ def slice_metrics(
     a single class (the metric is undefined there).
     """
     _check_metric(metric)
-    y, s = _check_inputs(y_true, y_score)
+    y, s = check_inputs(y_true, y_score)
     result: dict[str, dict[str, dict[str, float | int | None]]] = {}
     for column, raw in slices.items():
         keys = _slice_keys(raw)
@@ -240,8 +232,8 @@ def paired_bootstrap(
         raise ValueError(f"samples must be >= 1, got {samples}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    y, s_cand = _check_inputs(y_true, score_candidate)
-    _, s_champ = _check_inputs(y_true, score_champion)
+    y, s_cand = check_inputs(y_true, score_candidate)
+    _, s_champ = check_inputs(y_true, score_champion)
     _require_both_classes(y, "y_true")
     cand, champ = _Ranked(y, s_cand), _Ranked(y, s_champ)
     n = y.size
@@ -280,220 +272,3 @@ def paired_bootstrap(
         "samples": int(delta.size),
         "skipped": skipped,
     }
-
-
-# ----------------------------------------------------------------------------------------------- gates
-
-
-@dataclass
-class GateCheck:
-    """One piece of evidence for (or against) blessing the candidate."""
-
-    name: str  # "absolute:auc_pr", "champion:auc_pr", "slice:country=NG:auc_pr", "contract:features"
-    kind: Literal["absolute", "champion", "slice", "contract"]
-    passed: bool
-    value: float | str | None
-    threshold: str  # human-readable: ">= 0.15", "delta CI low >= -0.01", ...
-    detail: str = ""
-
-
-@dataclass
-class GateReport:
-    """The verdict and all its evidence; logged to MLflow and tagged on the registered version."""
-
-    passed: bool
-    checks: list[GateCheck]
-    candidate_metrics: dict[str, float]
-    champion_metrics: dict[str, float] | None
-    comparison: dict[str, float] | None  # the paired bootstrap result; None without a champion
-    slices: dict  # {"metric", "min_rows", "min_positives", "candidate": {...}, "champion": {...} | None}
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return to_jsonable(asdict(self))
-
-    def failures(self) -> list[GateCheck]:
-        return [check for check in self.checks if not check.passed]
-
-    def summary(self) -> str:
-        """One line per failed check, or "all N gates passed" (with the notes, e.g. no champion)."""
-        failed = self.failures()
-        if failed:
-            lines = [
-                f"FAIL {c.name}: {format_value(c.value)} (needs {c.threshold})" + (f" - {c.detail}" if c.detail else "")
-                for c in failed
-            ]
-        else:
-            skipped = sum(1 for c in self.checks if c.kind == "slice" and c.detail.startswith("skipped"))
-            extra = f" ({skipped} small slices skipped)" if skipped else ""
-            lines = [f"all {len(self.checks)} gates passed{extra}"]
-        return "\n".join(lines + self.notes)
-
-
-def format_value(value: Any) -> str:
-    """A metric value for people: 4 decimals, whole numbers plain, "—" for None (summaries and pages)."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        return str(value)
-    value = float(value)
-    if not math.isfinite(value):
-        return str(value)
-    if value == int(value) and abs(value) >= 1:
-        return f"{int(value)}"
-    if abs(value) >= 1000 or abs(value) < 1e-3:
-        return f"{value:.4g}"
-    return f"{value:.4f}"
-
-
-def _bound_text(min_: float | None, max_: float | None) -> str:
-    parts = ([f">= {min_:g}"] if min_ is not None else []) + ([f"<= {max_:g}"] if max_ is not None else [])
-    return " and ".join(parts) or "no bound"
-
-
-def _absolute_checks(gates: GatesSpec, metrics: dict[str, float]) -> list[GateCheck]:
-    checks = []
-    for name, bound in gates.absolute.items():
-        threshold = _bound_text(bound.min, bound.max)
-        value = metrics.get(name)
-        if value is None or not math.isfinite(float(value)):
-            detail = f"metric {name!r} was not measured (available: {', '.join(sorted(metrics))})"
-            checks.append(GateCheck(f"absolute:{name}", "absolute", False, None, threshold, detail))
-            continue
-        passed = (bound.min is None or value >= bound.min) and (bound.max is None or value <= bound.max)
-        checks.append(GateCheck(f"absolute:{name}", "absolute", bool(passed), float(value), threshold))
-    return checks
-
-
-def _champion_check(gates: GatesSpec, comparison: dict[str, float]) -> GateCheck:
-    """Not worse beyond the tolerance at the given confidence (the CI bound on the "worse" side)."""
-    metric, tol = gates.champion_metric, gates.champion_tolerance
-    pct = f"{comparison['confidence'] * 100:g}%"
-    detail = (
-        f"{metric} candidate {format_value(comparison['candidate'])} "
-        f"vs champion {format_value(comparison['champion'])}, "
-        f"delta {comparison['delta']:+.4f}, {pct} CI [{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}] "
-        f"over {comparison['samples']} paired resamples ({comparison['skipped']} skipped: one class)"
-    )
-    if metric in LOWER_IS_BETTER:  # a worse candidate has a *positive* delta: read the upper bound
-        bound = comparison["ci_high"]
-        passed = bound < 0 if gates.require_improvement else bound <= tol
-        threshold = "delta CI high < 0" if gates.require_improvement else f"delta CI high <= +{tol:g}"
-        threshold += " (lower is better)"
-    else:
-        bound = comparison["ci_low"]
-        passed = bound > 0 if gates.require_improvement else bound >= -tol
-        threshold = "delta CI low > 0" if gates.require_improvement else f"delta CI low >= -{tol:g}"
-    if gates.require_improvement:
-        threshold += " (improvement required)"
-    return GateCheck(f"champion:{metric}", "champion", bool(passed), float(bound), threshold, detail)
-
-
-def _slice_checks(
-    gates: GatesSpec, candidate: dict[str, dict[str, dict[str, Any]]], champion: dict[str, dict[str, dict[str, Any]]]
-) -> list[GateCheck]:
-    metric, tol = gates.slice_metric, gates.slice_tolerance
-    lower = metric in LOWER_IS_BETTER
-    checks = []
-    for column, values in candidate.items():
-        for value, cand in values.items():
-            name = f"slice:{column}={value}:{metric}"
-            champ = champion.get(column, {}).get(value, {})
-            c_val, ch_val = cand.get(metric), champ.get(metric)
-            if c_val is None or ch_val is None:
-                detail = (
-                    f"skipped: {cand['rows']} rows / {cand['positives']} positives; comparing needs "
-                    f">= {gates.slice_min_rows} rows, >= {gates.slice_min_positives} positives and some negatives"
-                )
-                checks.append(GateCheck(name, "slice", True, None, "too small to compare", detail))
-                continue
-            limit = ch_val + tol if lower else ch_val - tol
-            passed = c_val <= limit if lower else c_val >= limit
-            threshold = f"<= champion + {tol:g} ({limit:.4f})" if lower else f">= champion - {tol:g} ({limit:.4f})"
-            detail = (
-                f"candidate {c_val:.4f} vs champion {ch_val:.4f} (delta {c_val - ch_val:+.4f}) "
-                f"on {cand['rows']} rows / {cand['positives']} positives"
-            )
-            checks.append(GateCheck(name, "slice", bool(passed), float(c_val), threshold, detail))
-    return checks
-
-
-def evaluate_gates(
-    gates: GatesSpec,
-    y_true: np.ndarray,
-    candidate_score: np.ndarray,
-    champion_score: np.ndarray | None,
-    slices: dict[str, np.ndarray],
-    extra_metrics: dict[str, float],
-    feature_check: tuple[bool, str],
-    seed: int = 0,
-) -> GateReport:
-    """Apply the gates declared in config to the candidate (and champion) scores on the frozen holdout.
-
-    Absolute gates read ``compute_metrics`` plus ``extra_metrics`` (latency, size measured
-    elsewhere). With a champion scored on the same rows, the champion gate (paired bootstrap) and
-    per-slice non-regression are added; without one, the absolute and contract gates alone decide.
-    """
-    y, cand = _check_inputs(y_true, candidate_score)
-    candidate_metrics: dict[str, float] = {**compute_metrics(y, cand, gates.precision_target)}
-    for name, value in extra_metrics.items():
-        candidate_metrics.setdefault(name, float(value))
-
-    checks = _absolute_checks(gates, candidate_metrics)
-    ok, detail = feature_check
-    checks.append(
-        GateCheck(
-            "contract:features",
-            "contract",
-            bool(ok),
-            "match" if ok else "mismatch",
-            "features match the data contract",
-            detail,
-        )
-    )
-
-    slice_report: dict[str, Any] = {
-        "metric": gates.slice_metric,
-        "min_rows": gates.slice_min_rows,
-        "min_positives": gates.slice_min_positives,
-        "candidate": {},
-        "champion": None,
-    }
-    notes: list[str] = []
-    slice_ok = gates.slice_metric in SCORE_METRICS
-    if slice_ok:
-        slice_args = (gates.slice_metric, gates.slice_min_rows, gates.slice_min_positives, gates.precision_target)
-        slice_report["candidate"] = slice_metrics(y, cand, slices, *slice_args)
-
-    champion_metrics: dict[str, float] | None = None
-    comparison: dict[str, float] | None = None
-    if champion_score is None:
-        notes.append("no champion: absolute gates only")
-    else:
-        _, champ = _check_inputs(y, champion_score)
-        champion_metrics = compute_metrics(y, champ, gates.precision_target)
-        metric = gates.champion_metric
-        if metric in SCORE_METRICS:
-            comparison = paired_bootstrap(
-                y, cand, champ, metric, gates.bootstrap_samples, gates.confidence, seed, gates.precision_target
-            )
-            checks.append(_champion_check(gates, comparison))
-        else:
-            detail = f"champion_metric {metric!r} cannot be bootstrapped; use one of {', '.join(SCORE_METRICS)}"
-            checks.append(GateCheck(f"champion:{metric}", "champion", False, None, "paired bootstrap", detail))
-        if slice_ok:
-            slice_report["champion"] = slice_metrics(y, champ, slices, *slice_args)
-            checks.extend(_slice_checks(gates, slice_report["candidate"], slice_report["champion"]))
-        else:
-            detail = f"slice_metric {gates.slice_metric!r} is unknown; use one of {', '.join(SCORE_METRICS)}"
-            checks.append(GateCheck(f"slice:*:{gates.slice_metric}", "slice", False, None, "known metric", detail))
-
-    return GateReport(
-        passed=all(check.passed for check in checks),
-        checks=checks,
-        candidate_metrics=candidate_metrics,
-        champion_metrics=champion_metrics,
-        comparison=comparison,
-        slices=slice_report,
-        notes=notes,
-    )

@@ -1,6 +1,6 @@
 """The gate report as a self-contained HTML page, logged beside ``gate_report.json`` for people to read.
 
-Rendering only: the verdict and its evidence come from ``mlops.evaluation.evaluate_gates``. Every value
+Rendering only: the verdict and its evidence come from ``mlops.gates.evaluate_gates``. Every value
 is escaped (slice values and check details come from the data), and the page has inline CSS and no
 JavaScript, so the one file is the whole report.
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from mlops.evaluation import LOWER_IS_BETTER, SCORE_METRICS, GateReport, format_value
+from mlops.evaluation import LOWER_IS_BETTER, SCORE_METRICS
+from mlops.gates import GateReport, format_value
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}

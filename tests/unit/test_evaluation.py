@@ -11,14 +11,13 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from mlops.config import Bound, GatesSpec
 from mlops.evaluation import (
     LOWER_IS_BETTER,
-    GateReport,
     compute_metrics,
-    evaluate_gates,
     metric_on_resamples,
     paired_bootstrap,
     slice_metrics,
 )
 from mlops.gate_report import render_gate_report_html
+from mlops.gates import GateReport, evaluate_gates
 
 EXTRA = {"latency_p95_ms_per_10k": 12.0, "model_size_mb": 1.5}
 CONTRACT_OK = (True, "all 21 features present with contract types")

@@ -71,8 +71,8 @@ def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_ur
     """Score candidate and champion on the frozen holdout, evaluate the gates, log the evidence."""
     import mlflow
 
-    from mlops.evaluation import evaluate_gates
     from mlops.gate_report import render_gate_report_html
+    from mlops.gates import evaluate_gates
 
     spec = feature_spec(settings, Contract.load(settings.contract_path))
     candidate_spec = models.run_feature_spec(settings, run_id)
@@ -116,7 +116,7 @@ def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_ur
         numeric = {k: v for k, v in {**report.candidate_metrics, **extra}.items() if isinstance(v, int | float)}
         mlflow.log_metrics({models.holdout_metric(k): float(v) for k, v in numeric.items()})
         mlflow.set_tags(evidence)
-        report_uri = f"{mlflow.get_run(run_id).info.artifact_uri}/{Artifacts.GATE_REPORT_HTML}"
+        report_uri = f"{models.get_run(settings, run_id).info.artifact_uri}/{Artifacts.GATE_REPORT_HTML}"
     (log.info if report.passed else log.warning)("gates %s: %s", "PASSED" if report.passed else "FAILED",
                                                  report.summary())  # fmt: skip
     return Assessment(run_id, model_uri, report.passed, report.summary(), champion_version,
