@@ -133,21 +133,22 @@ with DAG(
         request = TrainingRequest.from_strings(resolved)
         found = find_training_run(settings, dag_run.dag_id, dag_run.run_id)
         snapshot = TrainingSnapshot.from_dict(request.snapshot)
-        result = run_assessment(settings, snapshot, found.run_id, found.model_uri)
-        print(f"gate report: {result['report_uri']}")
-        return {"run_id": found.run_id, "model_uri": found.model_uri, **result}
+        assessment = run_assessment(settings, snapshot, found.run_id, found.model_uri)
+        print(f"gate report: {assessment.report_uri}")
+        return assessment.to_dict()
 
     @task
     @error_policy
     def register(assessment: dict, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
         """Register the version with lineage and evidence; set `challenger` when it passed."""
+        from mlops.training.pipeline import Assessment
         from mlops.training.pipeline import register as register_version
 
         settings = run_settings()
-        version = register_version(settings, assessment["run_id"], assessment["model_uri"], assessment,
-                                   actor=f"airflow:{dag_run.dag_id}", run=dag_run.run_id)  # fmt: skip
-        return {"version": version, "passed": assessment["passed"], "summary": assessment["summary"],
-                "champion_version": assessment["champion_version"], "metrics": assessment["metrics"]}  # fmt: skip
+        assessed = Assessment.from_dict(assessment)
+        version = register_version(settings, assessed, actor=f"airflow:{dag_run.dag_id}", run=dag_run.run_id)
+        return {"version": version, "passed": assessed.passed, "summary": assessed.summary,
+                "champion_version": assessed.champion_version, "metrics": assessed.metrics}  # fmt: skip
 
     @task.short_circuit
     @error_policy

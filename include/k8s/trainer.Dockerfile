@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The GPU trainer image: `python -m mlops.training` in the KubernetesPodOperator pod of the continuous_training DAG
-# (training.backend: kubernetes; see include/mlops/training/kubernetes.py and include/k8s/README.md).
+# (training.backend: kubernetes; see include/mlops/airflow/pod.py and include/k8s/README.md).
 #
 # The exact package set of the Airflow image and of `make install`: `uv pip sync requirements.lock`, then the
 # project itself, installed non-editable (the image needs no source checkout). XGBoost 3.2's PyPI wheels are
@@ -72,7 +72,7 @@ from mlops.config import load_settings; \
 assert xgboost.build_info()['USE_CUDA'], 'this xgboost wheel has no CUDA support'; \
 assert load_settings().contract_path.is_file(), load_settings().contract_path"
 
-# Non-root (uid/gid 10001: the pod's securityContext in mlops/training/kubernetes.py runs as these ids).
+# Non-root (uid/gid 10001: the pod's securityContext in mlops/training/pod_spec.py runs as these ids).
 # HOME and MLOPS_HOME are writable scratch: MLflow, XGBoost and DVC write small caches there; results go to
 # MLflow and S3, never to the container's disk.
 RUN groupadd --gid "${TRAINER_GID}" trainer \

@@ -1,6 +1,6 @@
 """One typed settings object for every step: defaults < YAML (``MLOPS_CONFIG``) < env < DAG-run conf.
 
-This module is imported when Airflow parses ``dags/``, so it depends on pydantic and PyYAML only.
+This module is imported when Airflow parses ``dags/``, so it depends on pydantic, PyYAML and ``mlops.errors`` only.
 A wrong value fails at load time with a message that names the key and the layer that set it.
 """
 
@@ -15,13 +15,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mlops.errors import InputError
+
 #: The repository root (``include/mlops/config.py`` -> repo); relative paths in the config resolve here.
 #: A non-editable install (the trainer image) sets ``MLOPS_PROJECT_ROOT`` to where ``include/`` lives.
 PROJECT_ROOT = Path(os.environ.get("MLOPS_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
 ENV_PREFIX = "MLOPS__"
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration value is missing, mistyped or unknown; the message names the key."""
 
 

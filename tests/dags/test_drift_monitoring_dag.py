@@ -58,5 +58,5 @@ def test_drift_triggers_training_with_its_evidence(dag_env: dict[str, str], airf
     assert state == "queued"  # `dags test` runs one DAG; the triggered run waits for a scheduler
     assert conf["reason"].startswith("drift") and "amount" in conf["breached_features"]
     assert conf["window"]["days"] == [DRIFTED.isoformat()]
-    assert conf["report_uri"].endswith(f"reports/drift/dt={DRIFTED.isoformat()}/report.html")
+    assert conf["report_uri"].endswith(f"reports/drift/{settings.dataset.name}/dt={DRIFTED.isoformat()}/report.html")
     assert Path(conf["report_uri"]).is_file()

@@ -10,8 +10,9 @@ nothing about Airflow and raise :mod:`mlops.errors`, which :func:`error_policy` 
 * :mod:`~mlops.airflow.notifiers` and :mod:`~mlops.airflow.sensors`: failure and drift notifiers, the lake wait;
 * :mod:`~mlops.airflow.pod`: the GPU training pod (KubernetesPodOperator) and its security rules.
 
-Imported at DAG-parse time: the Airflow SDK and :mod:`mlops.config` only; providers and the Kubernetes
-client are imported inside the functions that build their operators.
+Imported at DAG-parse time: the Airflow SDK, :mod:`mlops.config`, :mod:`mlops.errors` and the pod rules
+(:mod:`mlops.training.pod_spec`) only; providers and the Kubernetes client are imported inside the
+functions that build their operators.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from mlops.data.lake import SUCCESS, VALIDATED, Lake
+from mlops.errors import InputError
 
 if TYPE_CHECKING:
     from mlops.config import Settings
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "holdout")
 
 
-class NoTrainingData(ValueError):
+class NoTrainingData(InputError):
     """The window holds too few validated days with arrived labels (or a single class)."""
 
 
