@@ -19,6 +19,7 @@ from mlops.airflow import (
     scores_asset,
     validated_data_asset,
 )
+from mlops.airflow.links import ScoresLink, add_links
 from mlops.config import load_settings
 
 settings = load_settings()
@@ -149,5 +150,5 @@ with DAG(
     chunks = plan_chunks(resolved, pinned)
     resolved >> wait_for_validated >> pinned
     results = score_chunk.partial(resolved=resolved, pinned=pinned).expand(chunk=chunks)
-    committed = commit_scores(results, resolved, pinned)
+    committed = add_links(commit_scores(results, resolved, pinned), ScoresLink())
     committed >> shadow_score(resolved, pinned)

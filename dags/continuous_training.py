@@ -19,11 +19,17 @@ from mlops.airflow import (
     training_pod_operator,
     validated_data_asset,
 )
-from mlops.config import load_settings
+from mlops.airflow.assets import champion_asset, record_champion_change
+from mlops.airflow.links import GateReportLink, MlflowRunLink, ModelVersionLink, add_links
+from mlops.airflow.notifiers import ChampionChangeNotifier
+from mlops.airflow.runs import config_param
+from mlops.config import ConfigError, load_settings
+from mlops.redact import redact_text
 from mlops.training.request import TrainingRequest
 
 settings = load_settings()
 VALIDATED = validated_data_asset(settings)
+CHAMPION = champion_asset(settings)
 KUBERNETES = settings.training.backend == "kubernetes"
 MANUAL = settings.promotion.policy == "manual"
 #: The training request, as strings, that `resolve_snapshot` returns (read by `train` and the tasks after it).
@@ -35,7 +41,10 @@ DOC = f"""
 Triggers: every Monday 03:00 UTC, **or** new validated data (Asset `{VALIDATED.name}`), a manual trigger
 (form below), or `drift_monitoring` (conf: reason, window, breached features, report URI).
 One run at a time. The trigger reason is recorded on the MLflow run and on the model version.
-The run's `config` overrides apply to every task of the run and to the trainer.
+The run's `config` may override only the model parameters and rounds and the training window; it applies
+to every task of the run and to the trainer, and is recorded on the MLflow run and the version
+(`mlops.run_overrides`). Any other key (gates, promotion, MLflow, registry...) is refused when the run is
+triggered: those come only from the deployment's reviewed config file and env.
 
 | step | what happens |
 |---|---|
@@ -47,8 +56,18 @@ The run's `config` overrides apply to every task of the run and to the trainer.
 | {"`approve_promotion` | human approval in the UI (Required actions); no answer in " + str(settings.promotion.approval_timeout_hours) + " h = reject |" if MANUAL else "(approval) | policy `auto`: no human step |"}
 | `promote` | compare-and-set `champion` (only if it still points at the version compared against), recorded in the ledger |
 
-MLflow: `{settings.mlflow_tracking_uri}`. Roll back with the `model_rollback` DAG.
+MLflow: `{redact_text(settings.mlflow_tracking_uri)}`. Roll back with the `model_rollback` DAG.
 """
+
+#: The run's params; a conf key outside them is refused (config overrides go under `config`).
+PARAMS = {
+    "reason": Param("manual", type="string", description="why this run (recorded on the model version)"),
+    "as_of": Param(None, type=["null", "string"], format="date", description="train on data known by this day"),
+    CONFIG_PARAM: config_param(),
+    "report_uri": Param(None, type=["null", "string"], description="drift report (set by drift_monitoring)"),
+    "breached_features": Param(None, type=["null", "object", "array"], description="drift evidence"),
+    "window": Param(None, type=["null", "object", "string"], description="drift window"),
+}
 
 
 with DAG(
@@ -57,14 +76,7 @@ with DAG(
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=VALIDATED),
     max_active_runs=1,
     doc_md=DOC,
-    params={
-        "reason": Param("manual", type="string", description="why this run (recorded on the model version)"),
-        "as_of": Param(None, type=["null", "string"], format="date", description="train on data known by this day"),
-        CONFIG_PARAM: Param({}, type="object", description='config overrides, e.g. {"model": {"params": {...}}}'),
-        "report_uri": Param(None, type=["null", "string"], description="drift report (set by drift_monitoring)"),
-        "breached_features": Param(None, type=["null", "object", "array"], description="drift evidence"),
-        "window": Param(None, type=["null", "object", "string"], description="drift window"),
-    },
+    params=PARAMS,
     **dag_defaults("training", "xgboost", "mlflow"),
 ) as dag:
 
@@ -74,6 +86,10 @@ with DAG(
         """Pin the training window to a DVC revision; record why this run happens: the run's TrainingRequest."""
         from mlops.training.snapshot import resolve_snapshot as resolve
 
+        unknown = sorted(set(dag_run.conf or {}) - set(PARAMS))
+        if unknown:
+            raise ConfigError(f"conf key(s) {', '.join(unknown)} are not params of this DAG ({', '.join(PARAMS)}); "
+                              f"config overrides go under {CONFIG_PARAM!r}")  # fmt: skip
         settings = run_settings()
         as_of = (
             dt.date.fromisoformat(params["as_of"])
@@ -158,9 +174,9 @@ with DAG(
             print(f"v{registered['version']} NOT promoted: {registered['summary']}")
         return bool(registered["passed"])
 
-    @task
+    @task(outlets=[CHAMPION], on_success_callback=[ChampionChangeNotifier()])
     @error_policy
-    def promote(registered: dict, resolved: dict, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
+    def promote(registered: dict, resolved: dict, dag_run=None, outlet_events=None) -> dict:  # type: ignore[no-untyped-def]
         """Compare-and-set champion; fails without changing anything if champion moved meanwhile."""
         from mlops.training.pipeline import promote as promote_version
 
@@ -170,11 +186,15 @@ with DAG(
                                actor=f"airflow:{dag_run.dag_id}", reason=f"gates passed; trigger: {reason}",
                                run=dag_run.run_id)  # fmt: skip
         print(f"champion is now v{move['to_version']} (was {move['from_version']}); metrics {registered['metrics']}")
+        record_champion_change(outlet_events, CHAMPION, move)
         return move
 
     assessed = assess(resolved)
     resolved >> train >> assessed
     registered = register(assessed)
+    add_links(train, MlflowRunLink())
+    add_links(assessed, MlflowRunLink(), GateReportLink())
+    add_links(registered, MlflowRunLink(), ModelVersionLink())
     passed = gates_passed(registered)
     promoted = promote(registered, resolved)
     if MANUAL:

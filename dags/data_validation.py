@@ -12,6 +12,7 @@ import datetime as dt
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
 
 from mlops.airflow import dag_defaults, error_policy, lake_sensor, run_settings, validated_data_asset
+from mlops.airflow.links import DataDocsLink, add_links
 from mlops.config import load_settings
 
 settings = load_settings()
@@ -89,7 +90,7 @@ with DAG(
         }
         return marker
 
-    verdict = validate_partition()
+    verdict = add_links(validate_partition(), DataDocsLink())
     snapshot = snapshot_partition(verdict)
     wait_for_partition >> verdict
     publish_validated(verdict, snapshot)

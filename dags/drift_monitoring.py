@@ -18,6 +18,7 @@ from mlops.airflow import (
     run_settings,
     scores_asset,
 )
+from mlops.airflow.links import DriftReportLink, add_links
 from mlops.config import load_settings
 
 settings = load_settings()
@@ -85,7 +86,8 @@ with DAG(
             DriftBreachNotifier(
                 message=f"{settings.model_name} v{outcome.champion_version} dt={day}: "
                 f"features {result['breached_features']}, severe={result['severe']}; report {outcome.report_uri}; "
-                f"decision: {outcome.decision['reason']}"
+                f"decision: {outcome.decision['reason']}",
+                day=day,
             ).notify({"ti": ti})
         print(f"report: {outcome.report_uri}")
         return outcome.to_dict()
@@ -106,6 +108,6 @@ with DAG(
     )
 
     day = resolve_day()
-    outcome = check_drift(day)
+    outcome = add_links(check_drift(day), DriftReportLink())
     day >> wait_for_scores >> outcome
     should_retrain(outcome) >> trigger

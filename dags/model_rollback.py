@@ -11,21 +11,28 @@ import datetime as dt
 from airflow.sdk import DAG, Param, task
 
 from mlops.airflow import dag_defaults, error_policy, run_settings
+from mlops.airflow.assets import champion_asset, record_champion_change
+from mlops.airflow.notifiers import ChampionChangeNotifier
 from mlops.config import load_settings
 
 settings = load_settings()
+CHAMPION = champion_asset(settings)
 
 DOC = f"""
 ### Roll `champion` of `{settings.model_name}` back
 
 Trigger manually with conf `{{"reason": "why", "to_version": null}}`:
 
-* `to_version` empty: champion returns to the version it replaced last (the previous ledger entry);
-* `to_version` set: champion moves to that version, after checking it exists and once passed its gates.
+* `to_version` empty: champion walks back its history to the last earlier champion that was never
+  rolled back (two rollbacks in a row go v3 -> v2 -> v1, never back to v3);
+* `to_version` set: champion moves to that version, after checking it exists, passed its gates and was
+  never rolled back.
 
-The move is compare-and-set against the current champion and recorded in the ledger (who, when, from,
-to, why, which run), like every promotion. Takes seconds; scoring picks the new champion on its next run.
-An unknown or never-gated version fails at once, without retries.
+The version replaced is marked rolled back in the ledger: it is never a rollback target nor promotable
+again (a new gate pass registers a new version). The move is compare-and-set against the current
+champion and recorded in the ledger (who, when, from, to, why, which run), like every promotion. Takes
+seconds; scoring picks the new champion on its next run. An unknown, never-gated or rolled-back version
+fails at once, without retries.
 """
 
 with DAG(
@@ -36,14 +43,16 @@ with DAG(
     doc_md=DOC,
     params={
         "reason": Param(type="string", minLength=3, description="why roll back (recorded in the ledger)"),
-        "to_version": Param(None, type=["null", "string", "integer"], description="empty = previous champion"),
+        "to_version": Param(
+            None, type=["null", "string", "integer"], description="empty = the last earlier champion never rolled back"
+        ),
     },
     **dag_defaults("registry", "rollback", retries=1, execution_timeout=dt.timedelta(minutes=5)),
 ) as dag:
 
-    @task
+    @task(outlets=[CHAMPION], on_success_callback=[ChampionChangeNotifier()])
     @error_policy
-    def rollback(params: dict | None = None, dag_run=None) -> dict:  # type: ignore[no-untyped-def]
+    def rollback(params: dict | None = None, dag_run=None, outlet_events=None) -> dict:  # type: ignore[no-untyped-def]
         """Compare-and-set `champion` back; refuses unknown or never-gated versions."""
         from mlops.registry import Registry
 
@@ -52,6 +61,7 @@ with DAG(
         move = Registry(settings).rollback(target, actor=f"airflow:{dag_run.dag_id}", reason=params["reason"],
                                            run=dag_run.run_id)  # fmt: skip
         print(f"champion: v{move.from_version} -> v{move.to_version} ({params['reason']})")
+        record_champion_change(outlet_events, CHAMPION, move.__dict__)
         return move.__dict__
 
     rollback()

@@ -10,7 +10,7 @@ FROM ${PYTHON_IMAGE}
 
 ARG MLFLOW_UID=50001
 ARG UV_VERSION=0.13.8
-# Postgres driver for the backend store. It is NOT in requirements.lock (the embedded stack uses SQLite),
+# Postgres driver for the backend store: psycopg2-binary, at the version requirements.lock pins (constraints below).
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -25,16 +25,22 @@ RUN python -m venv "${VIRTUAL_ENV}" \
 
 COPY requirements.lock /tmp/requirements.lock
 # mlflow, boto3 and psycopg2-binary are unpinned here on purpose: the lock, used as a constraints file,
-# pins them and would reject any other version.
+# pins them and would reject any other version. The basic-auth app (`--app-name basic-auth`, mlflow[auth])
+# also needs Flask-WTF, which the lock does not hold (the Airflow image has no MLflow server): pinned here.
 RUN uv pip install --python "${VIRTUAL_ENV}/bin/python" --constraint /tmp/requirements.lock \
-        mlflow boto3 psycopg2-binary \
+        mlflow boto3 psycopg2-binary flask-wtf==1.3.0 wtforms==3.3.2 \
     && rm /tmp/requirements.lock \
-    && python -c "import mlflow, boto3, psycopg2; print('mlflow', mlflow.__version__)"
+    && python -c "import mlflow, boto3, psycopg2, mlflow.server.auth; print('mlflow', mlflow.__version__)"
 
-RUN useradd --uid "${MLFLOW_UID}" --gid 0 --create-home --home-dir /home/mlflow --shell /usr/sbin/nologin mlflow
+# /var/lib/mlflow-auth: the basic-auth app's user store (docker-compose mounts the mlflow-auth volume there; a
+# fresh volume takes this owner).
+RUN useradd --uid "${MLFLOW_UID}" --gid 0 --create-home --home-dir /home/mlflow --shell /usr/sbin/nologin mlflow \
+    && mkdir -p /var/lib/mlflow-auth \
+    && chown "${MLFLOW_UID}:0" /var/lib/mlflow-auth \
+    && chmod 0770 /var/lib/mlflow-auth
 USER ${MLFLOW_UID}
 WORKDIR /home/mlflow
 
 EXPOSE 5000
-# docker-compose.yaml passes the real command line (backend store, artifact destination, host, port).
+# docker-compose.yaml passes the real command line (backend store, basic auth, artifact destination, host, port).
 CMD ["mlflow", "server", "--host", "0.0.0.0", "--port", "5000"]

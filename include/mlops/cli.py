@@ -1,13 +1,17 @@
 """``mlops``: every pipeline step by hand, without a scheduler (the DAGs call the same functions).
 
-Exit codes: 0 success, 1 the step failed on its input (e.g. the data broke its contract), 2 bad
-usage or configuration. ``--json`` prints a machine-readable result on stdout.
+Exit codes: 0 success, 1 the step failed on its input (e.g. the data broke its contract, an unknown
+version, a stale promotion), 2 bad usage or configuration, 3 a service or the disk failed (MLflow, the
+ledger database, the DVC remote, the lake: retry once it is back). Every failure is one line on stderr,
+secrets masked, saying what to do; ``-v`` adds the traceback. ``--json`` prints a machine-readable result
+on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import json
 import logging
 import os
@@ -77,14 +81,46 @@ def cmd_contract_infer(args: argparse.Namespace, settings: Settings) -> int:
     from mlops.data.lake import Lake
 
     lake = Lake.from_settings(settings)
-    table = lake.read_partition(lake.partition("raw", args.date))
-    contract = infer_contract(table, settings.dataset, args.version)
+    partition = lake.partition("raw", args.date)
+    table = lake.read_partition(partition)
+    contract = infer_contract(table, settings.dataset, args.version, source=lake.relative(partition))
     text = contract.to_yaml()
     if args.out:
         Path(args.out).write_text(text)
         _emit(args, {"out": args.out}, f"drafted {args.out} from {table.num_rows} rows: review it, then commit")
     else:
         print(text)
+    return 0
+
+
+def cmd_dataset_init(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.datasets import Choices, DraftRejected, init_dataset, project_path
+
+    if args.lake_uri:
+        settings = settings.model_copy(
+            update={"dataset": settings.dataset.model_copy(update={"lake_uri": args.lake_uri})}
+        )
+    choices = Choices(args.id_column, args.time_column, args.label_column, args.positive, args.label_delay_days,
+                      args.extra_columns)  # fmt: skip
+    contract_out = Path(args.contract_out or f"include/contracts/{args.name}.yaml")
+    config_out = Path(args.config_out or f"include/datasets/{args.name}.yaml")
+    try:
+        draft = init_dataset(settings, args.name, args.date, choices, contract_out, config_out, args.force)
+    except DraftRejected as exc:
+        _emit(args, {"error": str(exc)}, str(exc))
+        return 1
+    text = "\n".join([
+        f"wrote {contract_out} (contract {draft.contract.name} v{draft.contract.version}, "
+        f"{len(draft.contract.columns)} columns) and {config_out} (the dataset: block)",
+        draft.verdict,
+        "",
+        "Review before you commit:",
+        *[f"  {line}" for line in draft.review],
+        "",
+        f"Next: add training:/gates: sections to {config_out} if the defaults do not fit, then",
+        f"  MLOPS_CONFIG={project_path(config_out)} mlops validate --date D (each landed day), then mlops train",
+    ])  # fmt: skip
+    _emit(args, draft.to_dict(), text)
     return 0
 
 
@@ -186,39 +222,74 @@ def _user() -> str:
 
 
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops.registry import CHAMPION, PromotionConflict, Registry, RegistryError
+    """Compare-and-set against the champion the version was gated against (or ``--expected``), never the current one."""
+    from mlops.registry import Registry
 
     registry = Registry(settings)
-    try:
-        move = registry.promote(args.version, registry.alias_version(CHAMPION), actor=f"cli:{_user()}",
-                                reason=args.reason, run="cli")  # fmt: skip
-    except (PromotionConflict, RegistryError) as exc:
-        print(f"mlops promote: {exc}", file=sys.stderr)
-        return 1
+    if args.expected is None:
+        expected = registry.gated_against(args.version)
+    else:
+        expected = None if args.expected.lower() == "none" else args.expected
+    move = registry.promote(args.version, expected, actor=f"cli:{_user()}", reason=args.reason, run="cli")
     _emit(args, move.__dict__, f"champion: v{move.from_version} -> v{move.to_version}")
     return 0
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops.registry import PromotionConflict, Registry, RegistryError
+    from mlops.registry import Registry
 
-    try:
-        move = Registry(settings).rollback(args.to, actor=f"cli:{_user()}", reason=args.reason, run="cli")
-    except (PromotionConflict, RegistryError) as exc:
-        print(f"mlops rollback: {exc}", file=sys.stderr)
-        return 1
-    _emit(args, move.__dict__, f"champion: v{move.from_version} -> v{move.to_version} ({args.reason})")
+    move = Registry(settings).rollback(args.to, actor=f"cli:{_user()}", reason=args.reason, run="cli")
+    text = f"champion: v{move.from_version} -> v{move.to_version} ({args.reason}); v{move.from_version} is rolled back"
+    _emit(args, move.__dict__, text)
     return 0
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from mlops.models import overview
+    from mlops.registry import ALIASES, Registry
 
+    if args.resync:
+        registry = Registry(settings)
+        for alias in ALIASES:
+            registry.resync_alias(alias, actor=f"cli:{_user()}", reason=f"mlops models --resync --trust {args.trust}",
+                                  run="cli", trust=args.trust)  # fmt: skip
     payload = overview(settings)
-    lines = [f"model {settings.model_name}: champion v{payload['champion']}, challenger v{payload['challenger']}"]
+    champion, challenger = (payload[alias] or "-" for alias in ALIASES)
+    lines = [f"model {settings.model_name}: champion v{champion}, challenger v{challenger} (by the ledger)"]
+    for alias in payload["out_of_sync"]:
+        lines.append(f"WARNING: MLflow alias {alias!r} points to v{payload['mlflow_aliases'][alias] or '-'}, the "
+                     f"ledger to v{payload[alias] or '-'}: scoring and monitoring refuse to run; repair with "
+                     f"`mlops models --resync` (or `--resync --trust mlflow` to record MLflow's version)")  # fmt: skip
+    retired = payload["rolled_back"]
+    lines += [f"  rolled back: v{r['version']} at {r['at']} by {r['actor']}: {r['reason']}" for r in retired]
     lines += [f"  {m['at']}  {m['alias']:<10} {m['from_version'] or '-':>4} -> {m['to_version']:<4} by {m['actor']}: "
               f"{m['reason']}" for m in payload["ledger"]]  # fmt: skip
     _emit(args, payload, "\n".join(lines))
+    return 1 if payload["out_of_sync"] else 0
+
+
+def cmd_requeue(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.data.lake import Lake
+    from mlops.validation import requeue_partition
+
+    raw = requeue_partition(Lake.from_settings(settings), args.date, actor=f"cli:{_user()}", note=args.reason)
+    text = (f"{raw}: back for re-validation (recorded in its reason.json history); run `mlops validate --date "
+            f"{args.date}` or clear the day's data_validation run")  # fmt: skip
+    _emit(args, {"requeued": raw, "date": args.date.isoformat()}, text)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.simulation import load_scenario, simulate
+    from mlops.simulation.summary import format_table
+
+    scenario = load_scenario(args.scenario)
+    if args.days:
+        scenario = scenario.with_days(args.days)
+    home = Path(args.home) if args.home else settings.home / "simulation" / scenario.name
+    out = Path(args.out) if args.out else settings.reports_dir / "simulation" / scenario.name
+    summary, report = simulate(scenario, home, out, say=lambda line: print(line, file=sys.stderr, flush=True))
+    _emit(args, {**summary, "report": str(report)}, f"{format_table(summary)}\nreport: {report}")
     return 0
 
 
@@ -270,6 +341,25 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--out", help="write the YAML here (default: print it)")
     infer.add_argument("--version", default="1.0.0", help="contract version (default 1.0.0)")
 
+    dataset = commands.add_parser("dataset", help="bring your own table").add_subparsers(
+        dest="dataset_command", required=True, metavar="COMMAND"
+    )
+    init = add("init", cmd_dataset_init, "draft the dataset: config block and a review-ready contract from a landed "
+               "day (id, time, label and positive class are guessed unless given)", dataset)  # fmt: skip
+    init.add_argument("--name", required=True, help="dataset name (also the registered model name)")
+    init.add_argument("--date", type=_date, required=True, help="a landed day, raw/dt=D")
+    init.add_argument("--id-column", help="default: the column labels/ shares with raw/, or the unique *id column")
+    init.add_argument("--time-column", help="default: the one timestamp (or date) column")
+    init.add_argument("--label-column", help="default: the column of labels/ besides the id")
+    init.add_argument("--positive", help="the positive class (default: true, 1, or the one 'yes'-like string)")
+    init.add_argument("--label-delay-days", type=int, default=0, help="labels/dt=D land this many days after D")
+    init.add_argument("--extra-columns", choices=["forbid", "allow"], default="forbid",
+                      help="columns not in the contract: fail validation (default) or are ignored")  # fmt: skip
+    init.add_argument("--lake-uri", help="where the data is (default: dataset.lake_uri, else $MLOPS_HOME/lake)")
+    init.add_argument("--contract-out", help="default include/contracts/<name>.yaml")
+    init.add_argument("--config-out", help="default include/datasets/<name>.yaml")
+    init.add_argument("--force", action="store_true", help="overwrite existing files")
+
     val = add("validate", cmd_validate, "validate raw/dt=D against the contract; quarantine or DVC-version it")
     val.add_argument("--date", type=_date, required=True)
 
@@ -277,15 +367,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--as-of", type=_date, help="train on data known by this day (default: today)")
     train.add_argument("--reason", default="manual (cli)", help="why (recorded on the model version)")
 
-    promote = add("promote", cmd_promote, "make a version that passed its gates the champion (compare-and-set)")
+    promote = add("promote", cmd_promote, "make a version that passed its gates the champion (compare-and-set "
+                  "against the champion it was gated against)")  # fmt: skip
     promote.add_argument("--version", required=True)
+    promote.add_argument("--expected", help="the champion it must replace (default: the one its gates compared "
+                         "it with; 'none' = no champion)")  # fmt: skip
     promote.add_argument("--reason", default="manual promotion (cli)")
 
-    rollback = add("rollback", cmd_rollback, "move champion back to the previous ledger entry (or --to V)")
-    rollback.add_argument("--to", help="a version that once passed its gates (default: the previous champion)")
+    rollback = add("rollback", cmd_rollback, "move champion back through its history (or --to V); the version "
+                   "replaced is rolled back for good")  # fmt: skip
+    rollback.add_argument("--to", help="a version that passed its gates and was never rolled back "
+                          "(default: the last earlier champion never rolled back)")  # fmt: skip
     rollback.add_argument("--reason", required=True, help="why (recorded in the ledger)")
 
-    add("models", cmd_models, "show champion, challenger and the alias ledger")
+    models = add("models", cmd_models, "show champion, challenger (by the ledger), MLflow's aliases and the ledger; "
+                 "exit 1 when they disagree")  # fmt: skip
+    models.add_argument("--resync", action="store_true", help="repair MLflow's aliases from the ledger first")
+    models.add_argument("--trust", choices=["ledger", "mlflow"], default="ledger",
+                        help="with --resync: the side that is right (mlflow: record its version)")  # fmt: skip
+
+    requeue = add("requeue", cmd_requeue, "return a quarantined day to raw/ for re-validation (reason.json history)")
+    requeue.add_argument("--date", type=_date, required=True)
+    requeue.add_argument("--reason", default="", help="why (recorded in the day's reason.json history)")
 
     score = add("score", cmd_score, "score validated raw/dt=D with the champion into scores/dt=D (atomic)")
     score.add_argument("--date", type=_date, required=True)
@@ -296,6 +399,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     again = add("reproduce", cmd_reproduce, "re-run a version's training on its exact data and config; compare")
     again.add_argument("--version", required=True)
+
+    sim = add("simulate", cmd_simulate, "run the daily cycle over simulated days of a scenario (no Airflow); "
+              "report detection and recovery times against a frozen and an oracle model")  # fmt: skip
+    sim.add_argument("--scenario", default="include/scenarios/default.yaml", help="scenario YAML (%(default)s)")
+    sim.add_argument("--days", type=int, help="simulate this many days instead of the scenario's")
+    sim.add_argument("--home", help="MLOPS_HOME of the run, wiped first (default: $MLOPS_HOME/simulation/<scenario>)")
+    sim.add_argument("--out", help="report folder (default: $MLOPS_HOME/reports/simulation/<scenario>)")
     return parser
 
 
@@ -310,15 +420,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.config:
         os.environ["MLOPS_CONFIG"] = args.config
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # progress bars garble logs
+    from mlops.redact import install_log_redaction
+
+    install_log_redaction()
     try:
         settings = load_settings()
         return int(args.func(args, settings))
-    except ConfigError as exc:
-        print(f"mlops: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"mlops {args.command}: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # one line on stderr, whatever failed (-v: the traceback too)
+        if args.verbose:
+            log.exception("mlops %s failed", args.command)
+        code, message = _failure(exc)
+        print(f"mlops {args.command}: {message}", file=sys.stderr)
+        return code
+
+
+#: OS errors a user can act on, with what to do.
+_OS_ADVICE = {
+    errno.ENOSPC: "the disk is full: free space (or point MLOPS_HOME / the lake elsewhere), then retry",
+    errno.EROFS: "the file system is read-only: mount it read-write (or point MLOPS_HOME / the lake elsewhere)",
+    errno.EACCES: "permission denied: run as the owner of MLOPS_HOME and the lake, or fix their permissions",
+}
+
+
+def _failure(exc: BaseException) -> tuple[int, str]:
+    """Exit code and one masked line for a failure (see the module docstring for the codes)."""
+    from mlops.errors import InfrastructureError, InputError
+    from mlops.redact import redact_text
+
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, ConfigError):
+        code, message = 2, str(exc).replace("\n", " ")
+    elif isinstance(exc, InputError):
+        code, message = 1, first
+    elif isinstance(exc, InfrastructureError):
+        code, message = 3, first
+    elif isinstance(exc, OSError) and exc.errno in _OS_ADVICE:
+        code, message = 3, f"{_OS_ADVICE[exc.errno]} ({first})"
+    elif type(exc).__module__.startswith("mlflow"):
+        code, message = 3, f"MLflow failed: {first}. Check that MLflow is reachable (mlflow.tracking_uri), then retry"
+    elif type(exc).__module__.startswith("dvc"):
+        code, message = 3, f"DVC failed: {first}. Check the DVC remote (versioning.remote_url) is reachable, then retry"
+    elif isinstance(exc, ValueError | FileNotFoundError):
+        code, message = 2, first
+    elif isinstance(exc, OSError):
+        code, message = 3, f"{first}: check the disk, network or service named, then retry"
+    else:
+        code, message = 1, f"unexpected {type(exc).__name__}: {first} (rerun with -v for the traceback)"
+    return code, redact_text(message)
 
 
 if __name__ == "__main__":

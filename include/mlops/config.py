@@ -1,4 +1,10 @@
-"""One typed settings object for every step: defaults < YAML (``MLOPS_CONFIG``) < env < DAG-run conf.
+"""One typed settings object for every step: defaults < YAML (``MLOPS_CONFIG``) < env < a run's overrides.
+
+The reviewed config file and the deployment's env decide everything; a DAG run (its ``config`` param)
+or a training request (``--conf-json``) may override only the fields of :class:`RunOverrides` (model
+parameters and rounds, the training window). Gates, promotion, registry, MLflow, storage, versioning,
+dataset, Kubernetes and ``home`` are never per-run: a run that relaxed the gates or pointed MLflow
+elsewhere (and so sent the deployment's MLflow credentials there) is refused, naming the key.
 
 This module is imported when Airflow parses ``dags/``, so it depends on pydantic, PyYAML and ``mlops.errors`` only.
 A wrong value fails at load time with a message that names the key and the layer that set it.
@@ -149,8 +155,25 @@ class PromotionSpec(_Section):
     approval_timeout_hours: float = Field(24.0, gt=0, description="manual policy: no answer in time = rejected")
 
 
+#: Databases the ledger runs on (``postgresql+psycopg2://...`` and other drivers included).
+LEDGER_SCHEMES = ("sqlite", "postgresql")
+
+
 class RegistrySpec(_Section):
     ledger_uri: str | None = Field(None, description="SQLAlchemy URL; null = sqlite under $MLOPS_HOME/registry")
+
+    @field_validator("ledger_uri")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme = value.split("://", 1)[0].split("+", 1)[0] if "://" in value else ""
+        if scheme not in LEDGER_SCHEMES:
+            raise ValueError(
+                "ledger_uri must be a SQLAlchemy URL of SQLite or PostgreSQL (sqlite:///path/ledger.db or "
+                "postgresql://user@host:5432/db)"
+            )
+        return value
 
 
 class KubernetesSpec(_Section):
@@ -275,6 +298,125 @@ class Settings(_Section):
         return {"client_kwargs": client_kwargs, "use_listings_cache": False, "skip_instance_cache": True}
 
 
+# -- what a run may change ----------------------------------------------------------------------------------
+#: XGBoost parameters a run may not set: they decide what the model predicts and how it is judged (the
+#: gates and ``valid_aucpr`` assume ``binary:logistic`` scored by AUC-PR) or are set by the platform.
+FIXED_XGB_PARAMS = ("objective", "eval_metric", "device", "seed", "nthread", "random_state")
+#: Why a setting outside :class:`RunOverrides` is refused (said at trigger time and at load time).
+NOT_PER_RUN = "set only by the deployment's reviewed config file (MLOPS_CONFIG) and env (MLOPS__*), never per run"
+
+
+class ModelRunOverrides(_Section):
+    params: dict[str, float | int | str | bool] | None = Field(
+        None, description=f"XGBoost parameters merged over the deployment's (not {', '.join(FIXED_XGB_PARAMS)})"
+    )
+    num_boost_round: int | None = Field(None, ge=1)
+    early_stopping_rounds: int | None = Field(None, ge=1)
+
+    @field_validator("params")
+    @classmethod
+    def _not_fixed(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        fixed = sorted(set(value or {}) & set(FIXED_XGB_PARAMS))
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)} is set by the deployment, not per run")
+        return value
+
+
+class TrainingRunOverrides(_Section):
+    window_days: int | None = Field(None, ge=1, description="last N validated, labelled days used for training")
+
+
+class RunOverrides(_Section):
+    """The allow-list of a run's overrides (the ``config`` param of ``continuous_training``, ``--conf-json``).
+
+    Only what is safe to change for one run: model parameters and rounds, the training window. ``as_of``,
+    the reason and the drift evidence are the run's own params, not config. Everything else is the
+    deployment's decision, reviewed in its config file.
+    """
+
+    model: ModelRunOverrides = ModelRunOverrides()
+    training: TrainingRunOverrides = TrainingRunOverrides()
+
+
+def overridable_keys() -> list[str]:
+    """``["model.params", "model.num_boost_round", ...]``: the dotted keys a run may set."""
+    return [
+        f"{section}.{name}"
+        for section, field in RunOverrides.model_fields.items()
+        for name in field.annotation.model_fields  # type: ignore[union-attr]
+    ]
+
+
+def _why_refused(loc: tuple[Any, ...]) -> str:
+    """Why ``config.<loc>`` may not be set: a real setting outside the allow-list, or no setting at all."""
+    node: Any = Settings
+    for key in loc:
+        fields = getattr(node, "model_fields", {})
+        if key not in fields:
+            return "unknown setting"
+        node = fields[key].annotation
+    return NOT_PER_RUN
+
+
+def check_run_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run's overrides, checked against :class:`RunOverrides` (unset keys dropped).
+
+    Raises :class:`ConfigError` naming every refused key and why, in one line.
+    """
+    if not overrides:
+        return {}
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"run config must be a JSON object, got {type(overrides).__name__}")
+    try:
+        checked = RunOverrides.model_validate(dict(overrides))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            key = "config." + ".".join(str(part) for part in loc)
+            why = _why_refused(loc) if error["type"] == "extra_forbidden" else error["msg"]
+            problems.append(f"{key}: {why}")
+        if any(error["type"] == "extra_forbidden" for error in exc.errors()):
+            problems.append(f"a run may set only {', '.join(overridable_keys())}")
+        raise ConfigError("run config refused: " + "; ".join(problems)) from None
+    return checked.model_dump(exclude_none=True, exclude_defaults=True)
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """Pydantic's JSON schema with its ``$defs`` inlined (Airflow's trigger form renders plain schemas)."""
+    definitions = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(value) for value in node]
+        return node
+
+    return walk(schema)
+
+
+def run_overrides_schema() -> dict[str, Any]:
+    """The JSON schema of :class:`RunOverrides` (``additionalProperties: false`` at every level).
+
+    Airflow validates DAG params when a run is created (trigger form, REST API, ``dags trigger``), so a
+    refused key is rejected before the run exists.
+    """
+    schema = _inline_refs(RunOverrides.model_json_schema())
+    params = schema["properties"]["model"]["properties"]["params"]["anyOf"][0]
+    params["propertyNames"] = {"not": {"enum": list(FIXED_XGB_PARAMS)}}
+    # No root "title" or "description": Airflow passes the root keys as Param arguments when it deserializes.
+    schema.pop("title", None)
+    schema.pop("description", None)
+    # Shown with a refusal (Airflow prints the failing schema): which keys a run may set, and why no other.
+    why = f"a run may set only {', '.join(overridable_keys())}; every other setting is {NOT_PER_RUN}"
+    for node in schema["properties"].values():
+        node["description"] = why
+    return schema
+
+
 def _project_path(value: str) -> Path:
     path = Path(value)
     return path if path.is_absolute() else PROJECT_ROOT / path
@@ -333,28 +475,44 @@ def _has_key(layer: Mapping[str, Any], loc: tuple[Any, ...]) -> bool:
     return True
 
 
-def load_settings(conf: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """Build the settings from every layer; ``conf`` is a DAG run's conf (or CLI overrides)."""
+def load_settings(
+    conf: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    run_overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings from every layer.
+
+    ``conf`` is a trusted layer set by code (tests, benchmarks, the deployment's own tools): any key.
+    ``run_overrides`` is what a run asks for (a DAG run's ``config``, a training request's overrides): only
+    the allow-list of :class:`RunOverrides`, anything else raises :class:`ConfigError` naming the key and why.
+    """
     env = os.environ if env is None else env
+    checked = check_run_overrides(run_overrides)
     layers: list[tuple[str, dict[str, Any]]] = []
     config_file = env.get("MLOPS_CONFIG")
     if config_file:
         layers.append((f"file {config_file}", _yaml_layer(_project_path(config_file))))
     layers.append(("environment (MLOPS_*)", _env_layer(env)))
     if conf:
-        layers.append(("DAG-run conf", dict(conf)))
+        layers.append(("code overrides", dict(conf)))
+    if checked:
+        layers.append(("run config", checked))
     merged: dict[str, Any] = {}
     for _, layer in layers:
         merged = _deep_merge(merged, layer)
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
+        from mlops.redact import redact_text  # a refused URI may carry a password: never echo it
+
         problems = []
         for error in exc.errors():
             loc = tuple(error["loc"])
             source = next((name for name, layer in reversed(layers) if _has_key(layer, loc)), "defaults")
             key = ".".join(str(part) for part in loc)
-            given = f" (got {error['input']!r})" if error["type"] != "missing" and _has_key(merged, loc) else ""
+            shown = redact_text(repr(error["input"]))
+            given = f" (got {shown})" if error["type"] != "missing" and _has_key(merged, loc) else ""
             problems.append(f"  {key}: {error['msg']}{given} [set by {source}]")
         raise ConfigError("invalid configuration:\n" + "\n".join(problems)) from None
     return settings.model_copy(update={"home": settings.home.expanduser().resolve()})

@@ -7,7 +7,10 @@
 4. lands two more days with covariate drift from the second one, validates and scores them, runs
    ``drift_monitoring`` on both (the clean day triggers nothing; the drifted day queues
    ``continuous_training`` with its evidence), runs that queued training as the scheduler would,
-   and re-scores the drifted day: scoring switches to the new champion.
+   and re-scores the drifted day: scoring switches to the new champion;
+5. simulates two months of operation with the same steps, no Airflow (``mlops simulate``, the default
+   scenario): prints the operating record (detection and recovery times, false triggers, trainings,
+   quarantines) and the path of its HTML report.
 Re-running it gives the same validation table: days are re-landed identically and keep their DVC revisions.
 """
 
@@ -32,6 +35,8 @@ from mlops.data.lake import REASON, STATS, VALIDATED, Lake
 from mlops.data.landing import land_days
 from mlops.drift import history_path
 from mlops.runtime import airflow, embedded_env, ensure_airflow_db
+from mlops.simulation import DEFAULT_SCENARIO, load_scenario, simulate
+from mlops.simulation.summary import format_table
 
 
 class DemoFailed(RuntimeError):
@@ -139,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--corrupt-day", type=int, default=10, help="which day (1-based) to corrupt")
     parser.add_argument("--fault", choices=sorted(FAULTS), default="out_of_range")
+    parser.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="the simulation at the end (step 5)")
+    parser.add_argument("--no-simulation", action="store_true", help="skip step 5")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -203,7 +210,22 @@ def main(argv: list[str] | None = None) -> int:
     _say(f"MLflow:        {settings.mlflow_tracking_uri}  (`make up` serves the UI)")
     _say("Ledger:        .venv/bin/mlops models")
     _say("Demo finished: validated -> trained -> gated -> champion -> scored -> drift -> retrained -> re-scored.")
+    if not args.no_simulation:
+        simulate_operation(settings, Path(args.scenario))
     return 0
+
+
+def simulate_operation(settings: Settings, path: Path) -> None:
+    """Step 5: weeks of operation in minutes, in a home of its own; the operating record and its report."""
+    scenario = load_scenario(path)
+    _say()
+    _say(f"==> simulating {scenario.days} days of operation (`mlops simulate --scenario {path.name}`: the same "
+         "steps without Airflow, a frozen and an oracle model alongside)")  # fmt: skip
+    home = settings.home / "simulation" / scenario.name
+    summary, report = simulate(scenario, home, settings.reports_dir / "simulation" / scenario.name, say=_say)
+    _say()
+    _say(format_table(summary))
+    _say(f"Report:        {report}")
 
 
 if __name__ == "__main__":

@@ -45,21 +45,46 @@ RULES: dict[str, tuple[str, str | None]] = {
 }
 
 
+def canonical_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """One Arrow type per contract type family, so the type check compares families, not storage widths.
+
+    Any integer width -> int64; any float width -> float64; any timestamp unit, with or without a time zone,
+    and dates -> timestamp[us, UTC] (a zone-less timestamp is read as UTC); dictionary and view strings ->
+    their plain values. Anything else is left alone for the type check to report. Already-canonical
+    columns are not touched (no copy).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        return canonical_column(column.cast(kind.value_type))
+    target: pa.DataType | None = None
+    if pa.types.is_integer(kind) and kind != pa.int64():
+        target = pa.int64()
+    elif pa.types.is_floating(kind) and kind != pa.float64():
+        target = pa.float64()
+    elif pa.types.is_string_view(kind):
+        target = pa.string()
+    elif pa.types.is_date(kind) or (pa.types.is_timestamp(kind) and (kind.unit, kind.tz) != ("us", "UTC")):
+        target = pa.timestamp("us", tz="UTC")
+    if target is None:
+        return column
+    try:
+        # Unsafe only in the sub-microsecond digits of ns timestamps, which no contract rule reads.
+        return pc.cast(column, target, safe=not pa.types.is_timestamp(kind))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return column  # e.g. uint64 beyond int64: the type check names the column and its type
+
+
 def to_pandas(table: pa.Table) -> pd.DataFrame:
     """Arrow -> pandas with dtypes that keep the contract's types apart (nullable ints, real strings)."""
     import pandas as pd
     import pyarrow as pa
 
-    columns = []
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        if pa.types.is_timestamp(column.type) and column.type.unit != "us":
-            column = column.cast(pa.timestamp("us", tz=column.type.tz))
-        elif pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        columns.append((name, column))
-    table = pa.table(dict(columns))
+    table = pa.table({name: canonical_column(column) for name, column in zip(table.column_names, table.columns,
+                                                                              strict=True)})  # fmt: skip
     mapping = {
-        pa.int8(): pd.Int64Dtype(), pa.int16(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(),
         pa.int64(): pd.Int64Dtype(), pa.string(): pd.StringDtype("pyarrow"),
         pa.large_string(): pd.StringDtype("pyarrow"), pa.bool_(): pd.BooleanDtype(),
     }  # fmt: skip

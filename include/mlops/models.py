@@ -10,8 +10,11 @@ monitoring, the CLI, the DAGs and the UI. It owns
   (:class:`Tags`) that one step writes and another reads;
 * **the experiment** (:func:`experiment_id`) and **the last training** (:func:`last_training`,
   :func:`find_training_run`);
-* **"which model"**: :func:`pin` resolves an alias (``champion``, ``challenger``) or a version ONCE to a
-  :class:`PinnedModel` that a whole run uses, and :func:`booster` loads it once per process.
+* **"which model"**: :func:`pin_champion` / :func:`pin_challenger` resolve an alias or :func:`pin_version` a
+  version ONCE to a :class:`PinnedModel` that a whole run uses, and :func:`booster` loads it once per
+  process. An alias is resolved through the ledger head (the truth) and checked against MLflow's alias:
+  when they disagree, readers refuse with :class:`~mlops.ledger.AliasOutOfSync` until
+  ``mlops models --resync``.
 
 MLflow and XGBoost are imported inside the functions: importing this module is cheap.
 """
@@ -25,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.errors import InputError
 from mlops.features import FeatureSpec
-from mlops.ledger import ensure_sqlite_parent
+from mlops.ledger import RegistryError, ensure_sqlite_parent
+from mlops.redact import redact_text
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -63,6 +67,7 @@ class Tags:
     AS_OF = "mlops.as_of"
     BACKEND = "mlops.backend"
     TRIGGER_REASON = "mlops.trigger_reason"
+    RUN_OVERRIDES = "mlops.run_overrides"  # the run's allow-listed config overrides as JSON ("{}": none)
     TRIGGER_PREFIX = "mlops.trigger_"  # + report_uri, window, breached_features
     VERSIONS = "mlops.versions"
     MODEL_URI = "mlops.model_uri"  # how the DAG finds the model, whichever backend trained it
@@ -76,6 +81,8 @@ class Tags:
     HOLDOUT_DAYS = "holdout.days"
     HOLDOUT_IDS_SHA256 = "holdout.ids_sha256"
     HOLDOUT_DVC_REVISION = "holdout.dvc_revision"
+    # registry convenience tags on the version (the ledger is the record)
+    ROLLED_BACK = "registry.rolled_back"  # when, by whom, why: never champion again
 
 
 LINEAGE_PREFIXES = ("mlops.", "airflow.")
@@ -227,15 +234,33 @@ class PinnedModel:
 
 
 def alias_version(settings: Settings, alias: str) -> str | None:
-    """The version ``alias`` points to (None when unset)."""
+    """The version ``alias`` points to by the ledger (None when unset).
+
+    Raises :class:`~mlops.ledger.AliasOutOfSync` (an input error: fail fast, the failure notifier fires)
+    when MLflow's alias says otherwise, so nothing scores, monitors or gates against a tampered alias.
+    """
     from mlops.registry import Registry
 
-    return Registry(settings).alias_version(alias)
+    registry = Registry(settings)
+    try:
+        return registry.resolve(alias)
+    finally:
+        registry.ledger().dispose()
 
 
 def pin_version(settings: Settings, version: str) -> PinnedModel:
     """Pin one version: its MLflow run, model URI and the feature spec it was trained with."""
-    model_version = client(settings).get_model_version(settings.model_name, str(version))
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model_version = client(settings).get_model_version(settings.model_name, str(version))
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            raise
+        raise RegistryError(
+            f"model {settings.model_name!r} has no version {str(version)!r} in MLflow at "
+            f"{redact_text(settings.mlflow_tracking_uri)}: `mlops models` lists the champion and the ledger"
+        ) from None
     spec = load_artifact(settings, model_version.run_id, Artifacts.FEATURE_SPEC)
     FeatureSpec.from_dict(spec)  # malformed specs fail here, not in every task
     return PinnedModel(
@@ -251,8 +276,9 @@ def pin_champion(settings: Settings) -> PinnedModel:
     """Resolve ``champion`` once; :class:`NoChampion` (an input error: no retry helps) when there is none."""
     version = alias_version(settings, CHAMPION)
     if version is None:
+        where = redact_text(settings.mlflow_tracking_uri)
         raise NoChampion(
-            f"model {settings.model_name!r} has no {CHAMPION!r} version in {settings.mlflow_tracking_uri}: "
+            f"model {settings.model_name!r} has no {CHAMPION!r} version in {where}: "
             f"nothing to score with. Run the `continuous_training` DAG (or `mlops train`) first so that a "
             f"version passes its gates and is promoted."
         )
@@ -283,13 +309,24 @@ def booster(settings: Settings, pinned: PinnedModel) -> Any:
 
 
 def overview(settings: Settings) -> dict[str, Any]:
-    """Champion, challenger and the alias ledger of the model: what ``mlops models`` and the UI show."""
+    """Champion, challenger (by the ledger), MLflow's aliases, rolled-back versions and the ledger.
+
+    What ``mlops models`` and the UI show; it never raises on a disagreement, it lists it in ``out_of_sync``.
+    """
     from mlops.registry import Registry
 
     registry = Registry(settings)
-    return {
-        "model": settings.model_name,
-        "champion": registry.alias_version(CHAMPION),
-        "challenger": registry.alias_version(CHALLENGER),
-        "ledger": [move.__dict__ for move in registry.ledger().moves(settings.model_name)],
-    }
+    ledger = registry.ledger()
+    try:
+        heads = {alias: ledger.head(settings.model_name, alias) for alias in (CHAMPION, CHALLENGER)}
+        mlflow_aliases = {alias: registry.alias_version(alias) for alias in (CHAMPION, CHALLENGER)}
+        return {
+            "model": settings.model_name,
+            **heads,
+            "mlflow_aliases": mlflow_aliases,
+            "out_of_sync": [alias for alias, head in heads.items() if mlflow_aliases[alias] != head],
+            "rolled_back": [asdict(retired) for retired in registry.retired().values()],
+            "ledger": [move.__dict__ for move in ledger.moves(settings.model_name)],
+        }
+    finally:
+        ledger.dispose()

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from mlops import models
 from mlops.data.lake import SUCCESS, VALIDATED, Lake
-from mlops.features import FeatureSpec, build_matrix
+from mlops.features import FeatureSpec, binary_labels, build_matrix, labelled_rows
 
 if TYPE_CHECKING:
     from mlops.config import Settings
@@ -83,7 +83,8 @@ def _window(lake: Lake, day: dt.date, days: int) -> list[dt.date]:
 
 def _window_table(lake: Lake, area: str, days: list[dt.date]) -> pa.Table | None:
     tables = [lake.read_partition(lake.partition(area, d)) for d in days if lake.exists(lake.marker(area, d, SUCCESS))]
-    return pa.concat_tables(tables) if tables else None
+    # Days of one window may differ in storage widths, dictionaries or extra columns the contract allows.
+    return pa.concat_tables(tables, promote_options="permissive").unify_dictionaries() if tables else None
 
 
 def _reference_sample(settings: Settings, champion: Champion, columns: list[str]) -> Any:
@@ -117,11 +118,11 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
     label_table = _window_table(lake, "labels", days)
     if label_table is not None and scores_table is not None:
         id_column, label_column = settings.dataset.id_column, settings.dataset.label.column
-        joined = scores_table.select([id_column, "score"]).join(
-            label_table.select([id_column, label_column]), id_column
-        )
+        labelled = labelled_rows(label_table, id_column, label_column, scores_table.schema.field(id_column).type)
+        joined = scores_table.select([id_column, "score"]).join(labelled, id_column)
         if joined.num_rows:
-            y = (joined.column(label_column).to_numpy() == settings.dataset.label.positive).astype(np.float64)
+            y = binary_labels(joined.column(label_column), settings.dataset.label.positive, label_column)
+            y = y.astype(np.float64)
             labels = (y, joined.column("score").to_numpy().astype(np.float64))
 
     window = [d.isoformat() for d in days]

@@ -8,12 +8,19 @@ below), then the ledger compares the head with the expected champion (:class:`Pr
 nothing changed) and records the move, and before the commit the registry sets the alias in MLflow:
 if MLflow fails, the ledger rolls back.
 
-The window: if the commit itself fails after MLflow was updated, MLflow points at the new version and
-the ledger does not. The next move of that alias notices (the check under the lock) and raises
-:class:`RegistryError` explaining the fix: :meth:`Registry.resync_alias` either resets MLflow to the
-ledger head or records MLflow's version in the ledger. Readers of MLflow alone (batch scoring) may also
-see the new champion a few milliseconds before the ledger commits; that is harmless because the move
-is then committed or fixed.
+The ledger is the truth. Readers (scoring, drift monitoring, assessment, the CLI) resolve an alias
+with :meth:`Registry.resolve`: the ledger head, checked against MLflow's alias. If the alias was moved by
+hand in MLflow, or a commit failed after MLflow was updated, they refuse with :class:`AliasOutOfSync`
+until ``mlops models --resync`` (:meth:`Registry.resync_alias`) puts MLflow back to the ledger head or,
+with ``--trust mlflow``, records MLflow's version in the ledger (only a version that passed its gates and
+was never rolled back). A reader that lands in the milliseconds between MLflow's update and the ledger's
+commit of a move looks again before it refuses.
+
+Rollback walks back the champion history and retires the version it replaces: a retired version is
+never a rollback target nor promotable again (a new gate pass registers a new version), so two
+rollbacks in a row go v3 -> v2 -> v1. Registration is idempotent per training run: a retry finds the
+version its run made, and ``gates.passed`` is the last tag written, so a version whose registration
+failed half-way is never tagged as passed.
 
 ``import mlops.registry`` stays cheap: SQLAlchemy and MLflow are imported inside functions.
 """
@@ -28,12 +35,15 @@ from typing import TYPE_CHECKING, Literal
 
 from mlops.ledger import (
     AliasMove,
+    AliasOutOfSync,
     Ledger,
     PromotionConflict,
     RegistryError,
+    RetiredVersion,
     show_version,
 )
 from mlops.models import CHALLENGER, CHAMPION, Tags
+from mlops.redact import redact
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -50,10 +60,12 @@ __all__ = [
     "READY_TIMEOUT_SECONDS",
     "SOURCE_TAG",
     "AliasMove",
+    "AliasOutOfSync",
     "Ledger",
     "PromotionConflict",
     "Registry",
     "RegistryError",
+    "RetiredVersion",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,6 +79,8 @@ SOURCE_TAG = "source_model_uri"
 LOGGED_MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 #: How long ``register`` waits for a new version to become READY (remote registries copy artifacts).
 READY_TIMEOUT_SECONDS = 300.0
+#: Pauses before a reader re-checks a disagreement between MLflow and the ledger (a move in flight).
+RESOLVE_RETRY_SECONDS = (0.1, 0.4)
 
 
 class Registry:
@@ -93,14 +107,23 @@ class Registry:
 
     # -- versions ----------------------------------------------------------------------------------------
     def register(self, run_id: str, model_uri: str, tags: dict[str, str]) -> str:
-        """Create a new version of the model from ``model_uri`` with ``tags``; returns the version.
+        """The version of the model made from training run ``run_id``, with ``tags``; returns the version.
 
-        Either the version exists READY with its tags, or it does not exist at all: a failure after the
-        version was created deletes it again, so nothing half-registered can be promoted later.
+        Idempotent per training run: if a version of ``run_id`` exists (a retried task), it is completed
+        and returned instead of registering a second one. ``gates.passed`` is written last, once the
+        version is READY with every other tag; a failure before that deletes the version again, and if
+        even that fails the version is left without ``gates.passed``, so it can never be promoted.
         """
         from mlflow.exceptions import MlflowException
 
         client = self.client
+        wanted = redact({**{key: str(value) for key, value in tags.items()}, SOURCE_TAG: model_uri})
+        existing = self._versions_of_run(run_id)
+        if existing:
+            version = existing[-1]
+            log.info("training run %s already registered %s version %s: completing it", run_id, self.name, version)
+            self._finish(version, wanted)
+            return version
         try:
             client.create_registered_model(self.name)
         except MlflowException as exc:
@@ -114,21 +137,17 @@ class Registry:
             # current directory, and "logged model not found"). Resolve it with our client instead.
             # That store does not keep ``model_id`` either: the ``source_model_uri`` tag keeps the link.
             source = client.get_logged_model(model_id).artifact_location
-        wanted = {**{key: str(value) for key, value in tags.items()}, SOURCE_TAG: model_uri}
         created = client.create_model_version(
             self.name,
             source=source,
             run_id=run_id,
-            tags=wanted,
+            tags={key: value for key, value in wanted.items() if key != GATES_TAG},
             model_id=model_id,
             await_creation_for=0,  # we wait ourselves and clean up on failure
         )
         version = str(created.version)
         try:
-            ready = self._wait_ready(version)
-            missing = {key: value for key, value in wanted.items() if ready.tags.get(key) != value}
-            if missing:
-                self.tag_version(version, missing)
+            self._finish(version, wanted)
         except BaseException:
             log.warning("registering version %s of %s failed; deleting it again", version, self.name)
             try:
@@ -140,6 +159,21 @@ class Registry:
             self._link_logged_model(model_id, version)
         log.info("registered %s version %s from %s", self.name, version, model_uri)
         return version
+
+    def _versions_of_run(self, run_id: str) -> list[str]:
+        """Versions of this model registered from training run ``run_id``, oldest first."""
+        found = self.client.search_model_versions(f"name = '{self.name}' and run_id = '{run_id}'")
+        return sorted((str(v.version) for v in found if str(v.run_id) == run_id), key=int)
+
+    def _finish(self, version: str, wanted: dict[str, str]) -> None:
+        """Wait until READY, set the missing tags, and ``gates.passed`` last (the registration's commit)."""
+        ready = self._wait_ready(version)
+        missing = {key: value for key, value in wanted.items() if ready.tags.get(key) != value}
+        gates = missing.pop(GATES_TAG, None)
+        if missing:
+            self.tag_version(version, missing)
+        if gates is not None:
+            self.tag_version(version, {GATES_TAG: gates})
 
     def _link_logged_model(self, model_id: str, version: str) -> None:
         """List the version on the logged model's page, as ``mlflow.register_model`` does (best effort)."""
@@ -175,16 +209,16 @@ class Registry:
             raise
 
     def tag_version(self, version: str, tags: dict[str, str]) -> None:
-        """Add or overwrite tags on an existing version (lineage, gate evidence)."""
+        """Add or overwrite tags on an existing version (lineage, gate evidence); secrets are masked."""
         self._version(version)
-        for key, value in tags.items():
-            self.client.set_model_version_tag(self.name, str(version), key, str(value))
+        for key, value in redact({key: str(value) for key, value in tags.items()}).items():
+            self.client.set_model_version_tag(self.name, str(version), key, value)
 
     def version_tags(self, version: str) -> dict[str, str]:
         return dict(self._version(version).tags)
 
     def alias_version(self, alias: str) -> str | None:
-        """Where ``alias`` points in MLflow (what scoring loads), None if unset or the model is unknown."""
+        """Where ``alias`` points in MLflow, None if unset or the model is unknown (readers use :meth:`resolve`)."""
         from mlflow.exceptions import MlflowException
 
         try:
@@ -193,6 +227,44 @@ class Registry:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
                 return None
             raise
+
+    def resolve(self, alias: str) -> str | None:
+        """The version ``alias`` points to: the ledger head, refused (:class:`AliasOutOfSync`) if MLflow disagrees."""
+        for pause in (*RESOLVE_RETRY_SECONDS, None):
+            head = self.ledger().head(self.name, alias)
+            actual = self.alias_version(alias)
+            if actual == head:
+                return head
+            if pause is not None:
+                time.sleep(pause)  # a move may be between MLflow's update and the ledger's commit
+        raise AliasOutOfSync(self._out_of_sync(alias, head, actual))
+
+    def _out_of_sync(self, alias: str, head: str | None, actual: str | None) -> str:
+        return (
+            f"MLflow alias {alias!r} of {self.name!r} points to version {show_version(actual)} but the ledger "
+            f"(the record of every promotion) says version {show_version(head)}: the alias was moved outside "
+            f"`mlops promote`/`mlops rollback`, or a move's ledger commit failed. Nothing was done. Run "
+            f"`mlops models --resync` to put MLflow back to version {show_version(head)} "
+            f"(or `mlops models --resync --trust mlflow` to record version {show_version(actual)} in the ledger)"
+        )
+
+    def gated_against(self, version: str) -> str | None:
+        """The champion ``version`` was compared with when its gates ran (None: there was none).
+
+        Promotion is a compare-and-set against exactly that version; a version without the evidence tag
+        was never assessed by the pipeline and raises :class:`RegistryError`.
+        """
+        compared = self.version_tags(version).get(Tags.GATES_CHAMPION_COMPARED)
+        if compared is None:
+            raise RegistryError(
+                f"{self.name} version {version} has no {Tags.GATES_CHAMPION_COMPARED!r} tag (it was not assessed "
+                f"by the pipeline): name the champion it must replace with --expected VERSION (or --expected none)"
+            )
+        return None if compared in ("", "none") else compared
+
+    def retired(self) -> dict[str, RetiredVersion]:
+        """The versions rolled back away from (never champion again)."""
+        return self.ledger().retired(self.name)
 
     def _require_gates_passed(self, version: str) -> None:
         passed = self._version(version).tags.get(GATES_TAG)
@@ -218,27 +290,42 @@ class Registry:
         version = str(version)
         expected = None if expected_champion is None else str(expected_champion)
         self._require_gates_passed(version)
-        move = self._move(CHAMPION, version, compare=True, expected=expected, actor=actor, reason=reason, run=run)
+        move = self._move(CHAMPION, version, compare=True, expected=expected, actor=actor, reason=reason, run=run,
+                          refuse_retired=True)  # fmt: skip
         self._tag_promoted(move)
         return move
 
     def rollback(self, to_version: str | None, actor: str, reason: str, run: str) -> AliasMove:
-        """Put the previous champion back (or ``to_version``); recorded as a move of its own with ``reason``."""
+        """Put the previous good champion back (or ``to_version``) and retire the one it replaces.
+
+        Without ``to_version`` the champion history is walked back from the newest move: the first earlier
+        champion that is neither the current one nor retired is the target, so v3 -> v2 -> v1 and never
+        back to v3. Recorded as a move of its own with ``reason``; compare-and-set on the current champion.
+        """
         ledger = self.ledger()
-        current = ledger.head(self.name, CHAMPION)
+        current = self.resolve(CHAMPION)
+        retired = ledger.retired(self.name)
         if to_version is None:
             history = ledger.moves(self.name, CHAMPION)
-            if not history or history[-1].from_version is None:
+            earlier = [m.to_version for m in reversed(history)]
+            target = next((v for v in earlier if v != current and v not in retired), None)
+            if target is None:
                 raise RegistryError(
-                    f"model {self.name!r} has no previous {CHAMPION} to roll back to "
-                    f"(recorded {CHAMPION} moves: {len(history)}); name the version to roll back to"
+                    f"model {self.name!r} has no earlier {CHAMPION} to roll back to from version "
+                    f"{show_version(current)} (rolled back already: {', '.join(sorted(retired, key=int)) or 'none'}); "
+                    f"name a version that passed its gates with --to, or promote a newly trained one"
                 )
-            target = history[-1].from_version
         else:
             target = str(to_version)
         self._require_gates_passed(target)
-        move = self._move(CHAMPION, target, compare=True, expected=current, actor=actor, reason=reason, run=run)
+        move = self._move(CHAMPION, target, compare=True, expected=current, actor=actor, reason=reason, run=run,
+                          refuse_retired=True, retire_head=True)  # fmt: skip
         self._tag_promoted(move)
+        if move.from_version is not None:
+            try:  # a convenience for the MLflow UI; the ledger is the record
+                self.tag_version(move.from_version, {Tags.ROLLED_BACK: f"{move.at} by {actor}: {reason}"})
+            except Exception:
+                log.warning("could not tag %s version %s as rolled back", self.name, move.from_version, exc_info=True)
         return move
 
     def resync_alias(
@@ -248,7 +335,8 @@ class Registry:
 
         ``trust="ledger"``: point MLflow's alias back at the ledger head (delete it if the ledger has none);
         nothing is recorded because the ledger's history is unchanged. ``trust="mlflow"``: record MLflow's
-        current version as a move in the ledger (the promotion did happen, only its record was lost).
+        current version as a move in the ledger (the promotion did happen, only its record was lost); for
+        ``champion`` only a version that passed its gates and was never rolled back is accepted.
         """
         ledger = self.ledger()
         if trust == "mlflow":
@@ -258,10 +346,11 @@ class Registry:
             head = ledger.head(self.name, alias)
             if actual == head:
                 return None
+            if alias == CHAMPION:
+                self._require_gates_passed(actual)
             # compare=True: if anything moved the alias meanwhile, this raises instead of guessing.
-            return ledger.move(
-                self.name, alias, actual, compare=True, expected=head, actor=actor, reason=reason, run=run
-            )
+            return ledger.move(self.name, alias, actual, compare=True, expected=head, actor=actor, reason=reason,
+                               run=run, refuse_retired=alias == CHAMPION)  # fmt: skip
         with ledger.locked_head(self.name, alias) as (_, head):
             actual = self.alias_version(alias)
             if actual == head:
@@ -283,19 +372,22 @@ class Registry:
         return None
 
     def _move(
-        self, alias: str, version: str, *, compare: bool, expected: str | None, actor: str, reason: str, run: str
+        self,
+        alias: str,
+        version: str,
+        *,
+        compare: bool,
+        expected: str | None,
+        actor: str,
+        reason: str,
+        run: str,
+        refuse_retired: bool = False,
+        retire_head: bool = False,
     ) -> AliasMove:
         def check(head: str | None) -> None:
             actual = self.alias_version(alias)
             if actual != head:
-                raise RegistryError(
-                    f"MLflow alias {alias!r} of {self.name!r} points to version {show_version(actual)} but the "
-                    f"ledger head is {show_version(head)}: an earlier move's ledger commit failed after MLflow was "
-                    f"updated, or the alias was moved outside this registry. Nothing changed. Fix it with "
-                    f"`Registry(settings).resync_alias({alias!r}, actor, reason, run, trust='ledger')` to put "
-                    f"MLflow back to {show_version(head)}, or trust='mlflow' to record version "
-                    f"{show_version(actual)} in the ledger; then retry."
-                )
+                raise AliasOutOfSync(self._out_of_sync(alias, head, actual))
 
         def apply() -> None:
             self.client.set_registered_model_alias(self.name, alias, version)
@@ -311,6 +403,8 @@ class Registry:
             run=run,
             check=check,
             apply=apply,
+            refuse_retired=refuse_retired,
+            retire_head=retire_head,
         )
         moved_from = show_version(move.from_version)
         log.info("%s of %s: %s -> %s by %s (%s)", alias, self.name, moved_from, version, actor, reason)

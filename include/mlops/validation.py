@@ -3,12 +3,19 @@
 Structural faults GX cannot see (no ``_SUCCESS``, no files, unreadable parquet) are checked first, by
 reading the files; then the contract's Great Expectations suite (``mlops.gx_suite``) runs and its
 failed expectations become :class:`Failure` lines that name the file, column and rule.
+
+Transient is not invalid: only a contract breach quarantines a day. A file that cannot be *fetched*
+(I/O error, connection reset, S3 timeout) is retried in place and then raises :class:`LakeReadError`, an
+:class:`~mlops.errors.InfrastructureError` that Airflow retries with backoff; bytes that were fetched but
+are not parquet are a breach (``readable_parquet``). ``mlops requeue --date D`` (:func:`requeue_partition`)
+returns a quarantined day to ``raw/`` for re-validation; ``reason.json`` keeps the day's history.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from statistics import median
 from typing import TYPE_CHECKING, Any
@@ -16,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mlops.data.contract import Contract, arrow_column_type
 from mlops.data.lake import REASON, SUCCESS, VALIDATED, Lake
 from mlops.data.publish import publish_json
-from mlops.errors import InputError
+from mlops.errors import InfrastructureError, InputError
 from mlops.gx_suite import PANDAS_DTYPES, RULES, GxRunner, build_suite, plain, row_level_twin, to_pandas
 
 if TYPE_CHECKING:
@@ -28,6 +35,8 @@ __all__ = [
     "PANDAS_DTYPES",
     "RULES",
     "Failure",
+    "LakeReadError",
+    "NothingToRequeue",
     "PartitionNotReady",
     "ValidationFailed",
     "Verdict",
@@ -36,11 +45,18 @@ __all__ = [
     "expected_row_range",
     "mark_validated",
     "quarantine_partition",
+    "requeue_partition",
     "validate_and_version",
     "validate_partition",
 ]
 
 log = logging.getLogger(__name__)
+#: Pauses between attempts to fetch a file of a day before the step gives up (then Airflow retries it).
+READ_RETRY_SECONDS = (0.5, 2.0)
+
+
+class LakeReadError(InfrastructureError):
+    """A file of the day could not be fetched (I/O, network): retried, never a reason to quarantine."""
 
 
 class ValidationFailed(InputError):
@@ -104,26 +120,57 @@ class Verdict:
 
 
 # -- reading ------------------------------------------------------------------------------------
+def _lake_io(what: str, call: Any) -> Any:
+    """Run one lake operation; any failure is infrastructure (:class:`LakeReadError`), retried in place first."""
+    pauses = list(READ_RETRY_SECONDS)
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+            if not pauses:
+                raise LakeReadError(
+                    f"{what} failed ({detail}); the day was NOT quarantined: check the lake (disk, permissions, "
+                    f"S3 endpoint, network), the step is retried"
+                ) from exc
+            pause = pauses.pop(0)
+            log.warning("%s failed (%s); again in %.1f s", what, detail, pause)
+            time.sleep(pause)
+
+
+def _read_bytes(lake: Lake, path: str) -> bytes:
+    def fetch() -> bytes:
+        with lake.fs.open(path, "rb") as handle:
+            return handle.read()
+
+    return _lake_io(f"reading {lake.url(path)}", fetch)
+
+
 def _read_partition(lake: Lake, day: dt.date, verdict: Verdict) -> pa.Table | None:
-    """Read every parquet file of ``raw/dt=D``; unreadable, empty or inconsistent files become failures."""
+    """Read every parquet file of ``raw/dt=D``; unreadable, empty or inconsistent files become failures.
+
+    Fetching is I/O (a failure raises :class:`LakeReadError`); parsing the fetched bytes is the contract
+    (a failure is the ``readable_parquet`` breach).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     success = lake.marker("raw", day, SUCCESS)
-    if not lake.exists(success):
+    if not _lake_io(f"checking {lake.url(success)}", lambda: lake.exists(success)):
         verdict.failures.append(Failure("partition_complete", None, f"no {SUCCESS} marker", success))
         return None
-    files = lake.data_files(lake.partition("raw", day))
+    partition = lake.partition("raw", day)
+    files = _lake_io(f"listing {lake.url(partition)}", lambda: lake.data_files(partition))
     verdict.files = [lake.relative(path) for path in files]
     if not files:
         verdict.failures.append(Failure("non_empty_partition", None, "no parquet files", ">= 1 parquet file"))
         return None
     tables = []
     for path in files:
+        data = _read_bytes(lake, path)
         try:
-            with lake.fs.open(path, "rb") as handle:
-                tables.append(pq.read_table(handle))
-        except (pa.ArrowException, OSError) as exc:
+            tables.append(pq.read_table(pa.BufferReader(data)))
+        except Exception as exc:  # the bytes arrived: whatever is wrong with them is the file's fault
             verdict.failures.append(
                 Failure(
                     "readable_parquet",
@@ -149,12 +196,15 @@ def expected_row_range(lake: Lake, day: dt.date, contract: Contract, history_day
     """Row-count bounds: the contract's absolute ones, narrowed by the median of recent validated days."""
     rule = contract.row_count
     low, high = rule.min, rule.max
-    history = [d for d in lake.days("raw", VALIDATED) if d < day][-history_days:]
+    validated = _lake_io(f"listing validated days in {lake.url(lake.area('raw'))}", lambda: lake.days("raw", VALIDATED))
+    history = [d for d in validated if d < day][-history_days:]
     counts = []
     for previous in history:
-        try:
-            counts.append(int(lake.read_json(lake.marker("raw", previous, VALIDATED))["rows"]))
-        except (OSError, KeyError, ValueError):
+        marker = lake.marker("raw", previous, VALIDATED)
+        payload = _lake_io(f"reading {lake.url(marker)}", lambda marker=marker: lake.read_json(marker))
+        try:  # a marker that cannot be read stops the step (above); one without a row count is skipped
+            counts.append(int(payload["rows"]))
+        except (KeyError, TypeError, ValueError):
             continue
     if counts:
         typical = median(counts)
@@ -221,8 +271,10 @@ def validate_partition(
     verdict.rows = table.num_rows
     single_file = verdict.files[0] if len(verdict.files) == 1 else None
     columns = table.column_names
-    unsupported = {n: str(t) for n, t in zip(columns, table.schema.types, strict=True)
-                   if arrow_column_type(t).startswith("unsupported:")}  # fmt: skip
+    # Extra columns the contract allows are not its business, whatever their type.
+    checked = columns if contract.extra_columns == "forbid" else [n for n in columns if n in contract.columns]
+    unsupported = {n: str(table.schema.field(n).type) for n in checked
+                   if arrow_column_type(table.schema.field(n).type).startswith("unsupported:")}  # fmt: skip
     row_range = expected_row_range(lake, day, contract, settings.validation.history_days)
     log.info("validating %s: %d rows x %d columns, expected rows %s", verdict.partition, table.num_rows,
              len(columns), row_range)  # fmt: skip
@@ -287,6 +339,10 @@ def quarantine_partition(lake: Lake, day: dt.date, verdict: Verdict) -> str:
     reason = verdict.to_dict()
     reason["quarantined_at"] = dt.datetime.now(dt.UTC).isoformat()
     reason["moved_from"] = lake.url(raw)
+    earlier = lake.marker("raw", day, REASON)  # a requeued day carries its history back into raw/
+    history = list(lake.read_json(earlier).get("history", [])) if lake.exists(earlier) else []
+    first_line = verdict.summary().splitlines()[0]
+    reason["history"] = [*history, {"event": "quarantined", "at": reason["quarantined_at"], "why": first_line}]
     if lake.exists(raw):
         publish_json(lake, lake.marker("raw", day, REASON), reason)
         lake.move(raw, target)
@@ -294,6 +350,38 @@ def quarantine_partition(lake: Lake, day: dt.date, verdict: Verdict) -> str:
         publish_json(lake, lake.marker("quarantine", day, REASON), reason)
     log.warning("quarantined %s -> %s", lake.url(raw), lake.url(target))
     return lake.url(target)
+
+
+class NothingToRequeue(InputError):
+    """The day has no quarantined data to return to ``raw/``, or ``raw/`` already holds a landing of it."""
+
+
+def requeue_partition(lake: Lake, day: dt.date, actor: str, note: str = "") -> str:
+    """Move ``quarantine/dt=D`` back to ``raw/dt=D`` for re-validation; ``reason.json`` records it in its history.
+
+    For a day quarantined by mistake (a contract since fixed, a rule since relaxed). The day is not marked
+    validated: validation runs again (``mlops validate --date D`` or clear the day's ``data_validation``
+    run) and may quarantine it again, keeping the history.
+    """
+    quarantined, raw = lake.partition("quarantine", day), lake.partition("raw", day)
+    if not lake.data_files(quarantined):
+        raise NothingToRequeue(
+            f"{lake.url(quarantined)} holds no data to requeue: land the day again in {lake.url(raw)}"
+        )
+    if lake.exists(raw):
+        raise NothingToRequeue(
+            f"{lake.url(raw)} exists already (a new landing of the day?): validate it with "
+            f"`mlops validate --date {day}`, or remove it before requeueing the quarantined copy"
+        )
+    reason_path = lake.marker("quarantine", day, REASON)
+    reason = lake.read_json(reason_path) if lake.exists(reason_path) else {}
+    now = dt.datetime.now(dt.UTC).isoformat()
+    entry = {"event": "requeued", "at": now, "by": actor, "note": note}
+    reason["history"] = [*reason.get("history", []), entry]
+    publish_json(lake, reason_path, reason)
+    lake.move(quarantined, raw)
+    log.warning("requeued %s -> %s by %s (%s)", lake.url(quarantined), lake.url(raw), actor, note or "no note")
+    return lake.url(raw)
 
 
 class PartitionNotReady(InputError):

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bench_results import BenchResults
 
 from mlops.config import load_settings
 from mlops.data.contract import Contract
@@ -86,7 +87,7 @@ def _evidently(reference: Any, current: Any, **preset: Any) -> tuple[float, dict
     return seconds, evidently_summary(snapshot.dict())
 
 
-def test_drift_decision_vs_evidently(tmp_path: Path) -> None:
+def test_drift_decision_vs_evidently(tmp_path: Path, bench_results: BenchResults) -> None:
     import xgboost as xgb
 
     settings = load_settings(env={"MLOPS_HOME": str(tmp_path / "mlops")})
@@ -217,6 +218,10 @@ def test_drift_decision_vs_evidently(tmp_path: Path) -> None:
         }
         (Path(out) / "drift.json").write_text(json.dumps(payload, indent=2, default=str))
 
+    bench_results.add(f"drift decision, 1M vs 1M rows, {len(columns)} features + score (from the stored profile)",
+                      ours_all, None, "s", f"<= {MAX_SECONDS}")  # fmt: skip
+    bench_results.add("drift decision, 1M vs 1M rows, vs Evidently DataDriftPreset on the full data",
+                      ours_all, ev_default_median, "s", f"<= {1 / MIN_RATIO:g}")  # fmt: skip
     for name, r in rows.items():
         assert set(r["ours_breached"]) == EXPECTED[name], (name, r["ours_breached"])
         assert set(r["evidently_default_drifted"]) == EXPECTED[name], (name, r["evidently_default_drifted"])

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from bench_results import BenchResults
 
 from mlops.config import ModelSpec, Settings, load_settings
 from mlops.data.contract import Contract
@@ -153,7 +154,7 @@ def _timed(run: Callable[[], Any]) -> tuple[Any, float, float]:
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def test_training_overhead(data: dict[str, Any]) -> None:
+def test_training_overhead(data: dict[str, Any], bench_results: BenchResults) -> None:
     """Ours vs raw xgb.train on 1M rows, 100 rounds, 2 threads; ours must stay within 1.15x raw."""
     import mlflow
     import xgboost as xgb
@@ -262,6 +263,8 @@ def test_training_overhead(data: dict[str, Any]) -> None:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "training.json").write_text(json.dumps(payload, indent=2))
 
+    bench_results.add(f"training, 1M rows, {ROUNDS} rounds, {THREADS} threads (tracking, SHAP, profile, model logged), "
+                      "vs raw xgb.train", ours_s, raw_s, "s", f"<= {TARGET_RATIO}")  # fmt: skip
     assert all(b.num_boosted_rounds() == ROUNDS for b, _ in raw_runs), "raw must grow exactly 100 trees"
     assert all(result.rounds == best + 1 for result in ours_runs), "ours must keep the trees up to the best round"
     assert all(result.valid_aucpr == pytest.approx(raw_history[best], abs=1e-9) for result in ours_runs)

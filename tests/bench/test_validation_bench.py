@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from bench_results import BenchResults
 
 from mlops.config import Settings, load_settings
 from mlops.data.contract import Contract, arrow_column_type
@@ -236,7 +237,7 @@ def timed_lake(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Lake
     return settings, lake, Contract.load(settings.contract_path)
 
 
-def test_validation_speed(timed_lake: tuple[Settings, Lake, Contract]) -> None:
+def test_validation_speed(timed_lake: tuple[Settings, Lake, Contract], bench_results: BenchResults) -> None:
     """Ours vs pyarrow vs naive GX on the same 1M-row partition; ours must stay within 4x of pyarrow."""
     settings, lake, contract = timed_lake
     runners: dict[str, Callable[[], Check]] = {
@@ -275,6 +276,10 @@ def test_validation_speed(timed_lake: tuple[Settings, Lake, Contract]) -> None:
         }
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "validation.json").write_text(json.dumps(payload, indent=2))
+    bench_results.add("validation, 1M rows: read + full contract + reasons, vs pyarrow read + same checks",
+                      ours, baseline, "s", f"<= {TARGET_RATIO}")  # fmt: skip
+    bench_results.add("validation, 1M rows: naive row-level GX suite, vs pyarrow read + same checks",
+                      naive, baseline, "s", None)  # fmt: skip
     assert ratio <= TARGET_RATIO, f"validation step takes {ratio:.2f}x pyarrow (target {TARGET_RATIO}x)"
 
 
@@ -300,7 +305,8 @@ def _as_ranges(flags: set[Flag]) -> set[Flag]:
     return {("range" if rule in ("min", "max") else rule, column) for rule, column in flags}
 
 
-def test_same_verdicts_on_every_fault(fault_lake: tuple[Settings, Lake, dict[str, dt.date]]) -> None:
+def test_same_verdicts_on_every_fault(fault_lake: tuple[Settings, Lake, dict[str, dt.date]],
+                                      bench_results: BenchResults) -> None:  # fmt: skip
     """Every injected fault: ours names the fault's rule and column, exactly as pyarrow does, and fails
     where the naive row-level suite fails, on the same columns.
 
@@ -344,4 +350,7 @@ def test_same_verdicts_on_every_fault(fault_lake: tuple[Settings, Lake, dict[str
     for row in rows:
         cells = [f"{value:.2f}" if isinstance(value, float) else str(value) for value in row]
         print("  ".join(f"{cell:<{width}}" for cell, width in zip(cells, widths, strict=True)))
+    wrong = {problem.split(":", 1)[0] for problem in problems}
+    bench_results.add(f"validation verdicts, {len(days)} partitions (clean + each fault): as pyarrow and naive GX",
+                      len(days) - len(wrong), len(days), "partitions", ">= 1")  # fmt: skip
     assert not problems, "verdicts disagree:\n" + "\n".join(problems)

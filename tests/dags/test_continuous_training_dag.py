@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,7 @@ def test_train_promote_reject_and_roll_back(dag_env: dict[str, str], airflow_hom
     rejected = max(int(v.version) for v in registry.client.search_model_versions(f"name='{settings.model_name}'"))
     assert registry.version_tags(str(rejected))["gates.passed"] == "false"
     assert registry.version_tags(str(rejected))["gates.champion_compared"] == champion
+    assert json.loads(registry.version_tags(str(rejected))["mlops.run_overrides"]) == WEAKER["config"]
 
     again = _trigger("continuous_training", dag_env, {"reason": "retrain"})
     assert again.returncode == 0, _tail(again)
@@ -73,3 +75,19 @@ def test_train_promote_reject_and_roll_back(dag_env: dict[str, str], airflow_hom
     refused = _trigger("model_rollback", dag_env, {"reason": "try the rejected one", "to_version": str(rejected)})
     assert refused.returncode != 0 and "gates" in _tail(refused)
     assert registry.alias_version(CHAMPION) == champion
+
+
+def test_a_conf_that_relaxes_the_gates_or_moves_mlflow_is_refused_before_the_run_exists(
+    dag_env: dict[str, str], airflow_home: Path
+) -> None:
+    """The issue: `{"config": {"gates": ...}}` made a 0.017 AUC-PR model champion, `{"config": {"mlflow": ...}}`
+    sent the trainer's MLflow credentials elsewhere. Airflow now refuses both when the run is created."""
+    conf = {"config": {"gates": {"absolute": {"auc_pr": {"min": 0.0}}}, "mlflow": {"tracking_uri": "http://x"}}}
+    refused = _trigger("continuous_training", dag_env, conf)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert "Invalid input for param config: Additional properties are not allowed" in output, _tail(refused)
+    assert "('gates', 'mlflow' were unexpected)" in output
+    with sqlite3.connect(airflow_home / "airflow.db") as db:
+        runs = db.execute("SELECT count(*) FROM dag_run WHERE dag_id = 'continuous_training'").fetchone()[0]
+    assert runs == 0, "no run was created, nothing was trained"

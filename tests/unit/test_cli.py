@@ -60,3 +60,20 @@ def test_bad_config_and_bad_usage_exit_2(
     with pytest.raises(SystemExit) as usage:
         main(["validate", "--date", "yesterday"])
     assert usage.value.code == 2
+
+
+def test_requeue_returns_a_quarantined_day_for_revalidation(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["data", "generate", "--start", "2026-11-01", "--rows-per-day", "1000"])
+    main(["data", "corrupt", "--date", "2026-11-01", "--fault", "duplicate_ids"])
+    assert main(["validate", "--date", "2026-11-01"]) == 1  # quarantined
+    capsys.readouterr()
+    assert main(["requeue", "--date", "2026-11-01", "--reason", "rule relaxed"]) == 0
+    assert "back for re-validation" in capsys.readouterr().out
+    reason = json.loads((home / "lake" / "raw" / "dt=2026-11-01" / "reason.json").read_text())
+    assert [(e["event"], e.get("note")) for e in reason["history"]] == [
+        ("quarantined", None),
+        ("requeued", "rule relaxed"),
+    ]
+    assert main(["requeue", "--date", "2026-11-01"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mlops requeue: ") and "holds no data to requeue" in err and len(err.splitlines()) == 1

@@ -2,16 +2,22 @@
 
 Each test guards something a user would hit on `docker compose up`: a missing service or dependency, an
 Airflow option that does not exist, an env that points the package at the wrong store, a connection that
-does not parse, an image that does not install the locked set, a port that is not published.
+does not parse, an image that does not install the locked set, a port that is not published; and what an
+attacker would find: a credential in the repository, a default password, a port open beyond localhost, an
+MLflow without authentication, local state or secrets in the image build context.
 """
 
 from __future__ import annotations
 
+import configparser
 import importlib.util
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
+import sys
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -22,10 +28,12 @@ import pytest
 import yaml
 
 from mlops.config import load_settings
+from mlops.training.pod_spec import looks_like_secret_key
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 DOCKER_DIR = ROOT / "include" / "docker"
+GENERATE_ENV = DOCKER_DIR / "generate_env.py"
 AIRFLOW_DOCKERFILE = DOCKER_DIR / "airflow.Dockerfile"
 MLFLOW_DOCKERFILE = DOCKER_DIR / "mlflow.Dockerfile"
 LOCK_FILE = ROOT / "requirements.lock"
@@ -78,10 +86,45 @@ def raw_compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE_FILE.read_text())
 
 
+def load_generator() -> Any:
+    """include/docker/generate_env.py (what `make secrets` runs) as a module."""
+    spec = importlib.util.spec_from_file_location("generate_env", GENERATE_ENV)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines as docker compose reads an env file (comments and blank lines skipped)."""
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+@cache
+def generated_env() -> dict[str, str]:
+    """One .env as `make secrets` writes it."""
+    return dict(line.split("=", 1) for line in load_generator().render().splitlines() if not line.startswith("#"))
+
+
 @cache
 def compose() -> dict[str, Any]:
-    """The file as `docker compose up` sees it with no .env: every variable at its development default."""
-    return interpolate(raw_compose(), {})
+    """The file as `docker compose up` sees it after `make secrets`: the generated .env, other variables unset."""
+    return interpolate(raw_compose(), generated_env())
+
+
+def strings_of(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [text for value in node.values() for text in strings_of(value)]
+    if isinstance(node, list):
+        return [text for value in node for text in strings_of(value)]
+    return [node] if isinstance(node, str) else []
+
+
+def required_variables() -> set[str]:
+    """Variables the file requires (``${NAME:?...}`` or ``${NAME?...}``): compose refuses to start without them."""
+    return {match.group("name") for text in strings_of(raw_compose()) for match in _VARIABLE.finditer(text)
+            if match.group("op") in ("?", ":?")}  # fmt: skip
 
 
 def services() -> dict[str, Any]:
@@ -106,14 +149,20 @@ def command_args(service: str) -> list[str]:
     return command.split() if isinstance(command, str) else [str(arg) for arg in command]
 
 
-def published_container_ports(service: str) -> set[int]:
-    ports = set()
-    for entry in services()[service].get("ports") or []:
+def published_ports(service: str, file: dict[str, Any] | None = None) -> list[tuple[str | None, int]]:
+    """(host address or None for every address, container port) of each published port."""
+    ports = []
+    for entry in (file or compose())["services"][service].get("ports") or []:
         if isinstance(entry, dict):  # long syntax
-            ports.add(int(entry["target"]))
-        else:  # "[ip:]host:container[/proto]"
-            ports.add(int(str(entry).split("/")[0].rsplit(":", 1)[-1]))
+            ports.append((entry.get("host_ip"), int(entry["target"])))
+            continue
+        parts = str(entry).split("/")[0].split(":")  # "[ip:]host:container[/proto]"
+        ports.append((parts[0] if len(parts) == 3 else None, int(parts[-1])))
     return ports
+
+
+def published_container_ports(service: str) -> set[int]:
+    return {port for _, port in published_ports(service)}
 
 
 def volume_mounts(service: str) -> dict[str, tuple[str, bool]]:
@@ -308,7 +357,7 @@ def test_mlflow_server_command_uses_postgres_and_serves_s3_artifacts():
     assert args[:2] == ["mlflow", "server"]
     assert "--serve-artifacts" in args
     assert args[args.index("--artifacts-destination") + 1].startswith("s3://")
-    assert args[args.index("--host") + 1] == "0.0.0.0"
+    assert args[args.index("--host") + 1] == "0.0.0.0"  # inside its container; the host sees 127.0.0.1 only
     backend = urlsplit(args[args.index("--backend-store-uri") + 1])
     assert backend.scheme == "postgresql+psycopg2" and backend.hostname == "postgres"
 
@@ -318,8 +367,9 @@ def test_mlflow_server_command_uses_postgres_and_serves_s3_artifacts():
     [
         lambda: environment("airflow-apiserver")["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
         lambda: command_args("mlflow")[command_args("mlflow").index("--backend-store-uri") + 1],
+        lambda: environment("airflow-scheduler")["MLOPS__REGISTRY__LEDGER_URI"],
     ],
-    ids=["airflow", "mlflow"],
+    ids=["airflow", "mlflow", "ledger"],
 )
 def test_database_urls_match_the_roles_and_databases_postgres_creates(url):
     parsed = urlsplit(url())
@@ -426,6 +476,180 @@ def test_interpolation_follows_compose_rules():
     assert interpolate("${A:-x}", {"A": ""}) == "x"
     assert interpolate("${A-x}", {"A": ""}) == ""
     assert interpolate("$${HOSTNAME} ${A}", {"A": "1"}) == "${HOSTNAME} 1"
-    overridden = interpolate(raw_compose(), {"MINIO_ROOT_USER": "prod-user"})
+    with pytest.raises(AssertionError, match=r"\$\{A\} is required: run make secrets"):
+        interpolate("${A:?run make secrets}", {"A": ""})
+    overridden = interpolate(raw_compose(), {**generated_env(), "MINIO_ROOT_USER": "prod-user"})
     assert overridden["services"]["minio"]["environment"]["MINIO_ROOT_USER"] == "prod-user"
     assert overridden["services"]["airflow-scheduler"]["environment"]["AWS_ACCESS_KEY_ID"] == "prod-user"
+
+
+# -- no credential in the repository, nothing open beyond localhost ----------------------------------------------
+def test_compose_refuses_to_start_without_the_generated_secrets():
+    """No .env: `docker compose up` stops at the first secret and says to run `make secrets`."""
+    with pytest.raises(AssertionError, match=r"is required: run `make secrets` to create \.env"):
+        interpolate(raw_compose(), {})
+    generated = set(generated_env())
+    usernames = {name for name in generated if name.endswith("_USERNAME")}
+    assert required_variables() == generated - usernames, "make secrets and the compose file disagree"
+    for name in sorted(required_variables()):
+        env = {key: value for key, value in generated_env().items() if key != name}
+        with pytest.raises(AssertionError, match=rf"\$\{{{name}\}} is required"):
+            interpolate(raw_compose(), env)
+
+
+def test_no_credential_is_written_in_the_compose_file():
+    """Every secret-looking value, URL password and S3 key comes from a required variable, never a literal."""
+    file = with_required_shown(raw_compose())
+    envs = {name: dict(service.get("environment") or {}) for name, service in file["services"].items()}
+    envs["x-airflow-common"] = dict(file["x-airflow-common"]["environment"])
+    checked = 0
+    for where, env in envs.items():
+        for key, value in env.items():
+            value = str(value)
+            names_a_file = key.endswith(("_FILE", "_PATH"))  # where a secret is kept, not a secret
+            if (looks_like_secret_key(key) and not names_a_file) or key.endswith("_ROOT_USER"):
+                assert re.fullmatch(r"<[A-Z_]+>", value), f"{where}: {key} is a literal {value!r}"
+                checked += 1
+            for url in re.findall(r"\w[\w+.-]*://\S+", value):
+                password = urlsplit(url).password
+                assert password is None or re.fullmatch(r"<[A-Z_]+_PASSWORD>", password), f"{where}: {key}"
+    commands = {name: strings_of(service.get("command")) for name, service in file["services"].items()}
+    for where, texts in commands.items():
+        for url in (url for text in texts for url in re.findall(r"\w[\w+.-]*://\S+", text)):
+            password = urlsplit(url).password
+            assert password is None or re.fullmatch(r"<[A-Z_]+_PASSWORD>", password), f"{where}: {url}"
+    backend = commands["mlflow"][commands["mlflow"].index("--backend-store-uri") + 1]
+    assert urlsplit(backend).password == "<MLFLOW_DB_PASSWORD>"
+    assert checked >= 15, "the secret-looking keys were not found: did the environment move?"
+    text = COMPOSE_FILE.read_text()
+    for leaked in ("minio-dev-secret", "change-me", "admin:admin@", "POSTGRES_PASSWORD: postgres"):
+        assert leaked not in text
+
+
+def with_required_shown(node: Any) -> Any:
+    """The file with every required variable shown as ``<NAME>`` and every other one at its default."""
+    if isinstance(node, dict):
+        return {key: with_required_shown(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [with_required_shown(value) for value in node]
+    if not isinstance(node, str):
+        return node
+    return interpolate(re.sub(r"\$\{([A-Za-z_]\w*):?\?[^}]*\}", r"<\1>", node), {})
+
+
+def test_make_secrets_writes_a_private_env_once_with_random_values(tmp_path: Path):
+    target = tmp_path / ".env"
+    make = ["make", "-s", "-C", str(ROOT), "secrets", f"ENV_FILE={target}", f"PYTHON={sys.executable}"]
+    first = subprocess.run(make, capture_output=True, text=True, check=True)
+    assert "wrote" in first.stdout
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600, "the secrets file must be readable by its owner only"
+    env = read_env_file(target)
+    assert set(env) == set(generated_env())
+    secret_values = [value for name, value in env.items() if not name.endswith("_USERNAME")]
+    assert len(set(secret_values)) == len(secret_values), "every secret is generated on its own"
+    for name, value in env.items():
+        assert re.fullmatch(r"[A-Za-z0-9_=-]+", value), f"{name} is not URL-safe: it goes into database URLs"
+        if not name.endswith(("_USERNAME", "_ROOT_USER")):
+            assert len(value) >= 32, f"{name} is too short to be a secret"
+    from cryptography.fernet import Fernet
+
+    Fernet(env["AIRFLOW_FERNET_KEY"])  # a valid key, or Airflow cannot encrypt connections
+    assert env != generated_env() and read_env_file(target) != dict(generated_env()), "values must be random"
+    interpolate(raw_compose(), env)  # compose starts with it
+
+    before = target.read_bytes()
+    second = subprocess.run(make, capture_output=True, text=True, check=True)
+    assert "left untouched" in second.stdout and target.read_bytes() == before, "an existing .env is never replaced"
+
+
+def test_the_secrets_file_stays_out_of_git_and_out_of_images():
+    if shutil.which("git") and (ROOT / ".git").exists():
+        ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT)
+        assert ignored.returncode == 0, ".env is not ignored by git"
+    for path in (".env", ".venv/bin/python", "var/lake/raw/x.parquet", ".git/HEAD", "include/mlops/__pycache__/x.pyc"):
+        assert dockerignored(path), f"{path} is sent to the Docker daemon with the build context"
+    for path in ("requirements.lock", "pyproject.toml", "README.md", "include/mlops/config.py", "dags/x.py",
+                 "plugins/x.py", "include/contracts/card_transactions.yaml"):  # fmt: skip
+        assert not dockerignored(path), f"{path} is copied by a Dockerfile but excluded from the build context"
+
+
+def dockerignored(path: str) -> bool:
+    """Whether Docker leaves ``path`` out of the build context (.dockerignore: last matching rule wins)."""
+    import fnmatch
+
+    ignored = False
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        rule = line.strip()
+        if not rule or rule.startswith("#"):
+            continue
+        negate = rule.startswith("!")
+        pattern = rule.lstrip("!").strip("/")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if pattern.startswith("**/"):
+            hit = any(fnmatch.fnmatch(part, pattern[3:]) for part in parts)
+        else:
+            hit = any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes)
+        if hit:
+            ignored = not negate
+    return ignored
+
+
+def test_published_ports_listen_on_localhost_unless_configured():
+    for name in services():
+        for address, port in published_ports(name):
+            assert address == "127.0.0.1", f"{name} publishes {port} on {address or 'every address'}"
+    assert published_ports("postgres") == [], "the databases are reachable only inside the compose network"
+    exposed = interpolate(raw_compose(), {**generated_env(), "MLOPS_BIND_ADDRESS": "0.0.0.0"})
+    assert {address for address, _ in published_ports("airflow-apiserver", exposed)} == {"0.0.0.0"}
+
+
+def test_the_promotion_ledger_is_on_postgres_in_every_airflow_component():
+    ledgers = {load_settings(env=environment(name)).ledger_uri for name in AIRFLOW_SERVICES}
+    assert len(ledgers) == 1, "every component must record promotions in the same ledger"
+    (uri,) = ledgers
+    parsed = urlsplit(uri)
+    expected = ("postgresql+psycopg2", "postgres", "mlops", "/mlops")
+    assert (parsed.scheme, parsed.hostname, parsed.username, parsed.path) == expected
+    assert parsed.password == environment("postgres")["MLOPS_DB_PASSWORD"]
+
+
+def test_mlflow_requires_a_login_and_the_airflow_clients_have_one(monkeypatch: pytest.MonkeyPatch):
+    args = command_args("mlflow")
+    assert args[args.index("--app-name") + 1] == "basic-auth", "an unauthenticated MLflow is open to the network"
+    env = environment("mlflow")
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == generated_env()["MLFLOW_ADMIN_PASSWORD"]
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"], "the auth app refuses to start without a session key"
+    config_path = env["MLFLOW_AUTH_CONFIG_PATH"]
+    mounts = volume_mounts("mlflow")
+    source, read_only = mounts[config_path]
+    assert read_only and (ROOT / source).is_file()
+    ini = configparser.ConfigParser()
+    ini.read(ROOT / source)
+    assert "admin_password" not in ini["mlflow"], "the admin password comes from the environment, never a file"
+
+    # MLflow's own reader (its module alone: the auth package needs Flask-WTF, installed in the MLflow image only).
+    reader = importlib.util.find_spec("mlflow")
+    assert reader and reader.submodule_search_locations
+    path = Path(next(iter(reader.submodule_search_locations))) / "server" / "auth" / "config.py"
+    spec = importlib.util.spec_from_file_location("mlflow_auth_config", path)
+    assert spec and spec.loader
+    auth_config = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(auth_config)
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(ROOT / source))
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", env["MLFLOW_AUTH_ADMIN_PASSWORD"])
+    config = auth_config.read_auth_config()  # the file is what the server will load
+    assert config.admin_password == env["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    assert config.default_permission == "NO_PERMISSIONS"
+    store = config.database_uri.removeprefix("sqlite:///")
+    assert config.database_uri.startswith("sqlite:////") and os.path.dirname(store) in mounts
+    assert mounts[os.path.dirname(store)][0] in compose()["volumes"], "the user store must survive a restart"
+    dockerfile = dockerfile_text(MLFLOW_DOCKERFILE)
+    assert "mkdir -p /var/lib/mlflow-auth" in dockerfile
+    assert re.search(r"uv pip install[^\n]*\bflask-wtf\b", dockerfile), "the basic-auth app needs Flask-WTF"
+    for name in AIRFLOW_SERVICES:
+        client = environment(name)
+        assert client["MLFLOW_TRACKING_USERNAME"] == env["MLFLOW_AUTH_ADMIN_USERNAME"], name
+        assert client["MLFLOW_TRACKING_PASSWORD"] == env["MLFLOW_AUTH_ADMIN_PASSWORD"], name
+    health = " ".join(services()["mlflow"]["healthcheck"]["test"])
+    assert "/health" in health, "the healthcheck must use the one route basic auth leaves open"

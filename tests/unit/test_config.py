@@ -1,4 +1,4 @@
-"""Settings layering (defaults < YAML < env < conf) and errors that name the key and who set it."""
+"""Settings layering (defaults < YAML < env < run overrides), the run allow-list, errors that name the key."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.config import ConfigError, load_settings
+from mlops.config import ConfigError, check_run_overrides, load_settings, run_overrides_schema
 
 
 def test_defaults_put_everything_under_mlops_home(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_wrong_value_names_key_and_layer(tmp_path: Path) -> None:
 
 
 def test_unknown_key_and_bad_choice_are_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"training\.backnd.*DAG-run conf"):
+    with pytest.raises(ConfigError, match=r"training\.backnd.*code overrides"):
         load_settings(conf={"training": {"backnd": "local"}}, env={"MLOPS_HOME": str(tmp_path)})
     with pytest.raises(ConfigError, match=r"promotion\.policy"):
         load_settings(conf={"promotion": {"policy": "sometimes"}}, env={"MLOPS_HOME": str(tmp_path)})
@@ -84,3 +84,73 @@ def test_xgboost_params_merge_but_other_mappings_are_replaced(tmp_path: Path) ->
     assert settings.model.params["max_depth"] == 3 and settings.model.params["subsample"] == 0.8
     assert settings.kubernetes.node_selector == {"pool": "gpu"}
     assert set(settings.gates.absolute) == {"auc_pr"}
+
+
+# -- a run's overrides: an allow-list -----------------------------------------------------------------------
+#: What the issue reproduced: a run's conf relaxed the gates (a 0.017 AUC-PR model became champion) and
+#: pointed the trainer's MLflow credentials at another host. Each must be refused, naming the key.
+REFUSED = [
+    ({"gates": {"absolute": {"auc_pr": {"min": 0.0}}}}, "config.gates", "reviewed config file"),
+    ({"mlflow": {"tracking_uri": "http://elsewhere"}}, "config.mlflow", "never per run"),
+    ({"promotion": {"policy": "auto"}}, "config.promotion", "never per run"),
+    ({"registry": {"ledger_uri": "sqlite:////tmp/other.db"}}, "config.registry", "never per run"),
+    ({"kubernetes": {"image": "evil:latest"}}, "config.kubernetes", "never per run"),
+    ({"dataset": {"lake_uri": "s3://other"}}, "config.dataset", "never per run"),
+    ({"home": "/tmp/elsewhere"}, "config.home", "never per run"),
+    ({"training": {"holdout_days": 1}}, "config.training.holdout_days", "never per run"),
+    ({"model": {"decision_threshold": 0.01}}, "config.model.decision_threshold", "never per run"),
+    ({"model": {"params": {"objective": "reg:squarederror"}}}, "config.model.params", "objective is set by the"),
+    ({"modle": {"params": {}}}, "config.modle", "unknown setting"),
+    ({"model": {"num_boost_round": 0}}, "config.model.num_boost_round", "greater than or equal to 1"),
+]
+
+
+@pytest.mark.parametrize(("conf", "key", "why"), REFUSED, ids=[key for _, key, _ in REFUSED])
+def test_run_overrides_outside_the_allow_list_are_refused_naming_the_key(
+    tmp_path: Path, conf: dict, key: str, why: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(run_overrides=conf, env={"MLOPS_HOME": str(tmp_path)})
+    message = str(refused.value)
+    assert key in message and why in message and "\n" not in message
+    if "per run" in why or "unknown" in why:
+        assert "model.params, model.num_boost_round, model.early_stopping_rounds, training.window_days" in message
+
+
+def test_allowed_run_overrides_apply_over_every_layer(tmp_path: Path) -> None:
+    config = tmp_path / "mlops.yaml"
+    config.write_text("model: {params: {max_depth: 8}, num_boost_round: 500}\ngates: {champion_tolerance: 0.01}\n")
+    env = {"MLOPS_HOME": str(tmp_path), "MLOPS_CONFIG": str(config)}
+    overrides = {"model": {"params": {"eta": 0.05}, "num_boost_round": 50, "early_stopping_rounds": 5},
+                 "training": {"window_days": 14}}  # fmt: skip
+    settings = load_settings(run_overrides=overrides, env=env)
+    assert settings.model.params["eta"] == 0.05 and settings.model.params["max_depth"] == 8  # merged
+    assert (settings.model.num_boost_round, settings.model.early_stopping_rounds) == (50, 5)
+    assert settings.training.window_days == 14
+    assert settings.gates.champion_tolerance == 0.01  # the reviewed file's gates, untouched
+    assert check_run_overrides(overrides) == overrides
+    assert check_run_overrides(None) == {} and check_run_overrides({}) == {}
+
+
+def test_the_trigger_time_schema_refuses_what_the_allow_list_refuses() -> None:
+    """Airflow validates the `config` param with this schema when a run is created (form, REST API, CLI)."""
+    import jsonschema
+
+    schema = run_overrides_schema()
+    jsonschema.validate({"model": {"params": {"max_depth": 4}, "num_boost_round": 20}}, schema)
+    jsonschema.validate({"training": {"window_days": 7}}, schema)
+    jsonschema.validate({}, schema)
+    for conf, key, why in REFUSED:
+        with pytest.raises(jsonschema.ValidationError) as refused:
+            jsonschema.validate(conf, schema)
+        if "per run" in why or "unknown" in why:  # a refused key is named; a bad value is shown
+            assert f"'{key.rsplit('.', 1)[-1]}' was unexpected" in str(refused.value), key
+
+
+def test_a_ledger_uri_of_an_unknown_database_is_a_config_error_without_its_password(tmp_path: Path) -> None:
+    env = {"MLOPS_HOME": str(tmp_path), "MLOPS__REGISTRY__LEDGER_URI": "mysql://ledger:s3cr3t-pass@db/ledger"}
+    with pytest.raises(ConfigError, match=r"registry\.ledger_uri: .*SQLite or PostgreSQL") as refused:
+        load_settings(env=env)
+    assert "s3cr3t-pass" not in str(refused.value) and "ledger:***@db" in str(refused.value)
+    ok = load_settings(env={**env, "MLOPS__REGISTRY__LEDGER_URI": "postgresql+psycopg2://u:p@db:5432/ledger"})
+    assert ok.ledger_uri.startswith("postgresql+psycopg2://")

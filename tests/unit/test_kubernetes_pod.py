@@ -24,7 +24,13 @@ import pytest
 import yaml
 
 from mlops.config import PROJECT_ROOT, Settings, load_settings
-from mlops.training.pod_spec import TRAINING_COMMAND, check_env, looks_like_secret_key, looks_like_secret_value
+from mlops.training.pod_spec import (
+    SCRATCH_MOUNTS,
+    TRAINING_COMMAND,
+    check_env,
+    looks_like_secret_key,
+    looks_like_secret_value,
+)
 
 K8S_DIR = PROJECT_ROOT / "include" / "k8s"
 RUN_ID = "manual__2026-11-10T06:30:00.123456+00:00"
@@ -262,6 +268,7 @@ def test_pod_hardening_and_metadata(default_manifest) -> None:
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
     }
     assert spec["automountServiceAccountToken"] is False
     assert spec["restartPolicy"] == "Never"
@@ -276,6 +283,24 @@ def test_pod_hardening_and_metadata(default_manifest) -> None:
     for key, value in labels.items():
         assert LABEL_VALUE.match(value), (key, value)
     assert metadata["annotations"]["mlops/run-id"] == RUN_ID
+
+
+def test_root_filesystem_is_read_only_and_scratch_is_one_empty_dir(default_manifest) -> None:
+    """A compromised trainer cannot rewrite the image; what it may write dies with the pod, within a limit."""
+    main = container(default_manifest)
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    (volume,) = default_manifest["spec"]["volumes"]
+    assert set(volume) == {"name", "emptyDir"} and volume["emptyDir"]["sizeLimit"], "scratch is an emptyDir, bounded"
+    mounts = {mount["mountPath"]: mount for mount in main["volumeMounts"]}
+    assert set(mounts) == set(SCRATCH_MOUNTS)
+    assert all(mount["name"] == volume["name"] and not mount.get("readOnly") for mount in mounts.values())
+    assert len({mount["subPath"] for mount in mounts.values()}) == len(mounts), "each folder gets its own sub-path"
+    # Every folder the trainer image declares writable (and /tmp) is on the scratch volume.
+    dockerfile = (K8S_DIR / "trainer.Dockerfile").read_text()
+    writable = {"/tmp", *(re.search(rf"\b{name}=(\S+)", dockerfile).group(1) for name in ("HOME", "MLOPS_HOME"))}
+    assert writable == set(mounts)
+    env = {item["name"]: item["value"] for item in main["env"]}
+    assert env["MLOPS_HOME"] in mounts, "the DAG's MLOPS_HOME must be writable in the pod"
 
 
 def test_operator_lifecycle_options(airflow_env, tmp_path: Path) -> None:
@@ -320,7 +345,7 @@ def test_operator_serializes_like_the_dag_processor_does(airflow_env, tmp_path: 
 
 def test_managed_arguments_cannot_be_overridden(airflow_env, tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    for name, value in [("do_xcom_push", True), ("env_from", []), ("image", "evil:latest")]:
+    for name, value in [("do_xcom_push", True), ("env_from", []), ("image", "evil:latest"), ("volumes", [])]:
         with pytest.raises(TypeError, match=name):
             build_operator(settings, **{name: value})
 
@@ -499,12 +524,12 @@ def test_trainer_dockerfile_uses_cuda_the_lock_and_the_entrypoint() -> None:
 def test_example_manifests_validate_and_hold_no_secrets(validate, newest_schema) -> None:
     documents = [
         doc
-        for name in ("namespace-rbac.yaml", "secret.example.yaml")
+        for name in ("namespace-rbac.yaml", "secret.example.yaml", "networkpolicy.example.yaml")
         for doc in yaml.safe_load_all((K8S_DIR / name).read_text())
         if doc
     ]
     kinds = {doc["kind"]: doc for doc in documents}
-    assert set(kinds) == {"Namespace", "ServiceAccount", "Role", "RoleBinding", "Secret"}
+    assert set(kinds) == {"Namespace", "ServiceAccount", "Role", "RoleBinding", "Secret", "NetworkPolicy"}
     for doc in documents:
         assert validate.validate(doc, newest_schema, strict=True)
     assert kinds["Namespace"]["metadata"]["name"] == "mlops"
@@ -527,3 +552,22 @@ def test_example_manifests_validate_and_hold_no_secrets(validate, newest_schema)
     assert settings.kubernetes.credentials_secret == secret["metadata"]["name"]
     assert settings.kubernetes.service_account == kinds["ServiceAccount"]["metadata"]["name"]
     assert settings.kubernetes.namespace == kinds["Namespace"]["metadata"]["name"]
+
+
+def test_network_policy_isolates_the_training_pod(default_manifest) -> None:
+    """No inbound connection; outbound only to named services and public HTTPS, never the metadata service."""
+    (policy,) = [doc for doc in yaml.safe_load_all((K8S_DIR / "networkpolicy.example.yaml").read_text()) if doc]
+    spec = policy["spec"]
+    assert policy["metadata"]["namespace"] == Settings().kubernetes.namespace
+    selected = spec["podSelector"]["matchLabels"]
+    assert selected.items() <= default_manifest["metadata"]["labels"].items(), "the policy must select the pod"
+    assert set(spec["policyTypes"]) == {"Ingress", "Egress"} and spec["ingress"] == []
+    for rule in spec["egress"]:
+        assert rule.get("ports"), "every egress rule names its ports"
+        for peer in rule["to"]:
+            block = peer.get("ipBlock")
+            if block and block["cidr"] == "0.0.0.0/0":
+                assert "169.254.0.0/16" in block["except"], "the cloud metadata service must stay unreachable"
+                assert {port["port"] for port in rule["ports"]} == {443}
+    dns = [rule for rule in spec["egress"] if {port["port"] for port in rule["ports"]} == {53}]
+    assert dns, "without DNS the pod cannot resolve MLflow or S3"

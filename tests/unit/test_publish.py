@@ -238,3 +238,37 @@ def test_run_ids_become_distinct_hidden_free_path_segments(lake: Lake) -> None:
     assert first != second and ":" not in leaf and "+" not in leaf
     assert lake.staging("scores", DAY, "run-1").endswith("/scores/dt=2026-11-10/_staging/run-1")
     assert not lake.staging("scores", DAY, ".hidden").rsplit("/", 1)[-1].startswith(".")
+
+
+def test_local_data_and_renames_reach_the_disk_before_the_marker(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A power cut after the marker must never find a marker in front of data (or a rename) still in the page cache."""
+    import os
+
+    final = lake.partition("scores", DAY)
+    publish_partition(lake, final, _writer(lake, part=[0]))  # an old output to swap away
+    events: list[tuple[str, str]] = []
+    fsync, rename = os.fsync, os.rename
+
+    def recording_fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def recording_rename(src: str, dst: str, *args: object, **kwargs: object) -> None:
+        rename(src, dst, *args, **kwargs)
+        events.append(("rename", os.path.realpath(dst)))
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "rename", recording_rename)
+    publish_partition(lake, final, _writer(lake, a=[1], b=[2]), json_files={STATS: {"rows": 2}})
+    monkeypatch.undo()
+
+    real = os.path.realpath(final)
+    marker = f"{real}/{SUCCESS}"
+    at_marker = events.index(("rename", marker))
+    swapped = max(i for i, event in enumerate(events[:at_marker]) if event == ("rename", real))
+    synced_after_swap = {path for kind, path in events[swapped:at_marker] if kind == "fsync"}
+    published = {f"{real}/{name}" for name in ("a.parquet", "b.parquet", STATS)}
+    assert published <= synced_after_swap, f"files not on disk before the marker: {published - synced_after_swap}"
+    assert {real, os.path.dirname(real)} <= synced_after_swap, "the swap's renames must be durable before the marker"
+    assert ("fsync", real) in events[at_marker:], "the marker's own name must be made durable"
+    assert _contents(lake, final) == {"a.parquet": [1], "b.parquet": [2]}

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from mlops.config import Settings, load_settings
-from mlops.registry import CHALLENGER, CHAMPION, PromotionConflict, Registry, RegistryError
+from mlops.registry import CHALLENGER, CHAMPION, AliasOutOfSync, PromotionConflict, Registry, RegistryError
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -89,12 +89,20 @@ def registry(settings: Settings, logged_model: tuple[str, str]) -> Iterator[Regi
     registry.ledger().dispose()
 
 
-def _register(registry: Registry, logged_model: tuple[str, str], passed: bool | None = True) -> str:
-    run_id, model_uri = logged_model
+def _new_run(registry: Registry) -> str:
+    """A training run of its own (registration is idempotent per run): an empty MLflow run is enough."""
+    experiment = registry.client.get_experiment_by_name("registry-tests")
+    return registry.client.create_run(experiment.experiment_id).info.run_id
+
+
+def _register(
+    registry: Registry, logged_model: tuple[str, str], passed: bool | None = True, run_id: str | None = None
+) -> str:
+    _, model_uri = logged_model
     tags = {"lineage.data_rev": "abc123", "metrics.auc_pr": "0.42"}
     if passed is not None:
         tags["gates.passed"] = "true" if passed else "false"
-    return registry.register(run_id, model_uri, tags)
+    return registry.register(run_id or _new_run(registry), model_uri, tags)
 
 
 def _who(**extra: str) -> dict[str, str]:
@@ -103,8 +111,9 @@ def _who(**extra: str) -> dict[str, str]:
 
 # -- registration -----------------------------------------------------------------------------------------
 def test_register_creates_ready_versions_with_tags(registry: Registry, logged_model: tuple[str, str]) -> None:
-    run_id, model_uri = logged_model
-    first = _register(registry, logged_model)
+    _, model_uri = logged_model
+    run_id = _new_run(registry)
+    first = _register(registry, logged_model, run_id=run_id)
     second = _register(registry, logged_model, passed=False)
 
     assert (first, second) == ("1", "2")
@@ -224,7 +233,9 @@ def test_mlflow_and_ledger_disagreeing_is_reported_and_repairable(
     # What a failed ledger commit after a successful MLflow call leaves behind:
     registry.client.set_registered_model_alias(registry.name, CHAMPION, v2)
 
-    with pytest.raises(RegistryError, match=r"points to version 2 but the ledger head is 1.*resync_alias"):
+    with pytest.raises(
+        AliasOutOfSync, match=r"points to version 2 but the ledger .* says version 1.*mlops models --resync"
+    ):
         registry.promote(v2, v1, **_who())
     assert len(registry.ledger().moves(registry.name)) == 1
 
@@ -284,11 +295,11 @@ def test_rollback_to_previous_and_to_a_named_version(registry: Registry, logged_
 
 def test_rollback_without_a_previous_champion_errors(registry: Registry, logged_model: tuple[str, str]) -> None:
     assert registry.alias_version(CHAMPION) is None  # not even registered yet
-    with pytest.raises(RegistryError, match="no previous champion"):
+    with pytest.raises(RegistryError, match="no earlier champion"):
         registry.rollback(None, **_who())
     version = _register(registry, logged_model)
     registry.promote(version, None, **_who())
-    with pytest.raises(RegistryError, match="no previous champion"):
+    with pytest.raises(RegistryError, match="no earlier champion"):
         registry.rollback(None, **_who())
     assert registry.alias_version(CHAMPION) == version
     assert len(registry.ledger().moves(registry.name)) == 1

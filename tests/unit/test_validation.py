@@ -14,12 +14,15 @@ from mlops.config import Settings, load_settings
 from mlops.data.faults import FAULTS, inject_fault
 from mlops.data.lake import REASON, SUCCESS, VALIDATED, Lake
 from mlops.data.landing import land_days
-from mlops.errors import InputError
+from mlops.errors import InfrastructureError, InputError
 from mlops.validation import (
+    LakeReadError,
+    NothingToRequeue,
     PartitionNotReady,
     ValidationFailed,
     check_partition,
     mark_validated,
+    requeue_partition,
     validate_and_version,
     validate_partition,
 )
@@ -160,3 +163,72 @@ def test_missing_and_extra_columns_are_both_named(settings: Settings, lake: Lake
         ("column_present", "country"),
         ("no_extra_columns", "country_code"),
     }
+
+
+# -- transient is not invalid ---------------------------------------------------------------------------------
+def _failing_reads(lake: Lake, monkeypatch: pytest.MonkeyPatch, failures: int) -> list[str]:
+    """The next ``failures`` opens of a parquet file raise a connection reset; returns the paths tried."""
+    import mlops.validation
+
+    monkeypatch.setattr(mlops.validation, "READ_RETRY_SECONDS", (0.0, 0.0))
+    real_open, tried = lake.fs.open, []
+
+    def flaky_open(path: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if str(path).endswith(".parquet"):
+            tried.append(str(path))
+            if len(tried) <= failures:
+                raise ConnectionResetError(104, "Connection reset by peer")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(lake.fs, "open", flaky_open)
+    return tried
+
+
+def test_a_read_error_is_retried_and_never_quarantines_a_good_day(
+    settings: Settings, lake: Lake, landed_day: dt.date, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue: a connection reset while reading quarantined a good day. Now: retry, then an infrastructure error."""
+    tried = _failing_reads(lake, monkeypatch, failures=99)
+    with pytest.raises(LakeReadError, match="Connection reset by peer.*NOT quarantined") as error:
+        check_partition(settings, landed_day, lake)
+    assert isinstance(error.value, InfrastructureError) and not isinstance(error.value, InputError), "retried"
+    assert len(tried) == 3, "read three times before giving up"
+    assert lake.exists(lake.partition("raw", landed_day)) and not lake.exists(lake.partition("quarantine", landed_day))
+    assert len(str(error.value).splitlines()) == 1
+
+
+def test_a_read_that_fails_once_is_retried_in_place(
+    settings: Settings, lake: Lake, landed_day: dt.date, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tried = _failing_reads(lake, monkeypatch, failures=1)
+    assert check_partition(settings, landed_day, lake).passed
+    assert len(tried) == 2
+
+
+def test_a_quarantined_day_is_requeued_with_its_history(settings: Settings, lake: Lake, landed_day: dt.date) -> None:
+    good = lake.read_partition(lake.partition("raw", landed_day))
+    inject_fault(lake, landed_day, "duplicate_ids")
+    with pytest.raises(ValidationFailed):
+        check_partition(settings, landed_day, lake)
+    with pytest.raises(NothingToRequeue, match="exists already"):
+        lake.write_parquet(good, f"{lake.partition('raw', landed_day)}/part-00000.parquet")
+        requeue_partition(lake, landed_day, actor="alice")
+    lake.remove(lake.partition("raw", landed_day))
+
+    raw = requeue_partition(lake, landed_day, actor="alice", note="contract v1.0.1 allows it")
+    assert raw == lake.url(lake.partition("raw", landed_day)) and not lake.exists(
+        lake.partition("quarantine", landed_day)
+    )
+    reason = lake.read_json(lake.marker("raw", landed_day, REASON))
+    assert [e["event"] for e in reason["history"]] == ["quarantined", "requeued"]
+    assert reason["history"][1]["by"] == "alice" and "[unique]" in reason["history"][0]["why"]
+    with pytest.raises(ValidationFailed):  # still broken: quarantined again, the history goes with it
+        check_partition(settings, landed_day, lake)
+    reason = lake.read_json(lake.marker("quarantine", landed_day, REASON))
+    assert [e["event"] for e in reason["history"]] == ["quarantined", "requeued", "quarantined"]
+
+    requeue_partition(lake, landed_day, actor="alice")
+    lake.write_parquet(good, lake.data_files(lake.partition("raw", landed_day))[0])  # the producer's fix
+    assert check_partition(settings, landed_day, lake).passed
+    with pytest.raises(NothingToRequeue, match="holds no data"):
+        requeue_partition(lake, landed_day, actor="alice")

@@ -1,6 +1,9 @@
-"""The Assets that chain the DAGs: data_validation -> (continuous_training, batch_scoring) -> drift_monitoring."""
+"""The Assets that chain the DAGs: data_validation -> (continuous_training, batch_scoring) -> drift_monitoring,
+and the champion Asset that every champion change (promotion or rollback) emits, for users to schedule on."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from airflow.sdk import Asset
 
@@ -20,3 +23,22 @@ def validated_data_asset(settings: Settings) -> Asset:
 def scores_asset(settings: Settings) -> Asset:
     """Emitted once per scored day (extra: date, model version, rows); drift monitoring schedules on it."""
     return _lake_asset(settings, "scores", "scores")
+
+
+def champion_asset(settings: Settings) -> Asset:
+    """``<model>.champion``: emitted when ``champion`` moves (extra: version, previous, reason, actor, run).
+
+    Its URI is the MLflow URI that loads the champion, so a DAG scheduled on it knows what to load.
+    """
+    return Asset(name=f"{settings.model_name}.champion", uri=f"models:/{settings.model_name}@champion", group="mlops")
+
+
+def record_champion_change(outlet_events: Any, asset: Asset, move: dict[str, Any]) -> None:
+    """Put a ledger move (``AliasMove.__dict__``) on the champion Asset's event of the running task."""
+    outlet_events[asset].extra = {
+        "version": move["to_version"],
+        "previous": move["from_version"],
+        "reason": move["reason"],
+        "actor": move["actor"],
+        "run": move["run"],
+    }

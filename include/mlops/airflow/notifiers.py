@@ -1,17 +1,141 @@
-"""Where failures and drift breaches are reported: log lines today, the place to add Slack or e-mail."""
+"""Alerts that reach people: failures, quarantines, drift breaches, promotions and rollbacks.
+
+Every alert is one log line (the default, always), and also an e-mail and a Slack message when a connection
+is configured. Until the config has an ``alerts:`` section, the environment configures delivery:
+
+* ``MLOPS_ALERT_SMTP_CONN_ID``: an Airflow SMTP connection (SMTP provider); the mail goes to
+  ``MLOPS_ALERT_EMAIL_TO`` (comma-separated), from ``MLOPS_ALERT_EMAIL_FROM`` or the connection's ``from_email``;
+* ``MLOPS_ALERT_SLACK_CONN_ID``: an Airflow Slack incoming-webhook connection (``slackwebhook``, Slack provider);
+* ``MLOPS_AIRFLOW_URL``: the Airflow UI, to put a link to the task in the message (``make up`` sets it).
+
+Every message names the DAG, the day it is about and the reason. A delivery that fails is logged and never
+raised: an alert must not fail (or retry) the task it reports on.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from airflow.sdk import BaseNotifier
 
 log = logging.getLogger("mlops.notify")
 
+SMTP_CONN_ENV, EMAIL_TO_ENV, EMAIL_FROM_ENV = (
+    "MLOPS_ALERT_SMTP_CONN_ID",
+    "MLOPS_ALERT_EMAIL_TO",
+    "MLOPS_ALERT_EMAIL_FROM",
+)
+SLACK_CONN_ENV = "MLOPS_ALERT_SLACK_CONN_ID"
+AIRFLOW_URL_ENV = "MLOPS_AIRFLOW_URL"
+
+TITLES = {
+    "failure": "FAILED",
+    "quarantine": "QUARANTINED",
+    "drift": "DRIFT",
+    "promotion": "PROMOTED",
+    "rollback": "ROLLED BACK",
+}
+_LEVELS = {"failure": logging.ERROR, "quarantine": logging.ERROR, "drift": logging.WARNING}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One thing people should hear about."""
+
+    kind: str  # one of TITLES
+    dag_id: str
+    day: str
+    reason: str
+    task_id: str = "?"
+    run_id: str = "?"
+    details: str = ""
+
+    @property
+    def subject(self) -> str:
+        first = self.reason.splitlines()[0] if self.reason else ""
+        return f"[mlops] {TITLES[self.kind]} {self.dag_id} {self.day}: {first[:140]}"
+
+    def text(self, env: Mapping[str, str] | None = None) -> str:
+        env = os.environ if env is None else env
+        lines = [
+            f"{TITLES[self.kind]}: {self.dag_id} for {self.day}",
+            f"reason: {self.reason}",
+            f"task: {self.dag_id}.{self.task_id}, run {self.run_id}",
+        ]
+        base = (env.get(AIRFLOW_URL_ENV) or "").rstrip("/")
+        if base and self.run_id != "?":
+            where = f"{base}/dags/{quote(self.dag_id, safe='')}/runs/{quote(self.run_id, safe='')}"
+            lines.append(
+                f"open: {where}/tasks/{quote(self.task_id, safe='')}" if self.task_id != "?" else f"open: {where}"
+            )
+        if self.details:
+            lines += ["", self.details]
+        return "\n".join(lines)
+
+
+def _send_email(alert: Alert, conn_id: str, env: Mapping[str, str]) -> None:
+    from html import escape
+
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    recipients = [address.strip() for address in env.get(EMAIL_TO_ENV, "").split(",") if address.strip()]
+    if not recipients:
+        raise ValueError(f"{SMTP_CONN_ENV} is set but {EMAIL_TO_ENV} names no recipient")
+    with SmtpHook(smtp_conn_id=conn_id) as hook:
+        hook.send_email_smtp(to=recipients, subject=alert.subject, from_email=env.get(EMAIL_FROM_ENV) or None,
+                             html_content=f"<pre>{escape(alert.text(env), quote=False)}</pre>")  # fmt: skip
+
+
+def _send_slack(alert: Alert, conn_id: str, env: Mapping[str, str]) -> None:
+    from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+    SlackWebhookHook(slack_webhook_conn_id=conn_id).send(text=f"*{alert.subject}*\n{alert.text(env)}")
+
+
+def deliver(alert: Alert, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Log the alert, then send it through every configured channel; returns ``{channel: outcome}``."""
+    env = os.environ if env is None else env
+    log.log(_LEVELS.get(alert.kind, logging.INFO), "%s", alert.subject)
+    outcomes = {"log": "written"}
+    channels = ((SMTP_CONN_ENV, "email", _send_email), (SLACK_CONN_ENV, "slack", _send_slack))
+    for variable, channel, send in channels:
+        conn_id = env.get(variable)
+        if not conn_id:
+            continue
+        try:
+            send(alert, conn_id, env)
+            outcomes[channel] = "sent"
+        except Exception as exc:  # an alert must never fail the task it reports on
+            log.exception("could not send the %s alert through %s %r", channel, variable, conn_id)
+            outcomes[channel] = f"failed: {exc}"
+    return outcomes
+
+
+def _where(context: Mapping[str, Any]) -> dict[str, str]:
+    """DAG, task, run and the day the run is about (``params.date`` when given, else the logical date)."""
+    ti = context.get("ti") or context.get("task_instance")
+    params = context.get("params") or {}
+    day = params.get("date") if isinstance(params, Mapping) else None
+    day = day or context.get("ds")
+    if not day:
+        dag_run = context.get("dag_run")
+        when = getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)
+        day = when.date().isoformat() if when is not None else "?"
+    return {
+        "dag_id": str(getattr(ti, "dag_id", "?")),
+        "task_id": str(getattr(ti, "task_id", "?")),
+        "run_id": str(getattr(ti, "run_id", "?")),
+        "day": str(day),
+    }
+
 
 class LogFailureNotifier(BaseNotifier):
-    """Say in one line which task failed, for which run and why.
+    """A failed task: which task, which run, which day and why; a broken data contract is a quarantine.
 
     ``hint`` (templated) tells the reader what the failure usually means and what to do.
     """
@@ -23,28 +147,48 @@ class LogFailureNotifier(BaseNotifier):
         self.hint = hint
 
     def notify(self, context: Any) -> None:
-        ti = context.get("ti") or context.get("task_instance")
         exception = context.get("exception")
-        log.error(
-            "FAILED dag=%s task=%s run=%s try=%s: %s",
-            getattr(ti, "dag_id", "?"),
-            getattr(ti, "task_id", "?"),
-            getattr(ti, "run_id", "?"),
-            getattr(ti, "try_number", "?"),
-            str(exception).splitlines()[0] if exception else "no exception recorded",
-        )
-        if self.hint:
-            log.error("%s", self.hint)
+        text = str(exception) if exception else "no exception recorded"
+        first = text.splitlines()[0] if text else text
+        # The error policy turns ValidationFailed into "ValidationFailed: <verdict>" (no retry): the day was
+        # moved to quarantine/ with its reason.json.
+        kind = "quarantine" if first.startswith("ValidationFailed") else "failure"
+        where = _where(context)
+        try_number = getattr(context.get("ti") or context.get("task_instance"), "try_number", "?")
+        log.error("FAILED dag=%s task=%s run=%s try=%s: %s", where["dag_id"], where["task_id"], where["run_id"],
+                  try_number, first)  # fmt: skip
+        details = "\n".join(part for part in (self.hint, text if text != first else "") if part)
+        deliver(Alert(kind, reason=first, details=details, **where))
 
 
 class DriftBreachNotifier(BaseNotifier):
-    """Every drift breach goes through here, so delivery (log, Slack, e-mail) is decided in one place."""
+    """A drift breach of the champion's inputs or scores (whether or not it triggers a training run)."""
 
     template_fields = ("message",)
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, day: str | None = None) -> None:
         super().__init__()
         self.message = message
+        self.day = day
 
     def notify(self, context: Any) -> None:
-        log.warning("DRIFT %s", self.message)
+        where = _where(context)
+        if self.day:
+            where["day"] = self.day
+        deliver(Alert("drift", reason=self.message, **where))
+
+
+class ChampionChangeNotifier(BaseNotifier):
+    """A promotion or a rollback: put on the task that moves ``champion`` (it returns the ledger move)."""
+
+    def notify(self, context: Any) -> None:
+        ti = context.get("ti") or context.get("task_instance")
+        move = ti.xcom_pull(task_ids=ti.task_id) if hasattr(ti, "xcom_pull") else None
+        if not isinstance(move, Mapping) or not move.get("to_version"):
+            log.warning("champion change alert: task %s returned no ledger move", getattr(ti, "task_id", "?"))
+            return
+        where = _where(context)
+        kind = "rollback" if where["dag_id"] == "model_rollback" else "promotion"
+        previous = f"v{move['from_version']}" if move.get("from_version") else "none"
+        reason = f"champion {previous} -> v{move['to_version']}: {move.get('reason', '')}"
+        deliver(Alert(kind, reason=reason, details=f"by {move.get('actor')} in run {move.get('run')}", **where))

@@ -9,6 +9,8 @@ the rules of :mod:`mlops.training.pod_spec` (GPU limits, credentials only throug
 * The pod is deleted when it succeeds and kept when it fails (for ``kubectl describe/logs``); its events are
   logged on failure; its logs stream into the task log; a restarted worker reattaches to the running pod
   (``durable``) instead of starting a second GPU job.
+* The container's root filesystem is read-only; its scratch folders are one ``emptyDir``
+  (:func:`~mlops.training.pod_spec.scratch_volume`).
 
 Imported at DAG-parse time: the cncf.kubernetes provider and the Kubernetes client are imported inside
 :func:`training_pod_operator`.
@@ -30,6 +32,7 @@ from mlops.training.pod_spec import (
     check_node_selector,
     pod_name,
     resource_requirements,
+    scratch_volume,
     tolerations,
 )
 
@@ -59,6 +62,8 @@ MANAGED_ARGUMENTS = frozenset(
         "do_xcom_push",
         "security_context",
         "container_security_context",
+        "volumes",
+        "volume_mounts",
         "full_pod_spec",
         "pod_template_file",
         "pod_template_dict",
@@ -101,6 +106,7 @@ def training_pod_operator(
     requests, limits = resource_requirements(settings)
     pod_tolerations = tolerations(settings)
     node_selector = check_node_selector(settings)
+    scratch, scratch_mounts = scratch_volume()
 
     labels = {
         "app.kubernetes.io/name": APP_NAME,
@@ -164,6 +170,9 @@ def training_pod_operator(
             allow_privilege_escalation=False,
             capabilities=k8s.V1Capabilities(drop=["ALL"]),
             run_as_non_root=True,
+            read_only_root_filesystem=True,
         ),
+        volumes=[scratch],
+        volume_mounts=scratch_mounts,
         **options,
     )

@@ -5,22 +5,61 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from airflow.sdk import get_current_context
+from airflow.sdk import Param, get_current_context
 
-from mlops.config import Settings, load_settings
+from mlops.config import Settings, load_settings, overridable_keys, run_overrides_schema
+from mlops.redact import redact_text
 
 #: The DAG-run param holding config overrides, e.g. ``{"model": {"params": {"max_depth": 4}}}``.
 CONFIG_PARAM = "config"
 
 
+def config_param() -> Param:
+    """The ``config`` param: a JSON schema of the allow-list, so Airflow refuses other keys when the run is created.
+
+    The trigger form, the REST API (HTTP 400) and ``airflow dags trigger`` validate params before a run
+    exists; the error names the refused key and the description says what may be set and why.
+    """
+    return Param(
+        {},
+        description=f"per-run config overrides; only {', '.join(overridable_keys())} may be set. Gates, "
+        "promotion, registry, MLflow, storage, versioning, dataset, Kubernetes and home come only from the "
+        'deployment\'s reviewed config file and env. Example: {"model": {"params": {"max_depth": 4}}}',
+        schema=run_overrides_schema(),
+    )
+
+
 def run_settings() -> Settings:
     """The settings of the running task's DAG run: the deployment's config plus the run's ``config`` overrides.
 
-    Every task that does work calls this, so all tasks of one run see the same overrides. The settings a
-    DAG file loads at parse time only shape the DAG (schedule, sensors, backend) and never see a run's conf.
+    Every task that does work calls this, so all tasks of one run see the same overrides. Only the
+    allow-list applies (:class:`~mlops.config.RunOverrides`), whatever DAG the conf was given to: a
+    refused key fails the task at once (:class:`~mlops.config.ConfigError`, an input error). The
+    secret-bearing values of the settings are registered with Airflow's log masker. The settings a DAG
+    file loads at parse time only shape the DAG (schedule, sensors, backend) and never see a run's conf.
     """
     params = get_current_context()["params"]
-    return load_settings(conf=params.get(CONFIG_PARAM) or None)
+    settings = load_settings(run_overrides=params.get(CONFIG_PARAM) or None)
+    _mask_secrets(settings)
+    return settings
+
+
+def _mask_secrets(settings: Settings) -> None:
+    """Tell Airflow's secrets masker about every settings value that embeds a secret (task logs show ``***``)."""
+    from urllib.parse import urlsplit
+
+    from airflow.sdk.log import mask_secret
+
+    for value in (settings.mlflow_tracking_uri, settings.ledger_uri, settings.dvc_remote_url, settings.lake_uri,
+                  settings.storage.s3_endpoint_url or ""):  # fmt: skip
+        if redact_text(value) != value:
+            mask_secret(value)
+            try:
+                password = urlsplit(value).password
+            except ValueError:
+                password = None
+            if password:
+                mask_secret(password)
 
 
 def partition_day(params: Mapping[str, Any], dag_run: Any, triggering_asset_events: Any) -> str:

@@ -1,8 +1,10 @@
 """The data contract: a versioned, reviewed description of a raw partition, from which the GX suite is built.
 
-A contract is YAML in the repo (``include/contracts/<dataset>.yaml``). ``mlops contract infer`` drafts
-one from a real partition; a person reviews it. Column types are Arrow-level names so the contract
-reads the same whatever engine checks it.
+A contract is YAML in the repo (``include/contracts/<dataset>.yaml``). ``mlops contract infer`` (and
+``mlops dataset init``) drafts one from a real partition; a person reviews it. Column types are
+families, not storage widths, because real tables differ in how they store the same thing:
+``int64`` is any integer width, ``float64`` any float width, ``timestamp`` any unit (s, ms, us, ns),
+with or without a time zone (and dates). The validation reader normalises each family to one type.
 """
 
 from __future__ import annotations
@@ -21,8 +23,20 @@ if TYPE_CHECKING:
     from mlops.config import DatasetSpec
 
 ColumnType = Literal["int64", "float64", "string", "bool", "timestamp"]
-#: Categorical columns with at most this many distinct values get an ``allowed`` list when inferred.
+#: String columns with at most this many distinct values get an ``allowed`` list when inferred; more
+#: distinct values are marked ``high_cardinality`` (values not checked, hashed into one model feature).
 MAX_INFERRED_CATEGORIES = 100
+#: Inferred numeric ranges are physical limits, not the day's spread: this many times the largest observed
+#: magnitude (at least 1) on each side, rounded outwards; a column never negative keeps min 0 (always
+#: negative: max 0). Heavy tails and drift pass (drift is the monitor's business); sign errors, unit
+#: changes and sentinels like -999 or 99999 do not. Measured: 50 % of the span let real tables (scikit-learn's
+#: breast-cancer areas, digit pixels) fail on days after the one inferred from.
+RANGE_FACTOR = 10
+#: Inferred null fractions: twice the observed fraction but only halfway to 1 (so "entirely null" still
+#: fails), and at least the observed one plus this.
+NULL_MARGIN = 0.05
+#: Inferred absolute row-count floor: this fraction of the partition's rows (the ratio band does the rest).
+ROW_COUNT_FLOOR = 0.1
 
 
 class ColumnRule(BaseModel):
@@ -34,6 +48,9 @@ class ColumnRule(BaseModel):
     min: float | None = None
     max: float | None = None
     allowed: list[str] | None = None
+    #: A string column with too many values to list: nulls and type are checked, values are not, and a
+    #: model feature hashes it (``mlops.features``) instead of indexing a category list.
+    high_cardinality: bool = False
     unique: bool = False
 
     @model_validator(mode="after")
@@ -49,6 +66,8 @@ class ColumnRule(BaseModel):
             raise ValueError(f"min/max apply to numeric columns, not {self.type}")
         if self.allowed is not None and self.type != "string":
             raise ValueError("allowed values apply to string columns")
+        if self.high_cardinality and (self.type != "string" or self.allowed is not None):
+            raise ValueError("high_cardinality applies to string columns without `allowed` values")
         return self
 
 
@@ -101,7 +120,8 @@ class Contract(BaseModel):
     def to_yaml(self) -> str:
         body = self.model_dump(mode="json", exclude_none=True)
         for rule in body["columns"].values():
-            for key, default in (("nullable", False), ("unique", False), ("max_null_fraction", 0.0)):
+            for key, default in (("nullable", False), ("unique", False), ("max_null_fraction", 0.0),
+                                 ("high_cardinality", False)):  # fmt: skip
                 if rule.get(key) == default:
                     rule.pop(key)
             for key in ("min", "max"):
@@ -122,48 +142,94 @@ def arrow_column_type(arrow_type: pa.DataType) -> str:
         return "string"
     if pa.types.is_boolean(arrow_type):
         return "bool"
-    if pa.types.is_timestamp(arrow_type):
+    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
         return "timestamp"
+    if pa.types.is_string_view(arrow_type):
+        return "string"
     if pa.types.is_dictionary(arrow_type):
         return arrow_column_type(arrow_type.value_type)
     return f"unsupported:{arrow_type}"
 
 
 def _widen(low: float, high: float, integer: bool) -> tuple[float, float]:
-    """Observed range plus a margin, so normal day-to-day variation passes and gross errors don't."""
-    span = high - low
-    margin = max(span * 0.5, abs(high) * 0.5, 1.0)
-    low_bound = 0.0 if low >= 0 else low - margin
-    high_bound = high + margin
+    """The observed range widened to physical limits (``RANGE_FACTOR``); always contains the observed values."""
+    scale = RANGE_FACTOR * max(abs(low), abs(high), 1.0)
+    low_bound = 0.0 if low >= 0 else -_round_up(scale)
+    high_bound = 0.0 if high < 0 else _round_up(scale)
     if integer:
-        return float(math.floor(low_bound)), float(math.ceil(high_bound))
-    return float(f"{low_bound:.6g}"), float(f"{high_bound:.6g}")
+        low_bound, high_bound = float(math.floor(low_bound)), float(math.ceil(high_bound))
+    return min(low_bound, low), max(high_bound, high)
 
 
-def infer_contract(table: pa.Table, dataset: DatasetSpec, version: str = "1.0.0") -> Contract:
-    """Draft a contract from one partition; a person reviews ranges and categories before it is committed."""
+def _round_up(value: float) -> float:
+    """``value`` rounded up to two significant digits (23980 -> 24000), so bounds read like decisions."""
+    step = 10.0 ** (math.floor(math.log10(value)) - 1)
+    return math.ceil(value / step) * step
+
+
+def missing_count(column: pa.ChunkedArray) -> int:
+    """Nulls, plus NaN in float columns: pandas (and so GX) counts both as missing."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
+    missing = column.null_count
+    if pa.types.is_floating(column.type) and len(column) > missing:
+        missing += int(pc.sum(pc.is_nan(column.drop_null())).as_py() or 0)
+    return missing
+
+
+def null_allowance(fraction: float) -> float:
+    """A ``max_null_fraction`` for an observed null fraction (``NULL_MARGIN``), rounded up to 3 decimals."""
+    widened = max(min(2 * fraction, (1 + fraction) / 2), fraction + NULL_MARGIN)
+    return min(1.0, math.ceil(widened * 1000) / 1000)
+
+
+def infer_contract(table: pa.Table, dataset: DatasetSpec, version: str = "1.0.0", source: str = "") -> Contract:
+    """Draft a contract from one partition; a person reviews ranges and categories before it is committed.
+
+    The draft always accepts the partition it came from: ranges, null fractions and the row-count floor
+    are the observed ones widened by the margins above; every string column but the id gets ``allowed``
+    (few values) or ``high_cardinality`` (many). It fails, naming the column, on what no contract can
+    describe: a column type contracts do not know, or an id column that is absent or not unique.
+    """
+    import pyarrow.compute as pc
+
+    where = f" in {source}" if source else ""
+    if dataset.id_column not in table.column_names:
+        raise ValueError(f"id column {dataset.id_column!r} (dataset.id_column) is not in the partition{where}; "
+                         f"columns: {table.column_names}")  # fmt: skip
+    ids = table.column(dataset.id_column)
+    if ids.null_count or pc.count_distinct(ids).as_py() != table.num_rows:
+        raise ValueError(f"id column {dataset.id_column!r}{where} is not unique and non-null: scores and labels "
+                         "are joined on it, so every row needs its own id")  # fmt: skip
     columns: dict[str, ColumnRule] = {}
     for field in table.schema:
         column = table.column(field.name)
         kind = arrow_column_type(field.type)
         if kind.startswith("unsupported:"):
-            raise ValueError(f"column {field.name!r} has type {field.type}, which contracts do not support")
-        rule: dict[str, Any] = {"type": kind, "nullable": column.null_count > 0}
+            raise ValueError(f"column {field.name!r}{where} has type {field.type}, which contracts do not support")
+        missing = missing_count(column)
+        rule: dict[str, Any] = {"type": kind, "nullable": missing > 0}
+        if missing:
+            rule["max_null_fraction"] = null_allowance(missing / table.num_rows)
         if field.name == dataset.id_column:
             rule["unique"] = True
-        if kind in ("int64", "float64") and field.name != dataset.id_column and len(column) > column.null_count:
+        elif kind in ("int64", "float64") and len(column) > missing:
             bounds = pc.min_max(column)
             rule["min"], rule["max"] = _widen(bounds["min"].as_py(), bounds["max"].as_py(), kind == "int64")
-        if kind == "string" and (field.name in dataset.categorical or field.name in dataset.slices):
-            values = pc.unique(column.drop_null()).to_pylist()
+        elif kind == "string":
+            values = pc.unique(column.drop_null())
             if len(values) <= MAX_INFERRED_CATEGORIES:
-                rule["allowed"] = sorted(values)
+                rule["allowed"] = sorted(str(value) for value in values.to_pylist())
+            else:
+                rule["high_cardinality"] = True
         columns[field.name] = ColumnRule(**rule)
+    drafted = f"Drafted from {table.num_rows} rows{where}"
     return Contract(
         name=dataset.name,
         version=version,
-        description=f"Drafted by `mlops contract infer` from {table.num_rows} rows; review before use.",
+        description=f"{drafted}; ranges, null fractions and the row-count floor are the observed ones widened "
+        "by stated margins (mlops.data.contract). Review before use.",
+        row_count=RowCountRule(min=max(1, math.floor(table.num_rows * ROW_COUNT_FLOOR))),
         columns=columns,
     )

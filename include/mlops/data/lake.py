@@ -24,6 +24,11 @@ one GX site per lake whose pages are keyed by suite name, which carries the cont
 Names starting with ``.`` or ``_`` are never data: :meth:`Lake.days` and :meth:`Lake.data_files` skip them.
 
 fsspec gives one code path for both backends (s3fs talks to S3, MinIO or moto over HTTP).
+
+Durability on local disk: a write returns only once the file and its folder entry are fsynced
+(:meth:`Lake._commit`), and :meth:`Lake.sync` flushes a whole published partition before its marker is
+written, so a power cut never leaves a marker in front of data that did not reach the disk. On S3 a PUT is
+durable and atomic once it returns; there is nothing to flush.
 """
 
 from __future__ import annotations
@@ -74,6 +79,15 @@ def safe_segment(run_id: str) -> str:
         return run_id
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).lstrip(".")
     return f"{cleaned}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+
+
+def _fsync(path: str, *, directory: bool = False) -> None:
+    """Flush one local file, or a folder's entries (a rename is durable only once its folder is), to disk."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _segment(value: str, what: str) -> str:
@@ -235,6 +249,23 @@ class Lake:
             raise NotImplementedError(f"S3 has no atomic rename ({self.url(src)} -> {self.url(dst)})")
         os.rename(src, dst)
 
+    def sync(self, path: str) -> None:
+        """Flush a local file or folder tree to disk: every file, every folder bottom-up, then the parent.
+
+        Publishers call it before writing a marker, so the marker never survives a crash the data did not.
+        No-op on S3: an object is durable once its PUT returned.
+        """
+        if self.is_s3:
+            return
+        if os.path.isdir(path):
+            for folder, _subfolders, files in os.walk(path, topdown=False):
+                for name in files:
+                    _fsync(os.path.join(folder, name))
+                _fsync(folder, directory=True)
+        else:
+            _fsync(path)
+        _fsync(os.path.dirname(path.rstrip("/")), directory=True)
+
     def move(self, src: str, dst: str) -> None:
         """Move a whole partition, replacing ``dst`` (re-quarantining a day keeps one copy)."""
         self.remove(dst)
@@ -253,8 +284,11 @@ class Lake:
         return f"{head}/.{leaf}.{uuid.uuid4().hex}.tmp"
 
     def _commit(self, tmp: str, path: str) -> None:
+        """Rename the written temporary file into place; locally the file, then its new name, reach the disk."""
         if tmp != path:
+            _fsync(tmp)
             self.fs.mv(tmp, path)
+            _fsync(path.rsplit("/", 1)[0], directory=True)
 
     def _atomic_write(self, path: str, data: bytes) -> None:
         tmp = self._tmp_name(path)

@@ -9,9 +9,15 @@ follows the same protocol:
 4. **marker**: written last, after the swap.
 
 Local disk: the staged folder is renamed beside the partition, the old partition renamed away and the
-new one renamed into place; a reader sees the old output, none, or the new one, never a mixture.
+new one renamed into place; a reader sees the old output, none, or the new one, never a mixture. Before
+the marker is written, every published file, the partition folder and its parent (which holds the
+renames) are fsynced (:meth:`Lake.sync`), and the marker itself is fsynced with its folder: after a
+crash or a power cut a marker on disk always stands in front of complete data.
 S3 has no rename: the markers are deleted first (the partition is invalid from then on), then the old
-objects, the staged files are copied in, and the marker is written last.
+objects, the staged files are copied in, and the marker is written last. Nothing is fsynced there: S3
+relies on its own atomicity and durability, each PUT or copy is atomic and durable once it returned
+(and read-after-write consistent), so writing the marker only after every other request returned is the
+whole ordering guarantee.
 
 Single files (``_VALIDATED.json``, ``reason.json``, reports) need no swap: :func:`publish_json` and
 :func:`publish_file` write through a temporary name locally and with one PUT on S3.
@@ -95,6 +101,7 @@ def _swap_local(lake: Lake, staging: str, final: str, json_files: dict[str, dict
         lake.rename(final, old)
     lake.rename(new, final)
     lake.remove(old)
+    lake.sync(final)  # the data and the renames reach the disk before the marker can
     lake.touch(f"{final}/{marker}")
 
 

@@ -16,6 +16,7 @@ import signal
 import sys
 
 from mlops.config import ConfigError, load_settings
+from mlops.redact import install_log_redaction, redact_text
 from mlops.training.request import BadTrainingRequest, TrainingRequest
 
 EXIT_BAD_REQUEST = 2
@@ -26,12 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     # As PID 1 in a pod Python ignores SIGTERM; exit promptly (and cleanly for MLflow) when the pod is deleted.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # the pod's and the subprocess's log go to the task log: no secret in them
 
     try:
         request = TrainingRequest.from_argv(argv)
-        settings = load_settings(conf=request.overrides)
+        # The same allow-list as the DAG: a request can never point the trainer (and the credentials in its
+        # environment) at another MLflow, nor relax the gates.
+        settings = load_settings(run_overrides=request.overrides)
     except (ConfigError, BadTrainingRequest) as exc:
-        print(f"mlops.training: {exc}", file=sys.stderr)
+        print(f"mlops.training: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_BAD_REQUEST
 
     from mlops.training.snapshot import NoTrainingData, TrainingSnapshot, resolve_snapshot
@@ -43,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             if request.snapshot is not None
             else resolve_snapshot(settings, request.day)
         )
-        result = train(settings, snapshot, request.trigger, device=request.device)
+        result = train(settings, snapshot, request.trigger, device=request.device, overrides=request.overrides)
     except NoTrainingData as exc:
-        print(f"mlops.training: no usable training data: {exc}", file=sys.stderr)
+        print(f"mlops.training: no usable training data: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_NO_TRAINING_DATA
     print(json.dumps(result.to_dict()))
     return 0

@@ -124,15 +124,22 @@ def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_ur
 
 
 def register(settings: Settings, assessment: Assessment, actor: str, run: str) -> str:
-    """Register the version with its lineage and gate evidence; `challenger` when the gates passed."""
-    from mlops.registry import Registry
+    """Register the version with its lineage and gate evidence; `challenger` when the gates passed.
 
+    Safe to retry: the ledger is reached before any version exists (a database that is down fails the
+    step with nothing registered), the registry finds the version this training run made instead of
+    registering a second one, and `challenger` is moved only if it is not there already.
+    """
+    from mlops.registry import CHALLENGER, Registry
+
+    registry = Registry(settings)
+    ledger = registry.ledger()  # connects (InfrastructureError when down) before MLflow gets a version
     tags = models.get_run(settings, assessment.run_id).data.tags
     lineage = {k: v for k, v in tags.items() if k.startswith(models.LINEAGE_PREFIXES)}
-    registry = Registry(settings)
     version = registry.register(assessment.run_id, assessment.model_uri, {**lineage, **assessment.evidence})
     if assessment.passed:
-        registry.set_challenger(version, actor=actor, reason="passed its gates", run=run)
+        if ledger.head(settings.model_name, CHALLENGER) != version:
+            registry.set_challenger(version, actor=actor, reason="passed its gates", run=run)
         log.info("registered %s v%s as challenger", settings.model_name, version)
     else:
         log.warning("registered %s v%s: NOT promoted (%s)", settings.model_name, version, assessment.summary)
@@ -141,10 +148,18 @@ def register(settings: Settings, assessment: Assessment, actor: str, run: str) -
 
 def promote(settings: Settings, version: str, expected_champion: str | None, actor: str, reason: str,
             run: str) -> dict[str, Any]:  # fmt: skip
-    """Compare-and-set `champion` -> ``version``; fails without changing anything if champion moved."""
-    from mlops.registry import Registry
+    """Compare-and-set `champion` -> ``version``; fails without changing anything if champion moved.
 
-    move = Registry(settings).promote(version, expected_champion, actor=actor, reason=reason, run=run)
+    A retry of the same run after its move was committed returns that move instead of a conflict.
+    """
+    from mlops.registry import CHAMPION, Registry
+
+    registry = Registry(settings)
+    done = [m for m in registry.ledger().moves(settings.model_name, CHAMPION)[-1:] if m.run == run]
+    if done and done[0].to_version == str(version) and registry.resolve(CHAMPION) == str(version):
+        log.info("champion is already v%s by this run (%s): nothing to do", version, run)
+        return done[0].__dict__
+    move = registry.promote(version, expected_champion, actor=actor, reason=reason, run=run)
     log.info("champion: v%s -> v%s (%s)", move.from_version, move.to_version, reason)
     return move.__dict__
 

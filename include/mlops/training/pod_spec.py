@@ -9,6 +9,9 @@
   :func:`check_env` refuses environment variables that look like secrets (the rule is documented there).
 * GPU nodes are found by ``node_selector`` and ``tolerations`` (:func:`tolerations`,
   :func:`check_node_selector` apply the API server's rules early).
+* The root filesystem is read-only: a compromised trainer cannot change the image's code. The only writable
+  paths are the image's scratch folders (:data:`SCRATCH_MOUNTS`), all on one ``emptyDir`` that dies with the
+  pod (:func:`scratch_volume`); results go to MLflow and S3.
 
 :mod:`mlops.airflow.pod` builds the KubernetesPodOperator from these. Imported at DAG-parse time:
 :mod:`mlops.config` (and pydantic) only at top level; the Kubernetes client inside the functions using it.
@@ -36,6 +39,14 @@ TERMINATION_GRACE_SECONDS = 120
 #: The non-root uid/gid of the trainer image (include/k8s/trainer.Dockerfile).
 TRAINER_UID = 10001
 TRAINER_GID = 10001
+#: The pod's one writable volume (an ``emptyDir``; the root filesystem is read-only) ...
+SCRATCH_VOLUME = "scratch"
+#: ... mounted over the trainer image's writable folders (mount path -> sub-path in the volume): ``/tmp``
+#: (MLflow stages artifacts there), ``HOME`` and ``MLOPS_HOME`` (MLflow, XGBoost and DVC caches, the DVC
+#: registry checkout) as set by include/k8s/trainer.Dockerfile.
+SCRATCH_MOUNTS = {"/tmp": "tmp", "/home/trainer": "home", "/opt/mlops/var": "mlops-home"}
+#: The emptyDir's size limit: the kubelet evicts a pod that writes more (the snapshot's DVC cache dominates).
+SCRATCH_SIZE_LIMIT = "20Gi"
 
 # --- the env rule ------------------------------------------------------------------------------------------
 #: A word of an env key (split on ``_``) that contains one of these marks a secret ...
@@ -187,6 +198,16 @@ def resource_requirements(settings: Settings) -> tuple[dict[str, str], dict[str,
     if spec.gpu_count > 0:
         limits[gpu] = str(spec.gpu_count)
     return dict(spec.requests), limits
+
+
+def scratch_volume() -> tuple[Any, list[Any]]:
+    """The ``emptyDir`` volume and its mounts: the only writable paths of the read-only root filesystem."""
+    from kubernetes.client import models as k8s
+
+    volume = k8s.V1Volume(name=SCRATCH_VOLUME, empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=SCRATCH_SIZE_LIMIT))
+    mounts = [k8s.V1VolumeMount(name=SCRATCH_VOLUME, mount_path=path, sub_path=sub_path)
+              for path, sub_path in SCRATCH_MOUNTS.items()]  # fmt: skip
+    return volume, mounts
 
 
 def pod_name(settings: Settings) -> str:

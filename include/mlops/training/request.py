@@ -6,7 +6,11 @@ strings (:meth:`TrainingRequest.to_strings`), and the trainer rebuilds it from i
 pod runs :meth:`TrainingRequest.templated_argv`, the same flags rendered by Airflow from that XCom. One
 table of flags (:data:`FLAGS`) serves all three, so the pod and the local run cannot drift apart.
 
-Imported at DAG-parse time: standard library and :mod:`mlops.errors` only.
+A request is safe to put on a command line or in a pod spec: its ``overrides`` pass the run allow-list
+(:func:`mlops.config.check_run_overrides`, the trainer never accepts an MLflow URI or gates from a run)
+and its ``trigger`` is redacted (:mod:`mlops.redact`).
+
+Imported at DAG-parse time: standard library, :mod:`mlops.errors`, :mod:`mlops.config` and :mod:`mlops.redact`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mlops.config import check_run_overrides
 from mlops.errors import InputError
+from mlops.redact import redact
 
 Device = Literal["cpu", "cuda"]
 DEVICES: tuple[Device, ...] = ("cpu", "cuda")
@@ -43,7 +49,8 @@ class TrainingRequest:
     """Train on data known by ``as_of``, on ``snapshot`` (None: resolve it from the lake), because of ``trigger``.
 
     ``overrides`` are the run's config overrides (applied on top of the deployment's config by the
-    trainer); ``trigger`` carries the reason, drift evidence and Airflow ids recorded as lineage.
+    trainer, allow-listed: :class:`~mlops.config.RunOverrides`); ``trigger`` carries the reason, drift
+    evidence and Airflow ids recorded as lineage (secrets masked).
     """
 
     as_of: str
@@ -63,6 +70,8 @@ class TrainingRequest:
             value = getattr(self, name)
             if value is not None and not isinstance(value, dict):
                 raise BadTrainingRequest(f"{name} must be a JSON object, got {type(value).__name__}")
+        check_run_overrides(self.overrides)  # ConfigError names a refused key: the trainer never runs it
+        object.__setattr__(self, "trigger", redact(self.trigger))
 
     @property
     def day(self) -> dt.date:

@@ -58,7 +58,13 @@ class SplitData:
 
     @property
     def ids_sha256(self) -> str:
-        return hashlib.sha256(np.ascontiguousarray(self.ids).tobytes()).hexdigest()
+        """A hash of the holdout's ids in order: numeric ids by their bytes, other ids (strings) by their text.
+
+        (The bytes of an object array are pointers, which differ in every process.)
+        """
+        if self.ids.dtype.kind in "biuf":
+            return hashlib.sha256(np.ascontiguousarray(self.ids).tobytes()).hexdigest()
+        return hashlib.sha256("\x1f".join(map(str, self.ids.tolist())).encode()).hexdigest()
 
 
 def resolve_snapshot(settings: Settings, as_of: dt.date, lake: Lake | None = None) -> TrainingSnapshot:
@@ -118,13 +124,17 @@ def load_split(settings: Settings, snapshot: TrainingSnapshot, split: str, spec:
     for day in snapshot.days[split]:
         tables.append(read_day(fs, settings, day))
         labels.append(lake.read_partition(lake.partition("labels", dt.date.fromisoformat(day))))
-    table = pa.concat_tables(tables)
-    label_table = pa.concat_tables(labels).select([dataset.id_column, dataset.label.column])
+    from mlops.features import binary_labels, build_matrix, labelled_rows
+
+    # Permissive: days may differ in columns the contract allows as extra, or in storage widths; the join
+    # needs one dictionary per dictionary-encoded column (each day's file brings its own).
+    table = pa.concat_tables(tables, promote_options="permissive").unify_dictionaries()
+    if dataset.label.column in table.column_names:  # a raw table may carry its label too: labels/ decides
+        table = table.drop_columns([dataset.label.column])
+    label_table = labelled_rows(pa.concat_tables(labels, promote_options="permissive"), dataset.id_column,
+                                dataset.label.column, table.schema.field(dataset.id_column).type)  # fmt: skip
     joined = table.join(label_table, dataset.id_column, join_type="inner").sort_by(dataset.id_column)
     if joined.num_rows < table.num_rows:
         log.warning("%s: %d of %d rows have no label yet", split, table.num_rows - joined.num_rows, table.num_rows)
-    from mlops.features import build_matrix
-
-    positive = dataset.label.positive
-    y = (joined.column(dataset.label.column).to_numpy(zero_copy_only=False) == positive).astype(np.float32)
+    y = binary_labels(joined.column(dataset.label.column), dataset.label.positive, dataset.label.column)
     return SplitData(build_matrix(joined, spec), y, joined.column(dataset.id_column).to_numpy(), joined)

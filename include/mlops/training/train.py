@@ -24,12 +24,16 @@ from mlops.config import PROJECT_ROOT
 from mlops.data.contract import Contract
 from mlops.features import FeatureSpec, feature_spec
 from mlops.models import Artifacts, Tags
+from mlops.redact import redact, redact_settings
 from mlops.training.snapshot import NoTrainingData, SplitData, TrainingSnapshot, load_split
 
 if TYPE_CHECKING:
     from mlops.config import Settings
 
 log = logging.getLogger(__name__)
+#: Sections of a version's stored config that ``reproduce`` replays; the rest (where MLflow, the lake, the
+#: ledger are) belongs to the deployment that reproduces it (the stored copy has its secrets masked).
+REPRODUCED_SECTIONS = ("dataset", "training", "model")
 SHAP_SAMPLE = 500  # exact TreeSHAP costs ~0.3 ms a row: enough rows for a stable mean |SHAP| ranking
 PROFILE_SAMPLE = 200_000  # reference bins from a seeded sample: quantiles are stable, the cost is not
 
@@ -53,12 +57,19 @@ def git_commit() -> str:
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
-def lineage_tags(settings: Settings, snapshot: TrainingSnapshot, trigger: dict[str, Any]) -> dict[str, str]:
-    """Everything needed to say where a model came from and to re-run it."""
+def lineage_tags(settings: Settings, snapshot: TrainingSnapshot, trigger: dict[str, Any],
+                 overrides: dict[str, Any] | None = None) -> dict[str, str]:  # fmt: skip
+    """Everything needed to say where a model came from and to re-run it (secrets masked).
+
+    ``overrides`` (the run's allow-listed config overrides) are always recorded, ``{}`` when none, so a
+    version says whether it was trained on the deployment's config as reviewed.
+    """
     import mlflow
     import xgboost
 
-    config_json = settings.model_dump_json(exclude={"home"})
+    config = redact_settings(settings)
+    config.pop("home", None)
+    config_json = json.dumps(config, sort_keys=True)
     data_hash = hashlib.sha256(json.dumps(snapshot.day_revisions, sort_keys=True).encode()).hexdigest()
     tags = {
         Tags.GIT_COMMIT: git_commit(),
@@ -70,6 +81,7 @@ def lineage_tags(settings: Settings, snapshot: TrainingSnapshot, trigger: dict[s
         Tags.AS_OF: snapshot.as_of,
         Tags.BACKEND: settings.training.backend,
         Tags.TRIGGER_REASON: str(trigger.get("reason") or "manual"),
+        Tags.RUN_OVERRIDES: json.dumps(overrides or {}, sort_keys=True),
         Tags.VERSIONS: f"xgboost={xgboost.__version__} mlflow={mlflow.__version__} python={platform.python_version()}",
     }
     for key in ("report_uri", "window", "breached_features"):
@@ -81,7 +93,7 @@ def lineage_tags(settings: Settings, snapshot: TrainingSnapshot, trigger: dict[s
     for key, tag in airflow_ids.items():
         if trigger.get(f"airflow_{key}") is not None:
             tags[tag] = str(trigger[f"airflow_{key}"])
-    return tags
+    return redact(tags)
 
 
 def _progress(every: int) -> Any:
@@ -143,8 +155,12 @@ def _shap_summary(booster: Any, X: np.ndarray, spec: FeatureSpec, seed: int) -> 
     return dict(sorted(zip(spec.names, mean_abs.round(6).tolist(), strict=True), key=lambda kv: -kv[1]))
 
 
-def train(settings: Settings, snapshot: TrainingSnapshot, trigger: dict[str, Any], device: str = "cpu") -> TrainResult:
-    """Load the snapshot by DVC revision, train, and log the run; returns where the model is."""
+def train(settings: Settings, snapshot: TrainingSnapshot, trigger: dict[str, Any], device: str = "cpu",
+          overrides: dict[str, Any] | None = None) -> TrainResult:  # fmt: skip
+    """Load the snapshot by DVC revision, train, and log the run; returns where the model is.
+
+    ``overrides`` are the run's config overrides already applied to ``settings``: recorded, not applied.
+    """
     contract = Contract.load(settings.contract_path)
     spec = feature_spec(settings, contract)
     started = time.monotonic()
@@ -161,8 +177,9 @@ def train(settings: Settings, snapshot: TrainingSnapshot, trigger: dict[str, Any
     log.info("loaded train %d rows (%d positive), valid %d rows in %.1f s", len(train_split.y), positives,
              len(valid_split.y), time.monotonic() - started)  # fmt: skip
 
-    tags = lineage_tags(settings, snapshot, trigger)
-    artifacts = {Artifacts.SNAPSHOT: snapshot.to_dict(), Artifacts.CONFIG: settings.model_dump(mode="json")}
+    tags = lineage_tags(settings, snapshot, trigger, overrides)
+    # The config as JSON, never the raw dump: a ledger or tracking URI with a password stays out of MLflow.
+    artifacts = {Artifacts.SNAPSHOT: redact(snapshot.to_dict()), Artifacts.CONFIG: redact_settings(settings)}
     return fit_and_log(settings, spec, train_split, valid_split, tags, f"train-{snapshot.as_of}", device,
                        artifacts=artifacts)  # fmt: skip
 
@@ -176,11 +193,15 @@ def reproduce(settings: Settings, version: str) -> dict[str, Any]:
     """
     from mlops.config import Settings as SettingsModel
 
-    original = models.pin_version(settings, version)
+    original = models.pin_version(settings, version)  # an unknown version: RegistryError, one line
     run = models.get_run(settings, original.run_id)
     snapshot = TrainingSnapshot.from_dict(models.load_artifact(settings, original.run_id, Artifacts.SNAPSHOT))
     stored = models.load_artifact(settings, original.run_id, Artifacts.CONFIG)
-    replay = SettingsModel.model_validate({**stored, "home": str(settings.home)})
+    current = settings.model_dump(mode="json")
+    replayed = {section: stored[section] for section in REPRODUCED_SECTIONS if section in stored}
+    replayed.setdefault("dataset", {})["lake_uri"] = current["dataset"]["lake_uri"]
+    replayed.setdefault("training", {})["backend"] = current["training"]["backend"]
+    replay = SettingsModel.model_validate({**current, **replayed})
     trigger = {"reason": f"reproduce v{version} (run {original.run_id})"}
     result = train(replay, snapshot, trigger)
     metrics = run.data.metrics
@@ -201,6 +222,7 @@ def fit_and_log(settings: Settings, spec: FeatureSpec, train_split: SplitData, v
     from mlops.profiling import reference_profile
 
     positives = int(train_split.y.sum())
+    tags = redact(tags)  # every tag of a training run passes here
     with mlflow.start_run(experiment_id=models.experiment_id(settings), run_name=run_name, tags=tags) as run:
         mlflow.log_params({**{f"xgb.{k}": v for k, v in settings.model.params.items()},
                            "num_boost_round": settings.model.num_boost_round,

@@ -1,0 +1,99 @@
+"""Secrets never leave their place: one redaction for artifacts, tags, log lines, messages and pod arguments.
+
+A value is secret-bearing by the rules of :mod:`mlops.training.pod_spec` (the GPU pod refuses the same
+things): a URL with an embedded password, an AWS access key id, a mapping key that looks like a secret
+(``*_PASSWORD``, ``*_TOKEN``, ``*KEY``...). On top of those rules, the *values* of secret-looking
+environment variables of this process (``AWS_SECRET_ACCESS_KEY``, ``MLFLOW_TRACKING_PASSWORD``...) are
+replaced wherever they appear, so an error message that echoes a credential is cleaned as well.
+
+Redaction keeps what is useful to a reader: ``postgresql://mlops:***@db:5432/ledger`` still says which
+database. Imported at DAG-parse time: the standard library and ``mlops.training.pod_spec`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from mlops.training.pod_spec import _AWS_ACCESS_KEY_ID, _URL_CREDENTIALS, looks_like_secret_key
+
+if TYPE_CHECKING:
+    from mlops.config import Settings
+
+MASK = "***"
+#: Environment values shorter than this are not masked by value (``"testing"`` would mask every test name).
+MIN_SECRET_LENGTH = 8
+
+
+def _mask_url_password(match: Any) -> str:
+    """``scheme://user:password@`` -> ``scheme://user:***@`` (the rule's user part holds no ``:``)."""
+    scheme, _, rest = match.group(0).partition("://")
+    user = rest.split(":", 1)[0]
+    return f"{scheme}://{user}:{MASK}@"
+
+
+def env_secrets(env: Mapping[str, str] | None = None) -> list[str]:
+    """Values of this process's secret-looking environment variables, longest first."""
+    env = os.environ if env is None else env
+    values = {value for key, value in env.items() if looks_like_secret_key(key) and len(value) >= MIN_SECRET_LENGTH}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact_text(text: str, env: Mapping[str, str] | None = None) -> str:
+    """``text`` with URL passwords, AWS access key ids and secret env values replaced by ``***``."""
+    if not text:
+        return text
+    for secret in env_secrets(env):
+        text = text.replace(secret, MASK)
+    text = _URL_CREDENTIALS.sub(_mask_url_password, text)
+    return _AWS_ACCESS_KEY_ID.sub(MASK, text)
+
+
+def redact(value: Any, env: Mapping[str, str] | None = None, *, keys: bool = True) -> Any:
+    """A copy of ``value`` (JSON-like: mappings, lists, strings, numbers) with every secret masked.
+
+    Strings go through :func:`redact_text`; with ``keys``, the value of a mapping key that looks like a
+    secret is replaced whole.
+    """
+    if isinstance(value, str):
+        return redact_text(value, env)
+    if isinstance(value, Mapping):
+        return {
+            key: MASK if keys and isinstance(key, str) and looks_like_secret_key(key) else redact(item, env, keys=keys)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(item, env, keys=keys) for item in value]
+    return value
+
+
+def redact_settings(settings: Settings) -> dict[str, Any]:
+    """The settings as JSON with secret-bearing values masked: what the ``config.json`` artifact holds.
+
+    Only the value rules apply: :class:`~mlops.config.Settings` holds no secret fields by design (names
+    such as ``kubernetes.credentials_secret`` are the *name* of a Secret), only URIs that may embed one.
+    """
+    return redact(settings.model_dump(mode="json"), keys=False)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks secrets in the final message (arguments included) of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact_text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:  # the formatter reuses exc_text: mask the traceback once
+            record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def install_log_redaction(logger: logging.Logger | None = None) -> None:
+    """Put :class:`RedactingFilter` on every handler of ``logger`` (the root logger): libraries' lines too."""
+    target = logger or logging.getLogger()
+    for handler in target.handlers:
+        if not any(isinstance(existing, RedactingFilter) for existing in handler.filters):
+            handler.addFilter(RedactingFilter())

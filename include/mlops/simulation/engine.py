@@ -1,0 +1,379 @@
+"""The daily cycle over simulated days, with the same step functions the DAGs call (no Airflow in the loop).
+
+Each day D: the labels that came due land (``World``), ``raw/dt=D`` lands, then what the nightly chain does:
+``validate_and_version`` (quarantine or DVC snapshot + marker), ``score_day`` with the champion,
+``check_day`` (the drift decision, its debounce and cooldown), and when it says so ``run_all`` (snapshot,
+train, gates on the frozen holdout, register, promote by compare-and-set). That is the policy under test.
+
+Beside it, every validated day is scored by two references that never touch the registry:
+
+* **frozen**: the day-0 champion itself (the version trained before day 0), never retrained;
+* **oracle**: ``fit_booster`` (the training code's own fit, same parameters) refitted every day on the window
+  ``resolve_snapshot`` gives for that day (the same train / early-stopping split the pipeline uses), so it
+  knows exactly the labels known by then.
+
+A day's AUC-PR is computed for all three when its labels arrive (``delay_days`` later, or later still when
+the scenario delays them): performance is judged as it would be in production, on the models of that day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlops import models
+from mlops.config import Settings, load_settings
+from mlops.data.contract import Contract
+from mlops.data.lake import Lake
+from mlops.evaluation import metric_value
+from mlops.features import FeatureSpec, binary_labels, build_matrix, feature_spec
+from mlops.simulation.scenario import Scenario, merge
+from mlops.simulation.world import World
+
+log = logging.getLogger(__name__)
+
+MODELS = ("champion", "frozen", "oracle")
+QUIET_LOGGERS = ("great_expectations.data_context.types.base", "mlops.validation", "mlops.training.pipeline")
+#: A folder the simulation created holds this file; only such a folder is ever wiped for a fresh run.
+HOME_MARKER = ".mlops-simulation"
+
+
+@dataclass
+class Training:
+    """One run of the training pipeline (snapshot -> train -> gates -> register -> promote)."""
+
+    day: int
+    kind: str  # initial | drift | bad_model
+    reason: str
+    seconds: float
+    version: str | None = None
+    passed: bool | None = None
+    promoted: bool = False
+    from_version: str | None = None
+    summary: str = ""
+    error: str | None = None
+
+
+@dataclass
+class DayRecord:
+    """What happened on one simulated day, and (once its labels arrived) how well each model did on it."""
+
+    day: int
+    date: str
+    drifts: list[str] = field(default_factory=list)
+    corrupted: str | None = None
+    validated: bool = False
+    quarantine: str | None = None
+    rows: int = 0
+    labels_for: list[str] = field(default_factory=list)  # days whose labels arrived today
+    champion_version: str | None = None
+    drift: dict[str, Any] | None = None
+    trainings: list[Training] = field(default_factory=list)
+    auc_pr: dict[str, float] = field(default_factory=dict)  # model -> AUC-PR on this day's rows
+    positives: int | None = None
+    labels_known_on: int | None = None
+    oracle_window: list[str] = field(default_factory=list)
+
+    @property
+    def triggered(self) -> bool:
+        return bool(self.drift and self.drift["triggered"])
+
+
+@dataclass
+class SimulationResult:
+    scenario: Scenario
+    settings: Settings
+    home: Path
+    records: list[DayRecord]
+    initial: Training
+    frozen_version: str
+    timings: dict[str, float]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"records": [asdict(r) for r in self.records], "initial": asdict(self.initial),
+                "frozen_version": self.frozen_version, "timings": self.timings, "seconds": self.seconds}  # fmt: skip
+
+
+@dataclass
+class _Day:
+    """A validated day's inputs in memory: ids in raw order, the model matrix, labels once they arrived."""
+
+    ids: np.ndarray
+    X: np.ndarray
+    y: np.ndarray | None = None
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _quiet(record: logging.LogRecord) -> bool:
+    """Log filter for QUIET_LOGGERS during a run: only what is worse than an expected outcome gets through."""
+    return record.levelno >= logging.CRITICAL
+
+
+def prepare_home(home: Path) -> Path:
+    """An empty folder for the run: a new one, or one an earlier simulation made (wiped). Never anything else."""
+    home = home.expanduser().resolve()
+    if home.exists() and any(home.iterdir()):
+        if not (home / HOME_MARKER).exists():
+            raise ValueError(f"{home} exists and was not made by `mlops simulate`: pick a new or empty --home")
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / HOME_MARKER).write_text("made by `mlops simulate`: wiped at the start of the next run\n")
+    return home
+
+
+def _auc_pr(y: np.ndarray, scores: np.ndarray, precision_target: float) -> float | None:
+    positives = int(y.sum())
+    if positives == 0 or positives == y.size:
+        return None
+    return metric_value(y, scores, "auc_pr", precision_target)
+
+
+class Simulation:
+    """Runs one scenario in its own MLOPS_HOME; ``say`` receives the progress lines."""
+
+    def __init__(self, scenario: Scenario, home: Path, say: Callable[[str], None] | None = None) -> None:
+        self.scenario = scenario
+        self.home = prepare_home(home)
+        self.say = say or log.info
+        # The scenario's settings are the run's whole config over the defaults: a simulation is self-contained.
+        self.settings = load_settings(env={"MLOPS_HOME": str(self.home)}, conf=scenario.settings)
+        self.lake = Lake.from_settings(self.settings)
+        self.world = World(scenario, self.settings, self.lake)
+        self.spec: FeatureSpec = feature_spec(self.settings, Contract.load(self.settings.contract_path))
+        self.days: dict[int, _Day] = {}
+        self.records: dict[int, DayRecord] = {}
+        self.timings: dict[str, float] = defaultdict(float)
+        self.frozen: Any = None
+        self.oracle: Any = None
+        self.oracle_key: tuple[str, ...] = ()
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[phase] += time.monotonic() - started
+
+    # -- the producer and validation ----------------------------------------------------------------------
+    def produce(self, day: int) -> DayRecord:
+        """The day's raw data lands and is validated (quarantined or DVC-versioned); then the labels that came due."""
+        from mlops.validation import ValidationFailed, validate_and_version
+
+        scenario = self.scenario
+        date = scenario.date(day)
+        record = DayRecord(day, date.isoformat(), [e.describe() for e in scenario.in_effect(day)])
+        self.records[day] = record
+        with self.timed("land"):
+            record.corrupted = self.world.land(day)
+        marker: dict[str, Any] | None = None
+        with self.timed("validate"):
+            try:
+                marker = validate_and_version(self.settings, date)
+            except ValidationFailed as exc:
+                record.quarantine = exc.verdict.failures[0].describe()
+        if marker is not None:
+            record.validated, record.rows = True, int(marker["rows"])
+            table = self.lake.read_partition(self.lake.partition("raw", date))
+            ids = table.column(self.settings.dataset.id_column).to_numpy()
+            self.days[day] = _Day(ids, build_matrix(table, self.spec))
+        with self.timed("land"):
+            for labelled in self.world.labels_due(day):
+                labels = self.world.deliver_labels(labelled)
+                record.labels_for.append(scenario.date(labelled).isoformat())
+                self._labels_arrived(labelled, labels, day)
+        return record
+
+    def _labels_arrived(self, day: int, labels: Any, today: int) -> None:
+        data = self.days.get(day)
+        if data is None:  # quarantined: nothing was scored, nothing trains on it
+            return
+        dataset = self.settings.dataset
+        label_ids = labels.column(dataset.id_column).to_numpy()
+        values = binary_labels(labels.column(dataset.label.column), dataset.label.positive, dataset.label.column)
+        order = np.argsort(label_ids)
+        data.y = values[order[np.searchsorted(label_ids, data.ids, sorter=order)]]
+        self.records[day].labels_known_on = today
+        self._evaluate(day)
+
+    def _evaluate(self, day: int) -> None:
+        """AUC-PR of every model that scored the day, once its labels are known."""
+        data, record = self.days.get(day), self.records[day]
+        if data is None or data.y is None or not data.scores:
+            return
+        record.positives = int(data.y.sum())
+        target = self.settings.gates.precision_target
+        for name, scores in data.scores.items():
+            value = _auc_pr(data.y, scores, target)
+            if value is not None:
+                record.auc_pr[name] = value
+
+    # -- the policy under test ----------------------------------------------------------------------------
+    def train(self, day: int, kind: str, trigger: dict[str, Any], settings: Settings | None = None) -> Training:
+        """``run_all``: what continuous_training does, promotion per ``promotion.policy``."""
+        from mlops.training.pipeline import run_all
+        from mlops.training.snapshot import NoTrainingData
+
+        settings = settings or self.settings
+        as_of = self.scenario.date(day)
+        started = time.monotonic()
+        with self.timed("train"):
+            try:
+                outcome = run_all(settings, as_of, trigger, actor=f"simulation:{self.scenario.name}")
+            except NoTrainingData as exc:
+                return Training(day, kind, str(trigger.get("reason")), time.monotonic() - started, error=str(exc))
+        promotion = outcome["promotion"]
+        promoted = isinstance(promotion, dict)
+        return Training(
+            day, kind, str(trigger.get("reason")), time.monotonic() - started, version=str(outcome["version"]),
+            passed=bool(outcome["passed"]), promoted=promoted,
+            from_version=promotion["from_version"] if promoted else outcome.get("champion_version"),
+            summary=str(outcome["summary"])[:500],
+        )  # fmt: skip
+
+    def score_champion(self, day: int, record: DayRecord) -> None:
+        from mlops.scoring import score_day
+
+        date = self.scenario.date(day)
+        with self.timed("score"):
+            stats = score_day(self.settings, date, run_id=f"simulation-{date}")
+            scores = self.lake.read_partition(self.lake.partition("scores", date))
+        record.champion_version = str(stats["model_version"])
+        data = self.days[day]
+        score_ids = scores.column(self.settings.dataset.id_column).to_numpy()
+        aligned = np.empty(data.ids.size, dtype=np.float64)
+        aligned[np.searchsorted(data.ids, score_ids)] = scores.column("score").to_numpy()
+        data.scores["champion"] = aligned
+
+    def check_drift(self, day: int, record: DayRecord) -> Any:
+        from mlops.monitoring import check_day
+
+        with self.timed("drift"):
+            outcome = check_day(self.settings, self.scenario.date(day), training_active=False, render_report=False)
+        result, performance = outcome.result, outcome.result.get("performance") or {}
+        record.drift = {
+            "breached": bool(result["breached"]),
+            "severe": bool(result["severe"]),
+            "triggered": outcome.trigger,
+            "reason": str(outcome.decision["reason"]),
+            "breached_features": sorted(result["breached_features"]),
+            "score_breached": bool(result["score"].get("breached")),
+            "performance_breached": bool(performance.get("breached")),
+            "performance_auc_pr": performance.get("auc_pr"),
+            "reference_auc_pr": performance.get("reference_auc_pr"),
+            "features": {name: round(float(f["psi"]), 5) for name, f in result["features"].items()},
+            "score_psi": None if result["score"].get("psi") is None else round(float(result["score"]["psi"]), 5),
+        }
+        return outcome
+
+    # -- the references -----------------------------------------------------------------------------------
+    def score_references(self, day: int, record: DayRecord) -> None:
+        """Frozen: the day-0 model. Oracle: refitted on the day's training window whenever that window moved."""
+        from mlops.training.snapshot import NoTrainingData, resolve_snapshot
+
+        data = self.days[day]
+        with self.timed("references"):
+            data.scores["frozen"] = np.asarray(self.frozen.inplace_predict(data.X), dtype=np.float64)
+            try:
+                snapshot = resolve_snapshot(self.settings, self.scenario.date(day), self.lake)
+            except NoTrainingData:
+                snapshot = None
+            if snapshot is not None:
+                key = (*snapshot.days["train"], "|", *snapshot.days["valid"])
+                if key != self.oracle_key:
+                    self._refit_oracle(snapshot.days["train"], snapshot.days["valid"], key)
+                record.oracle_window = [snapshot.days["train"][0], snapshot.days["valid"][-1]]
+            if self.oracle is not None:
+                data.scores["oracle"] = np.asarray(self.oracle.inplace_predict(data.X), dtype=np.float64)
+
+    def _stack(self, dates: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        days = [self.days[self.scenario.day_number(dt.date.fromisoformat(d))] for d in dates]
+        return np.concatenate([d.X for d in days]), np.concatenate([d.y for d in days if d.y is not None])
+
+    def _refit_oracle(self, train_days: list[str], valid_days: list[str], key: tuple[str, ...]) -> None:
+        """``fit_booster`` on the window's train split, early-stopped on its validation days (as training does)."""
+        from mlops.training.train import fit_booster
+
+        X_train, y_train = self._stack(train_days)
+        X_valid, y_valid = self._stack(valid_days)
+        if y_train.sum() < self.settings.training.min_positives or not 0 < y_valid.sum() < y_valid.size:
+            return  # the pipeline would refuse this window too: keep the last oracle
+        self.oracle, _ = fit_booster(self.settings, self.spec, X_train, y_train, X_valid, y_valid)
+        self.oracle_key = key
+
+    # -- the run ------------------------------------------------------------------------------------------
+    def run(self) -> SimulationResult:
+        # Quiet during the run: GX sets this logger to INFO itself (a line per validation), and a scenario's
+        # quarantines and rejected models are expected outcomes, recorded in the report with their reasons.
+        # A filter, not a level: GX sets its level again when it is first imported, inside the run.
+        loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+        for logger in loggers:
+            logger.addFilter(_quiet)
+        try:
+            return self._run()
+        finally:
+            for logger in loggers:
+                logger.removeFilter(_quiet)
+
+    def _run(self) -> SimulationResult:
+        scenario, settings = self.scenario, self.settings
+        started = time.monotonic()
+        self.say(f"simulation {scenario.name}: {scenario.history_days} history days + {scenario.days} days x "
+                 f"{scenario.rows_per_day:,} rows from {scenario.date(0)} in {self.home}")  # fmt: skip
+        for day in range(-scenario.history_days, 0):
+            self.produce(day)
+        self.say(f"  history landed and validated ({time.monotonic() - started:.0f} s); training the day-0 champion")
+        initial = self.train(-1, "initial", {"reason": f"initial training (simulation {scenario.name})"})
+        if not initial.promoted or initial.version is None:
+            raise RuntimeError(f"the day-0 training did not produce a champion: {initial.error or initial.summary}")
+        pinned = models.pin_version(settings, initial.version)
+        self.frozen = models.load_booster(settings, pinned.model_uri)
+        self.say(f"  day-0 champion v{initial.version} ({initial.seconds:.0f} s); it is also the frozen reference")
+
+        for day in range(scenario.days):
+            record = self.produce(day)
+            if record.validated:
+                self.score_references(day, record)
+                self.score_champion(day, record)
+                self._evaluate(day)  # labels may already be known (delay_days 0)
+                outcome = self.check_drift(day, record)
+                if outcome.trigger:
+                    record.trainings.append(self.train(day, "drift", outcome.conf))
+            for event in scenario.events_on(day, "bad_model"):
+                bad = load_settings(env={"MLOPS_HOME": str(self.home)}, conf=merge(scenario.settings, event.settings))
+                trigger = {"reason": f"scenario: {event.describe()}"}
+                record.trainings.append(self.train(day, "bad_model", trigger, bad))
+            self._progress(record, started)
+        seconds = time.monotonic() - started
+        self.say(f"simulation {scenario.name}: {scenario.days} days in {seconds:.0f} s")
+        return SimulationResult(scenario, settings, self.home, [self.records[d] for d in range(scenario.days)],
+                                initial, initial.version, dict(self.timings), seconds)  # fmt: skip
+
+    def _progress(self, record: DayRecord, started: float) -> None:
+        """One line for a day something happened on, and a heartbeat every 10 days."""
+        notes = []
+        if record.corrupted or record.quarantine:
+            notes.append(f"QUARANTINED ({(record.quarantine or '')[:100]})")
+        if record.drift and record.drift["breached"]:
+            notes.append(f"drift {'TRIGGER' if record.triggered else 'breach'}: {record.drift['reason'][:90]}")
+        for training in record.trainings:
+            if training.error:
+                notes.append(f"training failed: {training.error[:80]}")
+            else:
+                verdict = "promoted" if training.promoted else ("gates passed" if training.passed else "REJECTED")
+                notes.append(f"{training.kind} training v{training.version}: {verdict} ({training.seconds:.0f} s)")
+        if notes or record.day % 10 == 0:
+            elapsed = time.monotonic() - started
+            text = "; ".join(notes) or f"champion v{record.champion_version}"
+            self.say(f"  day {record.day:>3} {record.date} [{elapsed:>4.0f} s] {text}")

@@ -1,0 +1,334 @@
+"""The MLOps page's data, as JSON-ready dicts: models and their evidence, drift, validation and scoring.
+
+Everything is read the way the pipeline wrote it: models through :mod:`mlops.models` (versions, runs,
+gate reports, the alias ledger), the lake through :class:`~mlops.data.lake.Lake` (markers, quarantine
+reasons, scoring stats, reports) and the drift history through :func:`mlops.drift.read_history`.
+Nothing here writes. Links are built by :mod:`mlops.web.urls`; plugin paths are relative to the
+plugin's root, Airflow paths relative to the Airflow UI's root.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mlops import models
+from mlops.data.lake import REASON, STATS, VALIDATED, Lake
+from mlops.web import urls
+
+if TYPE_CHECKING:
+    from mlops.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: Versions listed on the page (newest first); champion and challenger are always detailed.
+VERSIONS_SHOWN = 20
+#: Days of validation and scoring shown.
+DAYS_SHOWN = 60
+
+
+# -- models --------------------------------------------------------------------------------------------------
+def _gate_report(settings: Settings, run_id: str) -> dict[str, Any] | None:
+    try:
+        return models.load_artifact(settings, run_id, models.Artifacts.GATE_REPORT_JSON)
+    except Exception:  # a run assessed before gate reports existed, or a failed assessment
+        log.info("no gate report for run %s", run_id, exc_info=True)
+        return None
+
+
+def _lineage(tags: dict[str, str]) -> dict[str, Any]:
+    report_uri = tags.get(models.Tags.TRIGGER_PREFIX + "report_uri") or None
+    report_day = urls.report_day(report_uri)
+    dag_id, run_id = tags.get(models.Tags.AIRFLOW_DAG_ID), tags.get(models.Tags.AIRFLOW_RUN_ID)
+    return {
+        "git_commit": tags.get(models.Tags.GIT_COMMIT),
+        "dvc_revision": tags.get(models.Tags.DVC_REVISION),
+        "dvc_registry": tags.get(models.Tags.DVC_REGISTRY),
+        "data_hash": tags.get(models.Tags.DATA_HASH),
+        "config_hash": tags.get(models.Tags.CONFIG_HASH),
+        "as_of": tags.get(models.Tags.AS_OF),
+        "backend": tags.get(models.Tags.BACKEND),
+        "trigger_reason": tags.get(models.Tags.TRIGGER_REASON),
+        "trigger_report_uri": report_uri,
+        "trigger_report": urls.drift_report(report_day) if report_day else None,
+        "airflow_dag_id": dag_id,
+        "airflow_run_id": run_id,
+        "airflow_run": urls.airflow_run(dag_id, run_id) if dag_id and run_id else None,
+    }
+
+
+def _gates(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    checks = [
+        {key: check.get(key) for key in ("name", "kind", "value", "threshold", "passed", "detail")}
+        for check in report.get("checks", [])
+    ]
+    comparison = report.get("comparison")  # the paired bootstrap CI against the champion of the time
+    if comparison:
+        metric = next((c["name"].split(":", 1)[1] for c in checks if c["kind"] == "champion" and c["name"]), None)
+        comparison = {**comparison, "metric": metric}
+    return {
+        "passed": bool(report.get("passed")),
+        "checks": checks,
+        "comparison": comparison,
+        "champion_metrics": report.get("champion_metrics"),
+        "notes": report.get("notes", []),
+    }
+
+
+def _status(version: str, tags: dict[str, str], champion: str | None, challenger: str | None) -> str:
+    if version == champion:
+        return "champion"
+    if version == challenger:
+        return "challenger"
+    passed = tags.get(models.Tags.GATES_PASSED)
+    return "passed" if passed == "true" else "rejected" if passed == "false" else "unassessed"
+
+
+def _version_summary(model_version: Any, champion: str | None, challenger: str | None) -> dict[str, Any]:
+    tags = dict(model_version.tags or {})
+    version = str(model_version.version)
+    created = dt.datetime.fromtimestamp(model_version.creation_timestamp / 1000, dt.UTC).isoformat()
+    return {
+        "version": version,
+        "created": created,
+        "run_id": model_version.run_id,
+        "status": _status(version, tags, champion, challenger),
+        "gates_passed": tags.get(models.Tags.GATES_PASSED) == "true",
+        "gates_summary": tags.get(models.Tags.GATES_SUMMARY, ""),
+        "compared_with": tags.get(models.Tags.GATES_CHAMPION_COMPARED),
+        "trigger_reason": tags.get(models.Tags.TRIGGER_REASON),
+    }
+
+
+def version_detail(settings: Settings, version: str, model_version: Any | None = None) -> dict[str, Any]:
+    """One version with its holdout metrics, gate evidence, lineage and links."""
+    client = models.client(settings)
+    model_version = model_version or client.get_model_version(settings.model_name, version)
+    run = client.get_run(model_version.run_id)
+    tags = {**run.data.tags, **dict(model_version.tags or {})}  # the version's tags win (gate evidence)
+    metrics = {
+        name.removeprefix("holdout_"): value for name, value in run.data.metrics.items() if name.startswith("holdout_")
+    }
+    mlflow_ui = urls.mlflow_ui(settings)
+    return {
+        **_version_summary(model_version, None, None),
+        "metrics": dict(sorted(metrics.items())),
+        "gates": _gates(_gate_report(settings, model_version.run_id)),
+        "lineage": _lineage(tags),
+        "links": {
+            "mlflow_run": urls.mlflow_run(mlflow_ui, run.info.experiment_id, run.info.run_id),
+            "mlflow_version": urls.mlflow_version(mlflow_ui, settings.model_name, str(model_version.version)),
+            "gate_report": urls.gate_report(run.info.run_id),
+        },
+    }
+
+
+def model_overview(settings: Settings) -> dict[str, Any]:
+    """Champion and challenger in detail, the recent versions, and the alias ledger (oldest first)."""
+    overview = models.overview(settings)
+    champion, challenger = overview["champion"], overview["challenger"]
+    client = models.client(settings)
+    try:
+        found = client.search_model_versions(f"name = '{settings.model_name}'")
+    except Exception:  # no registered model yet
+        log.info("no versions of %s", settings.model_name, exc_info=True)
+        found = []
+    by_version = {str(mv.version): mv for mv in found}
+    newest = sorted(by_version, key=int, reverse=True)[:VERSIONS_SHOWN]
+    details = {
+        alias: version_detail(settings, version, by_version.get(version)) if version else None
+        for alias, version in (("champion", champion), ("challenger", challenger))
+    }
+    if details["champion"]:
+        details["champion"]["status"] = "champion"
+    if details["challenger"]:
+        details["challenger"]["status"] = "challenger" if challenger != champion else "champion"
+    ledger = overview["ledger"]
+    return {
+        "model": settings.model_name,
+        "dataset": settings.dataset.name,
+        "mlflow_ui": urls.mlflow_ui(settings),
+        "champion": details["champion"],
+        "challenger": details["challenger"],
+        "champion_since": _alias_since(ledger, models.CHAMPION),
+        "versions": [_version_summary(by_version[v], champion, challenger) for v in newest],
+        "ledger": [{**move, "airflow_run": _ledger_run(move)} for move in ledger],
+        "promotion_policy": settings.promotion.policy,
+        "actions": {
+            "retrain": {"dag_id": "continuous_training", "href": "dags/continuous_training"},
+            "rollback": {"dag_id": "model_rollback", "href": "dags/model_rollback"},
+        },
+    }
+
+
+def _alias_since(ledger: list[dict[str, Any]], alias: str) -> str | None:
+    moves = [move for move in ledger if move["alias"] == alias]
+    return moves[-1]["at"] if moves else None
+
+
+def _ledger_run(move: dict[str, Any]) -> str | None:
+    """The Airflow run page of a move made by a DAG (actor ``airflow:<dag_id>``), else None."""
+    actor, run = str(move.get("actor") or ""), str(move.get("run") or "")
+    if actor.startswith("airflow:") and run:
+        return urls.airflow_run(actor.removeprefix("airflow:"), run)
+    return None
+
+
+# -- drift ---------------------------------------------------------------------------------------------------
+def drift_history(settings: Settings) -> dict[str, Any]:
+    """PSI per feature and of the score per day, with the thresholds and the days that triggered training."""
+    from mlops.drift import read_history
+
+    lake = Lake.from_settings(settings)
+    entries = read_history(lake, settings.dataset.name)[-DAYS_SHOWN:]
+    features = sorted({name for entry in entries for name in (entry.get("features") or {})})
+    policy = settings.drift
+    days = []
+    for entry in entries:
+        day = str(entry["day"])[:10]
+        report_day = urls.report_day(entry.get("report_uri"))
+        performance = entry.get("performance") or {}
+        days.append(
+            {
+                "day": day,
+                "psi": {name: (entry.get("features") or {}).get(name, {}).get("psi") for name in features},
+                "score_psi": (entry.get("score") or {}).get("psi"),
+                "auc_pr": performance.get("auc_pr"),
+                "breached": bool(entry.get("breached")),
+                "severe": bool(entry.get("severe")),
+                "triggered": bool(entry.get("triggered")),
+                "breached_features": entry.get("breached_features") or {},
+                "champion_version": entry.get("champion_version"),
+                "report": urls.drift_report(report_day) if report_day else None,
+            }
+        )
+    return {
+        "dataset": settings.dataset.name,
+        "features": features,
+        "thresholds": {
+            "psi": policy.psi_threshold,
+            "severe_psi": policy.severe_psi,
+            "score_psi": policy.score_psi_threshold,
+            "consecutive_windows": policy.consecutive_windows,
+            "cooldown_days": policy.cooldown_days,
+        },
+        "days": days,
+    }
+
+
+# -- validation and scoring ----------------------------------------------------------------------------------
+def _failure_text(failure: dict[str, Any]) -> str:
+    where = f"column {failure.get('column')}" if failure.get("column") else "table"
+    return f"[{failure.get('rule')}] {where}: {failure.get('observed')!r} (expected {failure.get('expected')!r})"
+
+
+def validation_days(settings: Settings) -> list[dict[str, Any]]:
+    """Each landed day's verdict: validated (rows, DVC revision), quarantined (reasons) or pending."""
+    lake = Lake.from_settings(settings)
+    raw, quarantined = set(lake.days("raw")), set(lake.days("quarantine"))
+    out = []
+    for day in sorted(raw | quarantined)[-DAYS_SHOWN:]:
+        row: dict[str, Any] = {"day": day.isoformat(), "verdict": "pending", "rows": None, "reasons": []}
+        validated, reason = lake.marker("raw", day, VALIDATED), lake.marker("quarantine", day, REASON)
+        if day in raw and lake.exists(validated):
+            marker = lake.read_json(validated)
+            revision = (marker.get("dvc") or {}).get("revision")
+            row.update(verdict="validated", rows=marker.get("rows"), dvc_revision=revision,
+                       data_docs=urls.data_docs(lake, marker.get("data_docs")))  # fmt: skip
+        elif day in quarantined and lake.exists(reason):
+            payload = lake.read_json(reason)
+            row.update(verdict="quarantined", rows=payload.get("rows"),
+                       reasons=[_failure_text(f) for f in payload.get("failures", [])],
+                       quarantined_at=payload.get("quarantined_at"),
+                       data_docs=urls.data_docs(lake, payload.get("data_docs")))  # fmt: skip
+        out.append(row)
+    return out
+
+
+def scoring_days(settings: Settings) -> list[dict[str, Any]]:
+    """Rows scored, positive rate, rows/s of the scoring step and the model version, per committed day."""
+    lake = Lake.from_settings(settings)
+    out = []
+    for day in lake.days("scores", STATS)[-DAYS_SHOWN:]:
+        stats = lake.read_json(lake.marker("scores", day, STATS))
+        seconds = float(stats.get("scoring_seconds") or 0.0)
+        rows = int(stats.get("rows") or 0)
+        out.append(
+            {
+                "day": day.isoformat(),
+                "rows": rows,
+                "positive_rate": stats.get("positive_rate"),
+                "rows_per_second": rows / seconds if seconds > 0 else None,
+                "model_version": stats.get("model_version"),
+                "stats": urls.scores(day.isoformat()),
+            }
+        )
+    return out
+
+
+def scores_day(settings: Settings, day: dt.date) -> dict[str, Any]:
+    """One scored day: where its output is, and its ``_STATS.json``."""
+    lake = Lake.from_settings(settings)
+    stats_path = lake.marker("scores", day, STATS)
+    if not lake.exists(stats_path):
+        raise FileNotFoundError(f"no committed scores for {day}")
+    partition = lake.partition("scores", day)
+    return {
+        "day": day.isoformat(),
+        "output": lake.url(partition),
+        "files": [lake.relative(path) for path in lake.data_files(partition)],
+        "stats": lake.read_json(stats_path),
+    }
+
+
+# -- report pages --------------------------------------------------------------------------------------------
+def drift_report_html(settings: Settings, day: dt.date) -> bytes:
+    """The Evidently report of a day, as the drift check published it."""
+    lake = Lake.from_settings(settings)
+    path = lake.report("drift", day, "report.html", settings.dataset.name)
+    if not lake.exists(path):
+        raise FileNotFoundError(f"no drift report for {day}")
+    with lake.fs.open(path, "rb") as handle:
+        return handle.read()
+
+
+def gate_report_html(settings: Settings, run_id: str) -> str:
+    """The gate report (HTML) logged to a training run by ``assess``."""
+    import mlflow
+
+    models.use_tracking(settings)
+    try:
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/{models.Artifacts.GATE_REPORT_HTML}")
+    except Exception as exc:
+        raise FileNotFoundError(f"run {run_id} has no gate report") from exc
+
+
+def data_docs_file(settings: Settings, page: str) -> bytes:
+    """A file of the GX Data Docs site in the lake (``page`` relative to the site's root)."""
+    parts = [part for part in page.split("/") if part]
+    if not parts or any(part in ("..", ".") for part in parts):
+        raise FileNotFoundError(page)
+    lake = Lake.from_settings(settings)
+    path = lake.data_docs("/".join(parts))
+    if not lake.exists(path) or lake.fs.isdir(path):
+        raise FileNotFoundError(page)
+    with lake.fs.open(path, "rb") as handle:
+        return handle.read()
+
+
+def page_data(settings: Settings) -> dict[str, Any]:
+    """Everything the page shows in one answer (the page draws each part from its own endpoint too)."""
+    return {
+        "models": [model_overview(settings)],
+        "drift": drift_history(settings),
+        "validation": validation_days(settings),
+        "scoring": scoring_days(settings),
+    }
+
+
+def to_json(payload: Any) -> str:
+    return json.dumps(payload, default=str)

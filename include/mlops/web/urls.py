@@ -1,0 +1,82 @@
+"""Where things are shown: the MLflow UI, the Airflow UI and the MLOps plugin's own report pages.
+
+One module for the MLOps page (:mod:`mlops.web`) and the task links (``mlops.airflow.links``), so that a
+button on a task and a link on the page open the same place. Paths of the plugin's pages are given
+relative to the plugin's root (``reports/drift/2026-11-20``); :func:`plugin_path` makes them absolute.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from mlops.config import Settings
+    from mlops.data.lake import Lake
+
+#: Where the plugin's FastAPI app is mounted in the Airflow api-server.
+PLUGIN_PREFIX = "/mlops"
+#: The MLflow UI as users reach it (``make up`` sets it; compose: the published port). Until ``mlflow.ui_url``
+#: exists in the config, this environment variable is the setting.
+MLFLOW_UI_ENV = "MLOPS_MLFLOW_UI_URL"
+DEFAULT_MLFLOW_UI = "http://localhost:5000"
+_DAY = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
+
+
+def mlflow_ui(settings: Settings, env: Mapping[str, str] | None = None) -> str:
+    """The MLflow UI's base URL: ``$MLOPS_MLFLOW_UI_URL``, else an HTTP tracking server, else localhost:5000."""
+    env = os.environ if env is None else env
+    if env.get(MLFLOW_UI_ENV):
+        return env[MLFLOW_UI_ENV].rstrip("/")
+    tracking = settings.mlflow_tracking_uri
+    return tracking.rstrip("/") if tracking.startswith(("http://", "https://")) else DEFAULT_MLFLOW_UI
+
+
+def mlflow_run(base: str, experiment_id: str, run_id: str) -> str:
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def mlflow_version(base: str, model: str, version: str) -> str:
+    return f"{base}/#/models/{quote(model, safe='')}/versions/{version}"
+
+
+def airflow_run(dag_id: str, run_id: str) -> str:
+    """The Airflow UI page of a DAG run, relative to the Airflow UI's root."""
+    return f"dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def gate_report(run_id: str) -> str:
+    return f"reports/gate/{quote(run_id, safe='')}"
+
+
+def drift_report(day: str) -> str:
+    return f"reports/drift/{day}"
+
+
+def scores(day: str) -> str:
+    return f"api/scores/{day}"
+
+
+def report_day(uri: str | None) -> str | None:
+    """The day of a lake report (``.../dt=2026-11-20/report.html`` -> ``2026-11-20``)."""
+    match = _DAY.search(uri or "")
+    return match.group(1) if match else None
+
+
+def data_docs(lake: Lake, page_url: str | None) -> str | None:
+    """A GX Data Docs page (a file:// or s3:// URL inside the lake's site) as a plugin path, else None."""
+    if not page_url:
+        return None
+    root = lake.url(lake.data_docs())
+    path = page_url.removeprefix("file://")
+    if not path.startswith(root.rstrip("/") + "/"):
+        return None
+    return "data-docs/" + path[len(root.rstrip("/")) + 1 :]
+
+
+def plugin_path(relative: str, base_path: str = "") -> str:
+    """``reports/drift/D`` -> ``<base path>/mlops/reports/drift/D`` (absolute path on the Airflow host)."""
+    return f"{base_path.rstrip('/')}{PLUGIN_PREFIX}/{relative.lstrip('/')}"

@@ -1,0 +1,222 @@
+"""An operator's day in the Airflow UI, in a real browser, on the stack ``make up`` starts.
+
+The home has a champion, a rejected candidate, a rollback and a week of drift history (``tests.browser.home``);
+promotion needs a human (policy ``manual``). In headless Chromium the operator logs in, reads the MLOps page
+(champion, gate table, a drawn chart), opens the ``continuous_training`` trigger form from it and triggers a
+run, follows a task's link to its MLflow run, and approves a promotion in Required actions; champion moves
+and the ``<model>.champion`` Asset records it. ``make down`` then leaves none of the stack's processes.
+
+``MLOPS_BROWSER_HOME=<dir>`` reuses a home built by ``python -m tests.browser.home <dir>`` (faster by hand).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlops import models, stack
+from mlops.config import Settings, load_settings
+from mlops.runtime import stack_env
+from tests.browser.home import build
+
+pytestmark = pytest.mark.browser
+DAG = "continuous_training"
+RUN_TIMEOUT = 420.0
+#: Pixels of a canvas that are not transparent: uPlot drew the chart.
+PAINTED_PIXELS = """c => {
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+  return n;
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    env: dict[str, str]
+    airflow: str
+    mlflow: str
+    password: str
+
+    def api(self, method: str, path: str, body: dict | None = None) -> Any:
+        """Airflow's REST API with a token of the admin (what the checks read; the test acts through the UI)."""
+        login = json.dumps({"username": stack.ADMIN, "password": self.password}).encode()
+        token_request = urllib.request.Request(f"{self.airflow}/auth/token", data=login, method="POST",
+                                               headers={"Content-Type": "application/json"})  # fmt: skip
+        token = json.load(urllib.request.urlopen(token_request, timeout=30))["access_token"]
+        request = urllib.request.Request(
+            f"{self.airflow}/api/v2{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+
+def _our_processes(home: Path) -> list[int]:
+    """PIDs whose environment carries this home: anything the stack started and left behind."""
+    marker = f"MLOPS_HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    given = os.environ.get("MLOPS_BROWSER_HOME")
+    home = Path(given).resolve() if given else tmp_path_factory.mktemp("operator") / "home"
+    if not given:
+        build(home)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS", "MLFLOW"))}
+    base.update(MLOPS_HOME=str(home), MLOPS__PROMOTION__POLICY="manual")
+    settings = load_settings(env=base)
+    api_port, mlflow_port = _free_port(), _free_port()
+    env = stack_env(settings, api_port, mlflow_port, base=base)
+    urls = stack.up(settings, env, api_port, mlflow_port)
+    try:
+        yield Stack(settings, env, urls["airflow"], urls["mlflow"], urls["password"])
+    finally:
+        stopped = stack.down(settings)
+        assert set(stopped) == set(stack.COMPONENTS), stopped
+        time.sleep(1)
+        assert _our_processes(home) == [], "make down left processes of the stack running"
+
+
+def _login(page: Any, stack_: Stack) -> None:
+    page.goto(f"{stack_.airflow}/")
+    page.get_by_label("Username").fill(stack.ADMIN)
+    page.get_by_label("Password").fill(stack_.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{stack_.airflow}/", timeout=60_000)
+
+
+def _mlops_frame(page: Any, stack_: Stack) -> Any:
+    page.goto(f"{stack_.airflow}/plugin/mlops")
+    frame = page.frame_locator("iframe[title=MLOps]")
+    frame.locator("main[data-ready=true]").wait_for(timeout=120_000)
+    return frame
+
+
+def _pending_approval(stack_: Stack) -> dict:
+    """Wait until a continuous_training run asks for approval (the form's run or the weekly catch-up run)."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        details = stack_.api("GET", f"/dags/{DAG}/dagRuns/~/hitlDetails")["hitl_details"]
+        pending = [d for d in details if not d.get("response_received")]
+        if pending:
+            return pending[0]
+        failed = stack_.api("GET", f"/dags/{DAG}/dagRuns?state=failed")["dag_runs"]
+        assert not failed, f"a training run failed: {failed}"
+        time.sleep(3)
+    raise AssertionError(f"no promotion asked for approval within {RUN_TIMEOUT:.0f} s")
+
+
+def _champion_events(stack_: Stack) -> list[dict]:
+    with closing(sqlite3.connect(Path(stack_.env["AIRFLOW_HOME"]) / "airflow.db")) as db:
+        rows = db.execute("SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = ?",
+                          (f"{stack_.settings.model_name}.champion",)).fetchall()  # fmt: skip
+    return [json.loads(row[0]) if isinstance(row[0], str) else row[0] for row in rows]
+
+
+def test_operator_reads_the_page_retrains_follows_links_and_approves(running: Stack, browser: Any,
+                                                                     artifacts: Path) -> None:  # fmt: skip
+    settings = running.settings
+    champion = models.alias_version(settings, models.CHAMPION)
+    assert champion is not None
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    _login(page, running)
+
+    # 1. The MLOps page in Airflow's navigation: champion, its gate table, a drawn drift chart, the history.
+    frame = _mlops_frame(page, running)
+    assert frame.get_by_test_id("champion-version").inner_text() == f"v{champion}"
+    gates = frame.get_by_test_id("gate-table").first
+    assert gates.locator("tbody tr").count() >= 7
+    assert "absolute:auc_pr" in gates.inner_text() and "pass" in gates.inner_text()
+    assert "rejected" in frame.get_by_test_id("versions-table").inner_text()
+    assert "rollback drill" in frame.get_by_test_id("ledger").inner_text()
+    canvas = frame.get_by_test_id("drift-chart").locator("canvas")
+    painted = canvas.evaluate(PAINTED_PIXELS)
+    assert painted > 5_000, f"the drift chart drew {painted} pixels"
+    assert "QUARANTINED" in frame.get_by_test_id("validation-table").inner_text()
+    page.screenshot(path=str(artifacts / "01-mlops-page.png"))
+
+    # 2. "Retrain..." opens Airflow's own trigger form for continuous_training; trigger a run from it.
+    frame.get_by_test_id("retrain").click()
+    submit = page.get_by_test_id("trigger-dag-submit")
+    submit.wait_for(timeout=60_000)
+    assert f"/dags/{DAG}" in page.url
+    page.screenshot(path=str(artifacts / "02-trigger-form.png"))
+    submit.click()
+    page.wait_for_url(f"**/dags/{DAG}/runs/**", timeout=60_000)
+    triggered = urllib.parse.unquote(page.url.split("/runs/")[1].split("/")[0])
+    run = running.api("GET", f"/dags/{DAG}/dagRuns/{urllib.parse.quote(triggered, safe='')}")
+    assert run["run_type"] == "manual" and run["conf"]["reason"] == "manual"
+
+    # 3. A run asks for approval; its train task links to the MLflow run, assess to the gate report.
+    pending = _pending_approval(running)
+    run_id = pending["task_instance"]["dag_run_id"]
+    quoted = urllib.parse.quote(run_id, safe="")
+    page.goto(f"{running.airflow}/dags/{DAG}/runs/{quoted}/tasks/train")
+    page.get_by_text("Details", exact=True).first.click()
+    link = page.get_by_role("link", name="MLflow run")
+    link.wait_for(timeout=60_000)
+    href = link.get_attribute("href")
+    assert href.startswith(running.mlflow) and "/runs/" in href, href
+    mlflow_run_id = href.rsplit("/", 1)[1]
+    with context.expect_page() as opened:
+        link.click()  # target=_blank: the MLflow UI opens in a new tab
+    mlflow_page = opened.value
+    mlflow_page.get_by_text(mlflow_run_id).first.wait_for(timeout=90_000)
+    mlflow_page.screenshot(path=str(artifacts / "03-mlflow-run.png"))
+    mlflow_page.close()
+    links = running.api("GET", f"/dags/{DAG}/dagRuns/{quoted}/taskInstances/assess/links")["extra_links"]
+    page.goto(running.airflow + links["Gate report"])
+    assert "absolute:auc_pr" in page.content()
+
+    # 4. Required actions: approve the promotion; champion moves and the champion Asset says so.
+    page.goto(f"{running.airflow}/required_actions")
+    page.get_by_text(f"Promote {settings.model_name} v").first.click()
+    approve = page.get_by_role("button", name="Approve")
+    approve.wait_for(timeout=60_000)
+    page.screenshot(path=str(artifacts / "04-required-action.png"))
+    approve.click()
+    deadline = time.monotonic() + 180
+    while running.api("GET", f"/dags/{DAG}/dagRuns/{quoted}")["state"] != "success":
+        assert time.monotonic() < deadline, "the approved run did not finish"
+        time.sleep(2)
+    new_champion = models.alias_version(settings, models.CHAMPION)
+    assert new_champion not in (None, champion)
+    events = _champion_events(running)
+    assert events[-1]["version"] == new_champion and events[-1]["previous"] == champion, events
+
+    frame = _mlops_frame(page, running)
+    assert frame.get_by_test_id("champion-version").inner_text() == f"v{new_champion}"
+    page.screenshot(path=str(artifacts / "05-new-champion.png"))
+    context.close()
