@@ -1,7 +1,7 @@
 """data_validation: wait for a day's raw partition, validate it against its contract, version it with DVC.
 
 The logical date is the partition date D (a daily data interval: the run for D starts once D is over).
-At parse time only the Airflow SDK, ``mlops.config`` and ``mlops.airflow`` are imported; the tasks import
+At parse time only the Airflow SDK, ``mlops.config``, ``mlops.redact`` and ``mlops.airflow`` are imported; the tasks import
 the work (``mlops.validation``, ``mlops.versioning``, ``mlops.data.lake``) when they run.
 """
 
@@ -14,6 +14,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, task
 from mlops.airflow import dag_defaults, error_policy, lake_sensor, run_settings, validated_data_asset
 from mlops.airflow.links import DataDocsLink, add_links
 from mlops.config import load_settings
+from mlops.redact import redact_text
 
 settings = load_settings()
 VALIDATED = validated_data_asset(settings)
@@ -26,11 +27,12 @@ DOC = f"""
 |---|---|
 | `wait_for_partition` | deferrable sensor on `raw/{PARTITION}/_SUCCESS` (times out after {settings.validation.sensor_timeout_seconds} s with a clear failure) |
 | `validate_partition` | Great Expectations suite built from the data contract `{settings.dataset.contract}`; on failure the day moves to `quarantine/{PARTITION}/` with `reason.json` (rule, column, observed vs expected, offending ids) and the task fails **without retry** |
-| `snapshot_partition` | DVC snapshot in the data registry `{settings.dvc_registry_path}`, pushed to `{settings.dvc_remote_url}` |
+| `snapshot_partition` | DVC snapshot in the data registry `{settings.dvc_registry_path}`, pushed to `{redact_text(settings.dvc_remote_url)}` |
 | `publish_validated` | writes `_VALIDATED.json` (suite summary, contract version, DVC revision) **last**, then emits the Asset `{VALIDATED.name}` |
 
-Lake: `{settings.lake_uri}`. Data Docs: `reports/data_docs/` in the lake.
-A quarantined day waits for the producer to land a corrected `raw/{PARTITION}`; clear the run to validate it again.
+Lake: `{redact_text(settings.lake_uri)}`. Data Docs: `reports/data_docs/` in the lake.
+A quarantined day waits for the producer to land a corrected `raw/{PARTITION}` (or `mlops requeue --date D` when
+it was quarantined by mistake); clear the run to validate it again.
 Re-running a good day gives the same verdict and the same DVC revision.
 """
 

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops.redact import redact_text
+
 if TYPE_CHECKING:
     from mlops.config import Settings
     from mlops.data.lake import Lake
@@ -145,13 +147,13 @@ def snapshot_partition(settings: Settings, lake: Lake, day: dt.date, rows: int) 
             else:
                 log.info("dt=%s unchanged since its last snapshot: reusing its revision", day)
             pushed = dvc_repo.push(targets=[str(target)])
-            log.info("pushed %d file(s) of dt=%s to DVC remote %s", pushed, day, settings.dvc_remote_url)
+            log.info("pushed %d file(s) of dt=%s to DVC remote %s", pushed, day, redact_text(settings.dvc_remote_url))
         revision = _git(repo, "log", "-1", "--format=%H", "--", f"{relative}.dvc")
         return Snapshot(
             revision=revision,
             path=relative,
             registry=str(repo),
-            remote=settings.dvc_remote_url,
+            remote=redact_text(settings.dvc_remote_url),
             md5=_content_md5(dvc_file),
             files=len(files),
         )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mlops.config import load_settings
+from mlops.config import ConfigError, load_settings
 from mlops.errors import InfrastructureError, InputError
 
 
@@ -67,10 +67,16 @@ def test_error_policy_keeps_what_taskflow_reads(adapters: ModuleType) -> None:
 
 
 def test_run_settings_apply_the_runs_config_overrides(adapters: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    conf = {"model": {"decision_threshold": 0.75}, "scoring": {"max_chunks": 3}}
+    conf = {"model": {"num_boost_round": 50}, "training": {"window_days": 14}}
     monkeypatch.setattr(adapters.runs, "get_current_context", lambda: {"params": {"config": conf, "reason": "x"}})
     settings = adapters.run_settings()
-    assert settings.model.decision_threshold == 0.75 and settings.scoring.max_chunks == 3
+    assert settings.model.num_boost_round == 50 and settings.training.window_days == 14
+
+    # What only the deployment may set is refused, naming the key (the allow-list).
+    forbidden = {"params": {"config": {"gates": {"champion_tolerance": 1.0}}}}
+    monkeypatch.setattr(adapters.runs, "get_current_context", lambda: forbidden)
+    with pytest.raises(ConfigError, match="gates"):
+        adapters.run_settings()
 
     monkeypatch.setattr(adapters.runs, "get_current_context", lambda: {"params": {"date": None}})
     assert adapters.run_settings() == load_settings()
