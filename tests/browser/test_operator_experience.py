@@ -100,12 +100,25 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = stack_env(settings, api_port, mlflow_port, base=base)
     urls = stack.up(settings, env, api_port, mlflow_port)
     try:
-        yield Stack(settings, env, urls["airflow"], urls["mlflow"], urls["password"])
+        running = Stack(settings, env, urls["airflow"], urls["mlflow"], urls["password"])
+        _wait_for_dags(running)
+        yield running
     finally:
         stopped = stack.down(settings)
         assert set(stopped) == set(stack.COMPONENTS), stopped
         time.sleep(1)
         assert _our_processes(home) == [], "make down left processes of the stack running"
+
+
+def _wait_for_dags(stack_: Stack, timeout: float = 180.0) -> None:
+    """The dag-processor of a fresh stack parses dags/ after it starts; the UI shows a DAG once it has."""
+    deadline = time.monotonic() + timeout
+    while True:
+        known = {dag["dag_id"] for dag in stack_.api("GET", "/dags?limit=100")["dags"]}
+        if {DAG, "model_rollback"} <= known:
+            return
+        assert time.monotonic() < deadline, f"DAGs not parsed in {timeout:.0f} s (known: {sorted(known)})"
+        time.sleep(2)
 
 
 def _login(page: Any, stack_: Stack) -> None:
@@ -151,6 +164,17 @@ def test_operator_reads_the_page_retrains_follows_links_and_approves(running: St
     assert champion is not None
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
+    try:
+        _operator_day(running, context, page, champion, artifacts)
+    except BaseException:
+        page.screenshot(path=str(artifacts / "failure.png"))
+        raise
+    finally:
+        context.close()
+
+
+def _operator_day(running: Stack, context: Any, page: Any, champion: str, artifacts: Path) -> None:
+    settings = running.settings
     _login(page, running)
 
     # 1. The MLOps page in Airflow's navigation: champion, its gate table, a drawn drift chart, the history.
@@ -219,4 +243,3 @@ def test_operator_reads_the_page_retrains_follows_links_and_approves(running: St
     frame = _mlops_frame(page, running)
     assert frame.get_by_test_id("champion-version").inner_text() == f"v{new_champion}"
     page.screenshot(path=str(artifacts / "05-new-champion.png"))
-    context.close()

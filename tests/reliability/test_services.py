@@ -192,7 +192,7 @@ def test_dvc_remote_away_during_validation_marks_nothing_and_the_retry_publishes
     with pytest.raises(Exception) as failure:
         snapshot_partition(settings, lake, NEW_DAY, base.verdict["rows"])
     monkeypatch.undo()
-    assert one_line(failure.value), "one line says what failed"
+    assert str(remote) in one_line(failure.value), "one line names the remote that failed"
     assert validated(lake, NEW_DAY) is None, "a day whose data is not in the remote is never marked validated"
 
     remote.unlink()

@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +99,6 @@ class SimulationResult:
     frozen_version: str
     timings: dict[str, float]
     seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"records": [asdict(r) for r in self.records], "initial": asdict(self.initial),
-                "frozen_version": self.frozen_version, "timings": self.timings, "seconds": self.seconds}  # fmt: skip
 
 
 @dataclass

@@ -261,6 +261,7 @@ def render_html(summary: dict[str, Any]) -> str:
             recovered = "never fell behind"
         rows.append(f"<tr><td>{_esc(e['what'])}</td><td>{e['start']}</td><td>{e['first_evidence']}</td>"
                     f"<td>{e['detected_on'] or '-'}</td><td class=num>{_fmt(e['detection_days'])}</td>"
+                    f"<td class=num>{_fmt(e['detection_days_from_start'])}</td>"
                     f"<td>{_esc(e['fell_behind'] or '-')}</td><td>{_esc(recovered)}</td>"
                     f"<td class=num>{_fmt(e['recovery_days'])}</td><td class=num>{_fmt(e['worst_gap'])}</td>"
                     f"<td class=num>{len(e['triggers'])}</td><td class=num>{e['trainings']}</td>"
@@ -305,6 +306,7 @@ touches the registry.</p>
 {timeline_chart(summary)}
 <h2>Drift events</h2>
 <table><tr><th>event</th><th>start</th><th>first evidence</th><th>trigger</th><th class=num>detection (d)</th>
+<th class=num>from start (d)</th>
 <th>fell behind</th><th>recovered</th><th class=num>recovery (d)</th><th class=num>worst gap</th>
 <th class=num>triggers</th><th class=num>trainings</th><th class=num>promotions</th></tr>{"".join(rows)}</table>
 <p>First evidence: the first day of a covariate shift; for concept and prior drift, the day the first drifted labels

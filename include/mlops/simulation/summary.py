@@ -80,6 +80,7 @@ def drift_events(scenario: Scenario, records: list[DayRecord], delay_days: int) 
             "first_evidence": scenario.date(evidence).isoformat(),
             "detected_on": detected.date if detected else None,
             "detection_days": detected.day - evidence if detected else None,
+            "detection_days_from_start": detected.day - event.day if detected else None,
             "detection_reason": detected.drift["reason"] if detected and detected.drift else None,
             "triggers": [r.date for r in caused],
             "trainings": len(trainings),
@@ -181,14 +182,14 @@ def format_table(summary: dict[str, Any]) -> str:
     seconds = summary["run"]["seconds"]
     lines = [f"operating record: {s['name']}, {s['days']} days x {s['rows_per_day']:,} rows ({s['start']} .. "
              f"{s['end']}), labels {s['label_delay_days']} days late, simulated in {seconds:.0f} s"]  # fmt: skip
-    header = (f"{'drift event':<46} {'start':<10}  {'evidence':<10}  {'trigger':<10}  {'detect':>6}  "
+    header = (f"{'drift event':<50} {'start':<10}  {'evidence':<10}  {'trigger':<10}  {'detect':>6}  "
               f"{'recovered':<18} {'recovery':>8}  {'triggers':>8}")  # fmt: skip
     lines += [header, "-" * len(header)]
     for e in summary["drift_events"]:
         recovered = e["recovered_on"] or f"not by {e['recovery_until']}"
         if e["recovery_days"] == 0:
             recovered = "never fell behind"
-        lines.append(f"{e['what'][:46]:<46} {e['start']:<10}  {e['first_evidence']:<10}  {e['detected_on'] or '-':<10}"
+        lines.append(f"{e['what'][:50]:<50} {e['start']:<10}  {e['first_evidence']:<10}  {e['detected_on'] or '-':<10}"
                      f"  {_days(e['detection_days']):>6}  {recovered:<18} {_days(e['recovery_days']):>8}  "
                      f"{len(e['triggers']):>8}")  # fmt: skip
     t = summary["trainings"]

@@ -73,7 +73,7 @@ const OPEN_TRIGGER_FORM = `
   const timer = setInterval(() => {
     const button = document.querySelector('[data-testid="trigger-dag-button"]');
     if (button && !button.disabled) { clearInterval(timer); button.click(); }
-    else if (Date.now() - started > 20000) { clearInterval(timer); }
+    else if (Date.now() - started > 60000) { clearInterval(timer); }
   }, 250);`;
 
 function openTriggerForm(dagId) {
