@@ -2,19 +2,18 @@
 
 MLflow keeps the versions and where each alias points *now*; the ledger (``mlops.ledger``) keeps who
 moved it, from what, why and in which run, and its head-row lock makes every move a compare-and-set.
-One alias move is ONE ledger transaction (:meth:`Ledger.move`) with MLflow inside it: under the lock
-the registry first checks that MLflow's alias still agrees with the ledger head (see "the window"
-below), then the ledger compares the head with the expected champion (:class:`PromotionConflict`,
-nothing changed) and records the move, and before the commit the registry sets the alias in MLflow:
-if MLflow fails, the ledger rolls back.
+One alias move is ONE ledger transaction (:meth:`Ledger.move`): under the head-row lock the registry
+checks that MLflow's alias agrees with the ledger head, the ledger compares the head with the expected
+champion (:class:`PromotionConflict`, nothing changed) and records the move; after the commit MLflow's
+alias is set to mirror it.
 
-The ledger is the truth. Readers (scoring, drift monitoring, assessment, the CLI) resolve an alias
-with :meth:`Registry.resolve`: the ledger head, checked against MLflow's alias. If the alias was moved by
-hand in MLflow, or a commit failed after MLflow was updated, they refuse with :class:`AliasOutOfSync`
-until ``mlops models --resync`` (:meth:`Registry.resync_alias`) puts MLflow back to the ledger head or,
-with ``--trust mlflow``, records MLflow's version in the ledger (only a version that passed its gates and
-was never rolled back). A reader that lands in the milliseconds between MLflow's update and the ledger's
-commit of a move looks again before it refuses.
+The ledger is the truth and MLflow's alias its mirror. Readers (scoring, drift monitoring, assessment,
+the CLI) resolve an alias with :meth:`Registry.resolve`: the ledger head. If the process died or MLflow
+failed between a commit and the mirror update, MLflow is exactly one move behind: the retry, or the next
+reader, brings it up to the head. Any other disagreement means the alias was moved by hand in MLflow:
+readers refuse with :class:`AliasOutOfSync` until ``mlops models --resync`` (:meth:`Registry.resync_alias`)
+puts MLflow back to the ledger head or, with ``--trust mlflow``, records MLflow's version in the ledger
+(only a version that passed its gates and was never rolled back).
 
 Rollback walks back the champion history and retires the version it replaces: a retired version is
 never a rollback target nor promotable again (a new gate pass registers a new version), so two
@@ -33,6 +32,7 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
+from mlops.errors import InfrastructureError
 from mlops.ledger import (
     AliasMove,
     AliasOutOfSync,
@@ -43,7 +43,7 @@ from mlops.ledger import (
     show_version,
 )
 from mlops.models import CHALLENGER, CHAMPION, Tags
-from mlops.redact import redact
+from mlops.redact import redact, redact_text
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -80,7 +80,6 @@ LOGGED_MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 #: How long ``register`` waits for a new version to become READY (remote registries copy artifacts).
 READY_TIMEOUT_SECONDS = 300.0
 #: Pauses before a reader re-checks a disagreement between MLflow and the ledger (a move in flight).
-RESOLVE_RETRY_SECONDS = (0.1, 0.4)
 
 
 class Registry:
@@ -229,15 +228,40 @@ class Registry:
             raise
 
     def resolve(self, alias: str) -> str | None:
-        """The version ``alias`` points to: the ledger head, refused (:class:`AliasOutOfSync`) if MLflow disagrees."""
-        for pause in (*RESOLVE_RETRY_SECONDS, None):
-            head = self.ledger().head(self.name, alias)
-            actual = self.alias_version(alias)
-            if actual == head:
-                return head
-            if pause is not None:
-                time.sleep(pause)  # a move may be between MLflow's update and the ledger's commit
-        raise AliasOutOfSync(self._out_of_sync(alias, head, actual))
+        """The version ``alias`` points to: the ledger head.
+
+        MLflow's alias is the ledger's mirror, updated right after each ledger commit. A mirror left one move
+        behind (the process died, or MLflow failed, between the commit and the update) is brought up to the
+        head here; any other disagreement is refused (:class:`AliasOutOfSync`): the alias was moved by hand.
+        """
+        head = self.ledger().head(self.name, alias)
+        actual = self.alias_version(alias)
+        if actual != head:
+            self._sync_lagging_mirror(alias, head, actual)
+        return head
+
+    def _sync_lagging_mirror(self, alias: str, head: str | None, actual: str | None) -> None:
+        """Bring MLflow's alias from where the ledger's last move started to the ledger head, or refuse."""
+        moves = self.ledger().moves(self.name, alias)
+        if not (moves and moves[-1].to_version == head and moves[-1].from_version == actual):
+            raise AliasOutOfSync(self._out_of_sync(alias, head, actual))
+        log.warning("MLflow alias %s of %s was still at version %s, one move behind the ledger: set to version %s",
+                    alias, self.name, show_version(actual), show_version(head))  # fmt: skip
+        self._mirror(alias, head)
+
+    def _mirror(self, alias: str, version: str | None) -> None:
+        """Point MLflow's alias at ``version`` (the ledger head; None deletes it)."""
+        try:
+            if version is None:
+                self.client.delete_registered_model_alias(self.name, alias)
+            else:
+                self.client.set_registered_model_alias(self.name, alias, version)
+        except Exception as exc:
+            raise InfrastructureError(
+                f"the ledger records {alias} of {self.name!r} = version {show_version(version)}, but MLflow's alias "
+                f"could not be updated ({_first_line(exc)}). "
+                f"A retry (or any reader of the alias) brings MLflow up to the ledger."
+            ) from exc
 
     def _out_of_sync(self, alias: str, head: str | None, actual: str | None) -> str:
         return (
@@ -387,11 +411,10 @@ class Registry:
         def check(head: str | None) -> None:
             actual = self.alias_version(alias)
             if actual != head:
-                raise AliasOutOfSync(self._out_of_sync(alias, head, actual))
+                self._sync_lagging_mirror(alias, head, actual)
 
-        def apply() -> None:
-            self.client.set_registered_model_alias(self.name, alias, version)
-
+        # The ledger commits first, then MLflow mirrors it: a failure in between leaves MLflow one move
+        # behind, which the retry or the next reader repairs (a tampered alias is refused instead).
         move = self.ledger().move(
             self.name,
             alias,
@@ -402,10 +425,10 @@ class Registry:
             reason=reason,
             run=run,
             check=check,
-            apply=apply,
             refuse_retired=refuse_retired,
             retire_head=retire_head,
         )
+        self._mirror(alias, version)
         moved_from = show_version(move.from_version)
         log.info("%s of %s: %s -> %s by %s (%s)", alias, self.name, moved_from, version, actor, reason)
         return move
@@ -428,3 +451,8 @@ def _logged_model_id(model_uri: str) -> str | None:
     if rest != model_uri and rest.startswith("m-") and "/" not in rest:
         return rest
     return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = redact_text(str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

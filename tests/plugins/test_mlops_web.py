@@ -16,7 +16,7 @@ from mlops.data.lake import Lake
 from mlops.drift import append_history
 from mlops.web import urls
 from mlops.web.app import STATIC, STATIC_FILES, create_app
-from mlops.web.metrics import format_samples
+from mlops.web.metrics import exporter, format_samples
 
 ROUTES = ["/", "/static/app.js", "/api/page", "/api/models", "/api/drift", "/api/validation", "/api/scoring",
           "/api/scores/2026-11-10", "/reports/drift/2026-11-10", "/reports/gate/abc", "/data-docs/index.html",
@@ -86,6 +86,24 @@ def test_prometheus_text_is_well_formed(client: TestClient) -> None:
     assert re.search(r"^mlops_metrics_errors_total 0\.0$", text, re.M), text
     sample = format_samples([("m", {"feature": 'a"b'}, 1.5), ("m", {}, float("nan"))], {"m": "help"})
     assert sample == '# HELP m help\n# TYPE m gauge\nm{feature="a\\"b"} 1.5\nm NaN\n'
+
+
+def test_the_exporter_serves_the_same_text_on_its_own_bind(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import urllib.error
+    import urllib.request
+
+    monkeypatch.setenv("MLOPS_HOME", str(settings.home))
+    server = exporter("127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        text = urllib.request.urlopen(f"{url}/metrics", timeout=60).read().decode()
+        assert "mlops_metrics_errors_total 0.0" in text and "mlops_validation_validated_days" in text
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{url}/other", timeout=10)
+    finally:
+        server.shutdown()
 
 
 def test_links_are_shared_with_the_task_buttons(tmp_path: Path) -> None:

@@ -38,13 +38,6 @@ from tests.reliability.world import (
 
 pytestmark = pytest.mark.reliability
 
-NOT_RESUMABLE = (
-    "commit_scores is not resumable (mlops.scoring.score, with mlops.data.publish): the swap moves the staged parts "
-    "out of scores/dt=D/_staging/<run> (into a .dt=D.new-* side folder, then into the partition), so a retry of the "
-    "commit task finds no staged part and raises ScoringIncomplete, even when the killed commit had finished; the "
-    "day stays unscored until every chunk of the run is scored again"
-)
-
 
 def points(step: str, xfail: dict[str, str] | None = None) -> list[Any]:
     """The step's kill points as test parameters; those in ``xfail`` (point -> the product bug) must fail."""
@@ -131,7 +124,7 @@ def test_killed_scoring_commit_shows_old_none_or_new_and_the_day_scores_again(
 
 @pytest.mark.parametrize(
     "point",
-    points("commit_scores", xfail={p: NOT_RESUMABLE for p in POINTS["commit_scores"] if p != "before-the-swap"}),
+    points("commit_scores"),
 )
 def test_a_retried_commit_task_completes_the_day(
     point: str, forkserver: Any, base: Base, settings: Settings, tmp_path: Path
@@ -220,15 +213,9 @@ def test_killed_training_leaves_no_finished_run_and_a_retry_trains(
 
 
 # -- registration ------------------------------------------------------------------------------------------------
-CHALLENGER_WINDOW = (
-    "the challenger move has the promotion window (mlops.registry/mlops.ledger): register sets MLflow's challenger "
-    "alias inside the ledger transaction, before its commit; a process killed between the two leaves MLflow's "
-    "challenger at the new version and the ledger's at the old one, and the retried register task raises "
-    "AliasOutOfSync (the run fails, nothing becomes challenger) until someone runs `mlops models --resync`"
-)
 
 
-@pytest.mark.parametrize("point", points("register", xfail={"challenger-set-in-mlflow": CHALLENGER_WINDOW}))
+@pytest.mark.parametrize("point", points("register"))
 def test_killed_registration_leaves_nothing_half_promotable_and_a_retry_registers_once(
     point: str, forkserver: Any, base: Base, settings: Settings, tmp_path: Path
 ) -> None:
@@ -263,19 +250,13 @@ def test_killed_registration_leaves_nothing_half_promotable_and_a_retry_register
 
 
 # -- promotion ---------------------------------------------------------------------------------------------------
-SPLIT_MOVE = (
-    "the promotion window (mlops.registry/mlops.ledger): MLflow's champion alias is set inside the ledger transaction, "
-    "before its commit; a process killed between the two leaves MLflow at the new version and the ledger at the old "
-    "one, so scoring and monitoring refuse to run (AliasOutOfSync) and the retried promote fails the same way until "
-    "someone runs `mlops models --resync`"
-)
 
 
-@pytest.mark.parametrize("point", points("promote", xfail={"mlflow-moved": SPLIT_MOVE}))
+@pytest.mark.parametrize("point", points("promote"))
 def test_killed_promotion_moves_the_champion_completely_or_not_at_all_and_a_retry_finishes(
     point: str, forkserver: Any, base: Base, settings: Settings, tmp_path: Path
 ) -> None:
-    from mlops.models import CHAMPION
+    from mlops.models import CHAMPION, alias_version
     from mlops.training.pipeline import Assessment, promote, register
 
     version = register(settings, Assessment.from_dict(base.assessment), actor="airflow:continuous_training",
@@ -287,8 +268,11 @@ def test_killed_promotion_moves_the_champion_completely_or_not_at_all_and_a_retr
 
     run_killed(forkserver, "promote", point, args, tmp_path / "child.log")
 
+    # The ledger commits first and MLflow mirrors it: killed in between, MLflow is one move behind until
+    # the next reader (scoring, monitoring, the CLI) or the retry brings it up to the ledger head.
+    resolved = alias_version(settings, CHAMPION)
     mlflow_alias, ledger_head = champion(settings)
-    assert mlflow_alias == ledger_head, f"MLflow says v{mlflow_alias}, the ledger v{ledger_head}"
+    assert mlflow_alias == ledger_head == resolved, f"MLflow says v{mlflow_alias}, the ledger v{ledger_head}"
     if ledger_head == "1":
         assert alias_moves(settings) == moves, "nothing recorded for a move that did not happen"
     else:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from mlops.config import Settings
 from mlops.data.lake import SUCCESS, Lake
@@ -77,7 +79,7 @@ def one_line(error: BaseException) -> str:
 
 
 # -- MLflow away ---------------------------------------------------------------------------------------------------
-def test_mlflow_away_during_promotion_changes_nothing_and_the_retry_promotes(
+def test_mlflow_away_during_promotion_keeps_the_ledger_move_and_the_retry_mirrors_it(
     served: Settings, mlflow_server: MlflowServer, base: Base, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlflow import MlflowClient
@@ -93,9 +95,11 @@ def test_mlflow_away_during_promotion_changes_nothing_and_the_retry_promotes(
     assert str(mlflow_server.port) in one_line(failure.value), "the error names the server that went away"
 
     mlflow_server.start()
-    assert champion(served) == ("1", "1") and alias_moves(served) == moves, "the ledger rolled back"
+    # The ledger (the truth) committed the move; MLflow's alias, its mirror, is one move behind.
+    assert champion(served) == ("1", version) and alias_moves(served) == [*moves, ("champion", "1", version,
+                                                                                    "manual__mlflow-away")]  # fmt: skip
     promote(served, version, "1", actor="airflow:ct", reason="fault suite", run="manual__mlflow-away")
-    assert champion(served) == (version, version)
+    assert champion(served) == (version, version) and len(alias_moves(served)) == len(moves) + 1
 
 
 def test_mlflow_away_during_registration_leaves_nothing_promotable_and_the_retry_registers_once(
@@ -274,37 +278,57 @@ def test_ledger_database_away_under_the_lock_rolls_back_and_the_retry_promotes(
     assert champion(settings) == (version, version)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the promotion window (mlops.registry/mlops.ledger): when the ledger's commit fails after MLflow's champion "
-    "alias was set inside the transaction, MLflow points at the new version and the ledger at the old one; scoring "
-    "then refuses to run (AliasOutOfSync) and the retried promote fails the same way until `mlops models --resync`",
-)
 def test_ledger_database_away_at_the_commit_leaves_the_champion_where_it_was(
     on_postgres: Settings, postgres: Postgres, base: Base, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+
+    from mlops.training.pipeline import Assessment, promote, register
+
+    settings = on_postgres
+    version = register(settings, Assessment.from_dict(base.assessment), actor="airflow:ct", run=CANDIDATE_RUN)
+
+    def database_away_at_commit(conn: Any) -> None:  # the move is written; its COMMIT never reaches the server
+        if conn.engine.url.get_backend_name() == "postgresql":
+            postgres.stop()
+
+    event.listen(Engine, "commit", database_away_at_commit)
+    try:
+        with pytest.raises(Exception, match="ledger database|server closed|terminat|connection"):
+            promote(settings, version, "1", actor="airflow:ct", reason="fault suite", run="manual__db-away")
+    finally:
+        event.remove(Engine, "commit", database_away_at_commit)
+        postgres.start()
+    assert champion(settings) == ("1", "1"), "no commit, no move: MLflow mirrors only committed moves"
+    promote(settings, version, "1", actor="airflow:ct", reason="fault suite", run="manual__db-away")
+    assert champion(settings) == (version, version)
+
+
+def test_mlflow_away_after_the_ledger_commit_is_caught_up_by_the_retry(
+    on_postgres: Settings, base: Base, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlflow import MlflowClient
 
+    from mlops.errors import InfrastructureError
+    from mlops.models import CHAMPION, alias_version
     from mlops.training.pipeline import Assessment, promote, register
 
     settings = on_postgres
     version = register(settings, Assessment.from_dict(base.assessment), actor="airflow:ct", run=CANDIDATE_RUN)
     real = MlflowClient.set_registered_model_alias
 
-    def set_then_database_away(self: MlflowClient, name: str, alias: str, to: str) -> None:
+    def mlflow_away(self: MlflowClient, name: str, alias: str, to: str) -> None:
+        if alias == CHAMPION:
+            raise ConnectionError("mlflow server went away")
         real(self, name, alias, to)
-        postgres.stop()  # the ledger's commit comes next
 
-    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", set_then_database_away)
-    try:
-        with pytest.raises(Exception, match="ledger database|server closed|terminat"):
-            promote(settings, version, "1", actor="airflow:ct", reason="fault suite", run="manual__db-away")
-    finally:
-        monkeypatch.undo()
-        postgres.start()
-    assert champion(settings) in (("1", "1"), (version, version)), "MLflow and the ledger disagree"
-    promote(settings, version, "1", actor="airflow:ct", reason="fault suite", run="manual__db-away")
-    assert champion(settings) == (version, version)
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", mlflow_away)
+    with pytest.raises(InfrastructureError, match="brings MLflow up to the ledger"):
+        promote(settings, version, "1", actor="airflow:ct", reason="fault suite", run="manual__mlflow-away")
+    monkeypatch.undo()
+    assert champion(settings) == ("1", version), "the ledger recorded the move; MLflow is one move behind"
+    move = promote(settings, version, "1", actor="airflow:ct", reason="fault suite", run="manual__mlflow-away")
+    assert (move["from_version"], move["to_version"]) == ("1", version)
+    assert champion(settings) == (version, version) and alias_version(settings, CHAMPION) == version
 
 
 def test_ledger_database_away_during_registration_registers_nothing_and_the_retry_registers_once(

@@ -26,6 +26,7 @@ Single files (``_VALIDATED.json``, ``reason.json``, reports) need no swap: :func
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -77,6 +78,36 @@ def commit_staged(lake: Lake, staging: str, final: str, *, keep: set[str] | None
         _swap_s3(lake, staging, final, json_files, marker)
     else:
         _swap_local(lake, staging, final, json_files, marker)
+
+
+def recover_staged(lake: Lake, staging: str, final: str) -> bool:
+    """Put the staged files of a local commit that was killed after moving them beside ``final`` back in ``staging``.
+
+    The swap first renames the staging folder to a ``new`` side folder; a commit killed before that side folder
+    became ``final`` leaves it there, and the retry of the commit continues from it. True when it found one.
+    On S3 the staging folder is only removed after the copy, so there is nothing to recover.
+    """
+    if lake.is_s3 or lake.exists(staging):
+        return False
+    prefix = f"{lake.side_prefix(final)}new-"
+    parent = prefix.rsplit("/", 1)[0]
+    sides = [p.rstrip("/") for p in lake.fs.ls(parent, detail=False)] if lake.fs.isdir(parent) else []
+    sides = [p for p in sides if p.startswith(prefix)]
+    if not sides:
+        return False
+    newest = max(sides, key=os.path.getmtime)
+    lake.fs.makedirs(staging.rsplit("/", 1)[0], exist_ok=True)
+    lake.rename(newest, staging)
+    log.info("resuming a killed commit of %s from %s", lake.url(final), lake.url(newest))
+    return True
+
+
+def finish_marker(lake: Lake, final: str, marker: str = SUCCESS) -> None:
+    """Finish a commit killed after its files were in place: remove its side folders, write the marker."""
+    _remove_stale_sides(lake, final, staging="")
+    if not lake.exists(f"{final}/{marker}"):
+        lake.sync(final)
+        lake.touch(f"{final}/{marker}")
 
 
 def publish_json(lake: Lake, path: str, payload: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from mlops import models
 from mlops.data.lake import STATS, Lake
-from mlops.data.publish import commit_staged
+from mlops.data.publish import commit_staged, finish_marker, recover_staged
 from mlops.errors import MlopsError
 from mlops.features import build_matrix
 from mlops.scoring.parquet_io import (
@@ -152,6 +152,14 @@ def commit_scores(settings: Settings, lake: Lake, day: dt.date, pinned: PinnedMo
     whose row count matches, and they add up to the partition's rows; else :class:`ScoringIncomplete`
     and the previous output stays. The swap itself is the publisher's (:func:`commit_staged`).
     """
+    final = lake.partition("scores", day)
+    staging = lake.staging("scores", day, run_id)
+    committed = _committed_by(lake, day, run_id)
+    if committed is not None and not lake.exists(staging):  # the retry of a commit killed after its swap
+        finish_marker(lake, final)
+        log.info("dt=%s: already committed by run %s; nothing to do", day, run_id)
+        return committed
+    recover_staged(lake, staging, final)  # the retry of a commit killed in the middle of its swap
     plan = plan_chunks(settings, lake, day, pinned)
     results = {result.chunk: result for result in chunk_results}
     planned = {chunk.index: chunk.rows for chunk in plan}
@@ -161,7 +169,6 @@ def commit_scores(settings: Settings, lake: Lake, day: dt.date, pinned: PinnedMo
             f"dt={day}: chunk results {sorted(results)} do not match the plan {sorted(planned)} of {raw} "
             f"(the raw partition or the chunk settings changed during the run); nothing was committed, re-run the day"
         )
-    staging = lake.staging("scores", day, run_id)
     for index, rows in planned.items():
         part = f"{staging}/{part_name(index)}"
         if not lake.exists(part):
@@ -176,11 +183,19 @@ def commit_scores(settings: Settings, lake: Lake, day: dt.date, pinned: PinnedMo
                 f"(of {raw}); nothing was committed"
             )
     stats = _stats(settings, day, pinned, list(results.values()), run_id)
-    final = lake.partition("scores", day)
     commit_staged(lake, staging, final, keep={part_name(index) for index in planned}, json_files={STATS: stats})
     log.info("dt=%s: committed %d rows scored with %s v%s to %s", day, stats["rows"], pinned.name, pinned.version,
              lake.url(final))  # fmt: skip
     return stats
+
+
+def _committed_by(lake: Lake, day: dt.date, run_id: str) -> dict[str, Any] | None:
+    """The day's ``_STATS.json`` when this run's swap already put its output in place (else None)."""
+    path = lake.marker("scores", day, STATS)
+    if not lake.exists(path):
+        return None
+    stats = lake.read_json(path)
+    return stats if stats.get("run_id") == run_id else None
 
 
 def _stats(settings: Settings, day: dt.date, pinned: PinnedModel, results: list[ChunkResult],

@@ -152,8 +152,8 @@ def render(settings: Settings) -> str:
     return format_samples(samples)
 
 
-def serve(bind: str, port: int) -> None:
-    """A plain exporter on its own bind (no Airflow login: keep it on a private network)."""
+def exporter(bind: str, port: int) -> ThreadingHTTPServer:
+    """A plain exporter on its own bind (no Airflow login: keep it on a private network); ``serve_forever()`` it."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the http.server API
@@ -170,7 +170,7 @@ def serve(bind: str, port: int) -> None:
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the http.server API
             log.debug(format, *args)
 
-    ThreadingHTTPServer((bind, port), Handler).serve_forever()
+    return ThreadingHTTPServer((bind, port), Handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9464)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    serve(args.bind, args.port)
+    exporter(args.bind, args.port).serve_forever()
     return 0
 
 
