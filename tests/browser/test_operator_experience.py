@@ -199,6 +199,8 @@ def _operator_day(running: Stack, context: Any, page: Any, champion: str, artifa
     assert painted > 5_000, f"the drift chart drew {painted} pixels"
     assert "QUARANTINED" in frame.get_by_test_id("validation-table").inner_text()
     page.screenshot(path=str(artifacts / "01-mlops-page.png"))
+    frame.get_by_test_id("drift-chart").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "01-drift-charts.png"))
 
     # 2. "Retrain..." opens Airflow's own trigger form for continuous_training; trigger a run from it.
     frame.get_by_test_id("retrain").click()

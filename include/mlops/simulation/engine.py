@@ -24,6 +24,7 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,8 @@ class Simulation:
         self.frozen: Any = None
         self.oracle: Any = None
         self.oracle_key: tuple[str, ...] = ()
+        self.oracle_fit: Future[Any] | None = None
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oracle")
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
@@ -164,13 +167,21 @@ class Simulation:
 
     # -- the producer and validation ----------------------------------------------------------------------
     def produce(self, day: int) -> DayRecord:
-        """The day's raw data lands and is validated (quarantined or DVC-versioned); then the labels that came due."""
+        """Labels that came due, the day's raw data and its validation (quarantined or DVC-versioned).
+
+        The oracle of the day is refitted in the background meanwhile: it needs only the labels known by
+        now, and validation leaves the second core idle.
+        """
         from mlops.validation import ValidationFailed, validate_and_version
 
         scenario = self.scenario
         date = scenario.date(day)
         record = DayRecord(day, date.isoformat(), [e.describe() for e in scenario.in_effect(day)])
         self.records[day] = record
+        due = self.world.labels_due(day)
+        self.deliver_labels([d for d in due if d < day], record)
+        if day >= 0:
+            self.start_oracle(day, record)
         with self.timed("land"):
             record.corrupted = self.world.land(day)
         marker: dict[str, Any] | None = None
@@ -184,12 +195,15 @@ class Simulation:
             table = self.lake.read_partition(self.lake.partition("raw", date))
             ids = table.column(self.settings.dataset.id_column).to_numpy()
             self.days[day] = _Day(ids, build_matrix(table, self.spec))
-        with self.timed("land"):
-            for labelled in self.world.labels_due(day):
-                labels = self.world.deliver_labels(labelled)
-                record.labels_for.append(scenario.date(labelled).isoformat())
-                self._labels_arrived(labelled, labels, day)
+        self.deliver_labels([d for d in due if d == day], record)  # only with dataset.label.delay_days 0
         return record
+
+    def deliver_labels(self, days: list[int], record: DayRecord) -> None:
+        with self.timed("land"):
+            for labelled in days:
+                labels = self.world.deliver_labels(labelled)
+                record.labels_for.append(self.scenario.date(labelled).isoformat())
+                self._labels_arrived(labelled, labels, record.day)
 
     def _labels_arrived(self, day: int, labels: Any, today: int) -> None:
         data = self.days.get(day)
@@ -274,39 +288,51 @@ class Simulation:
         return outcome
 
     # -- the references -----------------------------------------------------------------------------------
-    def score_references(self, day: int, record: DayRecord) -> None:
-        """Frozen: the day-0 model. Oracle: refitted on the day's training window whenever that window moved."""
-        from mlops.training.snapshot import NoTrainingData, resolve_snapshot
+    def start_oracle(self, day: int, record: DayRecord) -> None:
+        """Refit the oracle on the window ``resolve_snapshot`` gives for the day, when that window moved.
 
+        ``fit_booster`` (the training code's fit, same parameters) on the train split, early-stopped on the
+        validation days, as training does; in a worker thread (XGBoost releases the GIL), collected by
+        :meth:`score_references`. A window the pipeline would refuse (too few positives) keeps the last oracle.
+        """
+        from mlops.training.snapshot import NoTrainingData, resolve_snapshot
+        from mlops.training.train import fit_booster
+
+        try:
+            snapshot = resolve_snapshot(self.settings, self.scenario.date(day), self.lake)
+        except NoTrainingData:
+            return
+        record.oracle_window = [snapshot.days["train"][0], snapshot.days["valid"][-1]]
+        key = (*snapshot.days["train"], "|", *snapshot.days["valid"])
+        if key == self.oracle_key:
+            return
+        X_train, y_train = self._stack(snapshot.days["train"])
+        X_valid, y_valid = self._stack(snapshot.days["valid"])
+        if y_train.sum() < self.settings.training.min_positives or not 0 < y_valid.sum() < y_valid.size:
+            return
+        self.oracle_key = key
+
+        def fit() -> Any:
+            started = time.monotonic()
+            booster, _ = fit_booster(self.settings, self.spec, X_train, y_train, X_valid, y_valid)
+            self.timings["oracle fits (in the background)"] += time.monotonic() - started
+            return booster
+
+        self.oracle_fit = self.pool.submit(fit)
+
+    def score_references(self, day: int) -> None:
+        """Frozen: the day-0 model. Oracle: the one fitted for this day (waiting for the fit if needed)."""
         data = self.days[day]
         with self.timed("references"):
             data.scores["frozen"] = np.asarray(self.frozen.inplace_predict(data.X), dtype=np.float64)
-            try:
-                snapshot = resolve_snapshot(self.settings, self.scenario.date(day), self.lake)
-            except NoTrainingData:
-                snapshot = None
-            if snapshot is not None:
-                key = (*snapshot.days["train"], "|", *snapshot.days["valid"])
-                if key != self.oracle_key:
-                    self._refit_oracle(snapshot.days["train"], snapshot.days["valid"], key)
-                record.oracle_window = [snapshot.days["train"][0], snapshot.days["valid"][-1]]
+            if self.oracle_fit is not None:
+                self.oracle, self.oracle_fit = self.oracle_fit.result(), None
             if self.oracle is not None:
                 data.scores["oracle"] = np.asarray(self.oracle.inplace_predict(data.X), dtype=np.float64)
 
     def _stack(self, dates: list[str]) -> tuple[np.ndarray, np.ndarray]:
         days = [self.days[self.scenario.day_number(dt.date.fromisoformat(d))] for d in dates]
         return np.concatenate([d.X for d in days]), np.concatenate([d.y for d in days if d.y is not None])
-
-    def _refit_oracle(self, train_days: list[str], valid_days: list[str], key: tuple[str, ...]) -> None:
-        """``fit_booster`` on the window's train split, early-stopped on its validation days (as training does)."""
-        from mlops.training.train import fit_booster
-
-        X_train, y_train = self._stack(train_days)
-        X_valid, y_valid = self._stack(valid_days)
-        if y_train.sum() < self.settings.training.min_positives or not 0 < y_valid.sum() < y_valid.size:
-            return  # the pipeline would refuse this window too: keep the last oracle
-        self.oracle, _ = fit_booster(self.settings, self.spec, X_train, y_train, X_valid, y_valid)
-        self.oracle_key = key
 
     # -- the run ------------------------------------------------------------------------------------------
     def run(self) -> SimulationResult:
@@ -319,6 +345,7 @@ class Simulation:
         try:
             return self._run()
         finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
             for logger in loggers:
                 logger.removeFilter(_quiet)
 
@@ -340,7 +367,7 @@ class Simulation:
         for day in range(scenario.days):
             record = self.produce(day)
             if record.validated:
-                self.score_references(day, record)
+                self.score_references(day)
                 self.score_champion(day, record)
                 self._evaluate(day)  # labels may already be known (delay_days 0)
                 outcome = self.check_drift(day, record)
