@@ -145,6 +145,14 @@ def load_artifact(settings: Settings, run_id: str, name: str) -> Any:
     return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
 
 
+def load_text_artifact(settings: Settings, run_id: str, name: str) -> str:
+    """A text artifact of a run (an HTML report)."""
+    import mlflow
+
+    use_tracking(settings)
+    return mlflow.artifacts.load_text(f"runs:/{run_id}/{name}")
+
+
 def run_feature_spec(settings: Settings, run_id: str) -> FeatureSpec:
     """The features (names, order, categorical codes) a run's model was trained on."""
     return FeatureSpec.from_dict(load_artifact(settings, run_id, Artifacts.FEATURE_SPEC))

@@ -157,6 +157,8 @@ class LogFailureNotifier(BaseNotifier):
         try_number = getattr(context.get("ti") or context.get("task_instance"), "try_number", "?")
         log.error("FAILED dag=%s task=%s run=%s try=%s: %s", where["dag_id"], where["task_id"], where["run_id"],
                   try_number, first)  # fmt: skip
+        if self.hint:
+            log.error("%s", self.hint)
         details = "\n".join(part for part in (self.hint, text if text != first else "") if part)
         deliver(Alert(kind, reason=first, details=details, **where))
 

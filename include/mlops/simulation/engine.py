@@ -359,7 +359,8 @@ class Simulation:
         self.say(f"  history landed and validated ({time.monotonic() - started:.0f} s); training the day-0 champion")
         initial = self.train(-1, "initial", {"reason": f"initial training (simulation {scenario.name})"})
         if not initial.promoted or initial.version is None:
-            raise RuntimeError(f"the day-0 training did not produce a champion: {initial.error or initial.summary}")
+            raise ValueError(f"the day-0 training did not produce a champion (more history_days?): "
+                             f"{initial.error or initial.summary}")  # fmt: skip
         pinned = models.pin_version(settings, initial.version)
         self.frozen = models.load_booster(settings, pinned.model_uri)
         self.say(f"  day-0 champion v{initial.version} ({initial.seconds:.0f} s); it is also the frozen reference")

@@ -202,7 +202,7 @@ def format_table(summary: dict[str, Any]) -> str:
                  f"{t['seconds']:.0f} s in total")  # fmt: skip
     quarantines = summary["quarantines"]
     lines.append(f"quarantines: {len(quarantines)}"
-                 + "".join(f"; {q['date']}: {q['reason'][:80]}" for q in quarantines))  # fmt: skip
+                 + "".join(f"; {q['date']}: {q['reason'].split(' (file ')[0][:100]}" for q in quarantines))  # fmt: skip
     for late in summary["late_labels"]:
         lines.append(f"late labels: {late['date']} due {late['due']}, arrived {late['arrived']}")
     if means["champion"] is not None:

@@ -298,11 +298,8 @@ def drift_report_html(settings: Settings, day: dt.date) -> bytes:
 
 def gate_report_html(settings: Settings, run_id: str) -> str:
     """The gate report (HTML) logged to a training run by ``assess``."""
-    import mlflow
-
-    models.use_tracking(settings)
     try:
-        return mlflow.artifacts.load_text(f"runs:/{run_id}/{models.Artifacts.GATE_REPORT_HTML}")
+        return models.load_text_artifact(settings, run_id, models.Artifacts.GATE_REPORT_HTML)
     except Exception as exc:
         raise FileNotFoundError(f"run {run_id} has no gate report") from exc
 
