@@ -119,7 +119,8 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
     if label_table is not None and scores_table is not None:
         id_column, label_column = settings.dataset.id_column, settings.dataset.label.column
         labelled = labelled_rows(label_table, id_column, label_column, scores_table.schema.field(id_column).type)
-        joined = scores_table.select([id_column, "score"]).join(labelled, id_column)
+        # Inner: only scored rows whose label has arrived (days of the window may still wait for theirs).
+        joined = scores_table.select([id_column, "score"]).join(labelled, id_column, join_type="inner")
         if joined.num_rows:
             y = binary_labels(joined.column(label_column), settings.dataset.label.positive, label_column)
             y = y.astype(np.float64)

@@ -81,7 +81,10 @@ class BenchResults:
 def _number(value: float | None, unit: str = "") -> str:
     if value is None:
         return "-"
-    text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+    if float(value).is_integer() or abs(value) >= 1000:
+        text = f"{value:,.0f}"
+    else:
+        text = f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
     return f"{text} {unit}".strip()
 
 
