@@ -90,9 +90,18 @@ LINEAGE_PREFIXES = ("mlops.", "airflow.")
 VALID_AUCPR, BOOSTED_ROUNDS = "valid_aucpr", "boosted_rounds"
 
 
+#: Prefix of the run metrics measured on the frozen holdout by ``assess``.
+HOLDOUT_PREFIX = "holdout_"
+
+
 def holdout_metric(name: str) -> str:
     """The run metric holding a holdout metric (``auc_pr`` -> ``holdout_auc_pr``)."""
-    return f"holdout_{name}"
+    return f"{HOLDOUT_PREFIX}{name}"
+
+
+def holdout_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """A run's holdout metrics by their own names (``holdout_auc_pr`` -> ``auc_pr``)."""
+    return {k.removeprefix(HOLDOUT_PREFIX): v for k, v in metrics.items() if k.startswith(HOLDOUT_PREFIX)}
 
 
 class NoChampion(InputError):

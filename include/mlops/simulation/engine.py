@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 
 from mlops import models
-from mlops.config import Settings, load_settings
+from mlops.config import Settings, deep_merge, load_settings
 from mlops.data.contract import Contract
 from mlops.data.lake import Lake
 from mlops.evaluation import metric_value
 from mlops.features import FeatureSpec, binary_labels, build_matrix, feature_spec
-from mlops.simulation.scenario import Scenario, merge
+from mlops.simulation.scenario import Scenario
 from mlops.simulation.world import World
 
 log = logging.getLogger(__name__)
@@ -375,7 +375,9 @@ class Simulation:
                 if outcome.trigger:
                     record.trainings.append(self.train(day, "drift", outcome.conf))
             for event in scenario.events_on(day, "bad_model"):
-                bad = load_settings(env={"MLOPS_HOME": str(self.home)}, conf=merge(scenario.settings, event.settings))
+                bad = load_settings(
+                    env={"MLOPS_HOME": str(self.home)}, conf=deep_merge(scenario.settings, event.settings)
+                )
                 trigger = {"reason": f"scenario: {event.describe()}"}
                 record.trainings.append(self.train(day, "bad_model", trigger, bad))
             self._progress(record, started)

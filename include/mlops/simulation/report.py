@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mlops.simulation.summary import recovery_text
+
 WIDTH, LEFT, RIGHT, TOP, BOTTOM = 980, 52, 150, 26, 34
 COLORS = {"frozen": "#8c8c8c", "oracle": "#2ca02c", "champion": "#1f77b4"}  # drawn in this order: champion on top
 PALETTE = ("#d62728", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
@@ -256,9 +258,7 @@ def render_html(summary: dict[str, Any]) -> str:
     t = summary["trainings"]
     rows = []
     for e in summary["drift_events"]:
-        recovered = e["recovered_on"] or f"not by {e['recovery_until']}"
-        if e["recovery_days"] == 0:
-            recovered = "never fell behind"
+        recovered = recovery_text(e)
         rows.append(f"<tr><td>{_esc(e['what'])}</td><td>{e['start']}</td><td>{e['first_evidence']}</td>"
                     f"<td>{e['detected_on'] or '-'}</td><td class=num>{_fmt(e['detection_days'])}</td>"
                     f"<td class=num>{_fmt(e['detection_days_from_start'])}</td>"

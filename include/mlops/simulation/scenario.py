@@ -22,7 +22,6 @@ the generator applies one drift per day, and the simulation composes exactly tho
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -165,17 +164,6 @@ class Scenario:
             raise ScenarioError(f"days must be >= 1, got {days}")
         return Scenario(self.name, self.description, self.start, days, self.history_days, self.rows_per_day,
                         self.seed, self.events, self.settings, self.recovery, self.expect, self.path)  # fmt: skip
-
-
-def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Nested mappings merged key by key (``override`` wins): the scenario's settings under an event's."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def _int(where: str, value: Any, minimum: int) -> int:

@@ -172,6 +172,13 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def recovery_text(event: dict[str, Any]) -> str:
+    """How a drift event ended for the champion, in words (the report and the printed table say the same)."""
+    if event["recovery_days"] == 0:
+        return "never fell behind"
+    return event["recovered_on"] or f"not by {event['recovery_until']}"
+
+
 def _days(value: int | None) -> str:
     return "-" if value is None else f"{value} d"
 
@@ -186,9 +193,7 @@ def format_table(summary: dict[str, Any]) -> str:
               f"{'recovered':<18} {'recovery':>8}  {'triggers':>8}")  # fmt: skip
     lines += [header, "-" * len(header)]
     for e in summary["drift_events"]:
-        recovered = e["recovered_on"] or f"not by {e['recovery_until']}"
-        if e["recovery_days"] == 0:
-            recovered = "never fell behind"
+        recovered = recovery_text(e)
         lines.append(f"{e['what'][:50]:<50} {e['start']:<10}  {e['first_evidence']:<10}  {e['detected_on'] or '-':<10}"
                      f"  {_days(e['detection_days']):>6}  {recovered:<18} {_days(e['recovery_days']):>8}  "
                      f"{len(e['triggers']):>8}")  # fmt: skip

@@ -110,9 +110,7 @@ def version_detail(settings: Settings, version: str, model_version: Any | None =
     model_version = model_version or client.get_model_version(settings.model_name, version)
     run = client.get_run(model_version.run_id)
     tags = {**run.data.tags, **dict(model_version.tags or {})}  # the version's tags win (gate evidence)
-    metrics = {
-        name.removeprefix("holdout_"): value for name, value in run.data.metrics.items() if name.startswith("holdout_")
-    }
+    metrics = models.holdout_metrics(run.data.metrics)
     mlflow_ui = urls.mlflow_ui(settings)
     return {
         **_version_summary(model_version, None, None),
