@@ -4,7 +4,7 @@ Exit codes: 0 success, 1 the step failed on its input (e.g. the data broke its c
 version, a stale promotion), 2 bad usage or configuration, 3 a service or the disk failed (MLflow, the
 ledger database, the DVC remote, the lake: retry once it is back). Every failure is one line on stderr,
 secrets masked, saying what to do; ``-v`` adds the traceback. ``--json`` prints a machine-readable result
-on stdout.
+on stdout. Both (and ``--config``) go before or after the command; every ``--help`` ends with an example.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -294,29 +295,102 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # -- parser -------------------------------------------------------------------------------------
+#: Descriptions are wrapped to this width by hand: RawDescriptionHelpFormatter keeps the examples as written.
+_WIDTH = 78
+
+
+def _global_options(suppress: bool) -> argparse.ArgumentParser:
+    """``--json``, ``--config`` and ``-v``, accepted before the command and after it (after wins).
+
+    The main parser's copy (``suppress=False``) holds the real defaults. Every subcommand gets a copy whose
+    defaults are ``argparse.SUPPRESS``: argparse copies each attribute a subparser sets onto the namespace, so a
+    real default there would reset a value typed before the command; suppressed, the attribute is set only when
+    the option is typed after the command.
+    """
+    default: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_argument_group("global options (before or after the command)")
+    group.add_argument("--json", action="store_true", help="print the result as JSON on stdout", **default)
+    group.add_argument("--config", metavar="PATH", help="YAML config file (sets MLOPS_CONFIG)", **default)
+    group.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level; the traceback "
+                       "of a failure", **default)  # fmt: skip
+    return options
+
+
+def _examples(lines: Sequence[str]) -> str:
+    """The epilog of a ``--help``: it ends with the example command lines."""
+    return ("Example:" if len(lines) == 1 else "Examples:") + "".join(f"\n  {line}" for line in lines)
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    examples: Sequence[str],
+    func: Callable[..., int] | None = None,
+    description: str = "",
+) -> argparse.ArgumentParser:
+    """A subcommand: ``summary`` is its line in the parent's list, ``description`` (default: the summary) and the
+    examples frame its ``--help``."""
+    sub = commands.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(description or summary, _WIDTH),
+        epilog=_examples(examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_global_options(suppress=True)],
+    )
+    if func is not None:
+        sub.set_defaults(func=func)
+    return sub
+
+
+def _commands(parser: argparse.ArgumentParser, dest: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    return parser.add_subparsers(
+        title="commands", dest=dest, required=True, metavar="COMMAND", help="one of these (each has --help)"
+    )
+
+
+_MAIN_EPILOG = """\
+Config: defaults < $MLOPS_CONFIG (YAML) < MLOPS_* env vars
+(MLOPS__SECTION__KEY=value).
+Exit codes: 0 ok, 1 the step failed on its input, 2 usage or configuration
+error, 3 a service or the disk failed (retry once it is back).
+Global options go before or after the command; `mlops COMMAND --help` shows
+the command's options and an example.
+
+Examples:
+  mlops data generate --start 2026-11-01 --days 14
+  mlops validate --date 2026-11-01
+  mlops train --as-of 2026-11-14
+  mlops models --json"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops",
-        description="Run any step of the continuous-training platform by hand (the DAGs run the same code).",
-        epilog="Config: defaults < $MLOPS_CONFIG (YAML) < MLOPS_* env vars (MLOPS__SECTION__KEY=value). "
-        "Exit codes: 0 ok, 1 the step failed on its input, 2 usage or configuration error.",
+        description=textwrap.fill(
+            "Run any step of the continuous-training platform by hand (the DAGs run the same code).", _WIDTH
+        ),
+        epilog=_MAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_global_options(suppress=False)],
     )
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--config", metavar="PATH", help="YAML config file (sets MLOPS_CONFIG)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = _commands(parser, "command")
 
-    def add(name: str, func: Callable[..., int], help_text: str, parent: Any = commands) -> argparse.ArgumentParser:
-        sub = parent.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(func=func)
-        return sub
+    _command(commands, "env", "print the embedded stack's environment as shell exports",
+             ['eval "$(mlops env)"', "mlops env --json"], cmd_env,
+             "Print the embedded Airflow/MLflow environment as shell exports (anything already set wins).")  # fmt: skip
 
-    add("env", cmd_env, "print the embedded Airflow/MLflow environment as shell exports")
-
-    data = commands.add_parser("data", help="synthetic source and fault injection").add_subparsers(
-        dest="data_command", required=True, metavar="COMMAND"
-    )
-    gen = add("generate", cmd_generate, "land raw partitions (and labels once due) in the lake", data)
+    data = _commands(_command(commands, "data", "synthetic source and fault injection", [
+        "mlops data generate --start 2026-11-01 --days 14",
+        "mlops data corrupt --date 2026-11-02 --fault duplicate_ids",
+    ]), "data_command")  # fmt: skip
+    gen = _command(data, "generate", "land raw partitions (and labels once due) in the lake", [
+        "mlops data generate --start 2026-11-01 --days 30 --drift-start 2026-11-15 \\",
+        "    --drift-kind covariate --drift-features amount",
+        "mlops data generate --start 2026-11-01 --days 30 --rows-per-day 20000",
+    ], cmd_generate)  # fmt: skip
     gen.add_argument("--start", type=_date, required=True, help="first day, YYYY-MM-DD")
     gen.add_argument("--days", type=int, default=1, help="number of days (default 1)")
     gen.add_argument("--rows-per-day", type=int, default=20_000, help="rows per day (default 20000)")
@@ -329,23 +403,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     from mlops.data.faults import FAULTS
 
-    bad = add("corrupt", cmd_corrupt, "corrupt a landed raw partition on purpose (tests, demo)", data)
-    bad.add_argument("--date", type=_date, required=True)
-    bad.add_argument("--fault", choices=sorted(FAULTS), required=True)
+    bad = _command(data, "corrupt", "corrupt a landed raw partition on purpose (tests, demo)",
+                   ["mlops data corrupt --date 2026-11-02 --fault duplicate_ids"], cmd_corrupt)  # fmt: skip
+    bad.add_argument("--date", type=_date, required=True, help="the landed day to corrupt, YYYY-MM-DD")
+    bad.add_argument("--fault", choices=sorted(FAULTS), required=True, metavar="FAULT",
+                     help=f"what to break in raw/dt=D: {', '.join(sorted(FAULTS))}")  # fmt: skip
 
-    contract = commands.add_parser("contract", help="data contract tools").add_subparsers(
-        dest="contract_command", required=True, metavar="COMMAND"
-    )
-    infer = add("infer", cmd_contract_infer, "draft a data contract from a raw partition", contract)
-    infer.add_argument("--date", type=_date, required=True)
+    contract = _commands(_command(commands, "contract", "data contract tools", [
+        "mlops contract infer --date 2026-11-01 --out include/contracts/card_transactions.yaml",
+    ]), "contract_command")  # fmt: skip
+    infer = _command(contract, "infer", "draft a data contract from a raw partition", [
+        "mlops contract infer --date 2026-11-01 --out include/contracts/card_transactions.yaml",
+    ], cmd_contract_infer)  # fmt: skip
+    infer.add_argument("--date", type=_date, required=True, help="the raw day to draft from, YYYY-MM-DD")
     infer.add_argument("--out", help="write the YAML here (default: print it)")
     infer.add_argument("--version", default="1.0.0", help="contract version (default 1.0.0)")
 
-    dataset = commands.add_parser("dataset", help="bring your own table").add_subparsers(
-        dest="dataset_command", required=True, metavar="COMMAND"
-    )
-    init = add("init", cmd_dataset_init, "draft the dataset: config block and a review-ready contract from a landed "
-               "day (id, time, label and positive class are guessed unless given)", dataset)  # fmt: skip
+    dataset = _commands(_command(commands, "dataset", "bring your own table", [
+        "mlops dataset init --name breast_cancer --date 2026-03-02 --positive malignant",
+    ]), "dataset_command")  # fmt: skip
+    init = _command(dataset, "init", "draft a dataset: config and contract from a landed day", [
+        "mlops dataset init --name breast_cancer --date 2026-03-02 --positive malignant",
+    ], cmd_dataset_init, "Draft the dataset: config block and a review-ready contract from a landed day (id, time, "
+       "label and positive class are guessed unless given).")  # fmt: skip
     init.add_argument("--name", required=True, help="dataset name (also the registered model name)")
     init.add_argument("--date", type=_date, required=True, help="a landed day, raw/dt=D")
     init.add_argument("--id-column", help="default: the column labels/ shares with raw/, or the unique *id column")
@@ -360,48 +440,72 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--config-out", help="default include/datasets/<name>.yaml")
     init.add_argument("--force", action="store_true", help="overwrite existing files")
 
-    val = add("validate", cmd_validate, "validate raw/dt=D against the contract; quarantine or DVC-version it")
-    val.add_argument("--date", type=_date, required=True)
+    val = _command(commands, "validate", "validate raw/dt=D: quarantine it or DVC-version it",
+                   ["mlops validate --date 2026-11-01"], cmd_validate,
+                   "Validate raw/dt=D against the contract; quarantine or DVC-version it.")  # fmt: skip
+    val.add_argument("--date", type=_date, required=True, help="the day to validate, YYYY-MM-DD")
 
-    train = add("train", cmd_train, "snapshot, train, evaluate, gate, register; promote per promotion.policy")
+    train = _command(commands, "train", "train, gate and register a model; promote per policy",
+                     ['mlops train --as-of 2026-11-14 --reason "a month of labels"'], cmd_train,
+                     "Snapshot, train, evaluate, gate, register; promote per promotion.policy.")  # fmt: skip
     train.add_argument("--as-of", type=_date, help="train on data known by this day (default: today)")
     train.add_argument("--reason", default="manual (cli)", help="why (recorded on the model version)")
 
-    promote = add("promote", cmd_promote, "make a version that passed its gates the champion (compare-and-set "
-                  "against the champion it was gated against)")  # fmt: skip
-    promote.add_argument("--version", required=True)
+    promote = _command(commands, "promote", "make a version that passed its gates the champion",
+                       ['mlops promote --version 3 --reason "gate report reviewed"'], cmd_promote,
+                       "Make a version that passed its gates the champion (compare-and-set against the champion "
+                       "it was gated against).")  # fmt: skip
+    promote.add_argument("--version", required=True, help="the model version to promote")
     promote.add_argument("--expected", help="the champion it must replace (default: the one its gates compared "
                          "it with; 'none' = no champion)")  # fmt: skip
-    promote.add_argument("--reason", default="manual promotion (cli)")
+    promote.add_argument("--reason", default="manual promotion (cli)", help="why (recorded in the ledger)")
 
-    rollback = add("rollback", cmd_rollback, "move champion back through its history (or --to V); the version "
-                   "replaced is rolled back for good")  # fmt: skip
+    rollback = _command(commands, "rollback", "move the champion back; the version replaced is rolled back", [
+        'mlops rollback --reason "precision fell in production"',
+        'mlops rollback --to 2 --reason "back to the version before the drift"',
+    ], cmd_rollback, "Move champion back through its history (or --to V); the version replaced is rolled back for "
+       "good.")  # fmt: skip
     rollback.add_argument("--to", help="a version that passed its gates and was never rolled back "
                           "(default: the last earlier champion never rolled back)")  # fmt: skip
     rollback.add_argument("--reason", required=True, help="why (recorded in the ledger)")
 
-    models = add("models", cmd_models, "show champion, challenger (by the ledger), MLflow's aliases and the ledger; "
-                 "exit 1 when they disagree")  # fmt: skip
+    models = _command(commands, "models", "show champion, challenger, MLflow aliases and the ledger", [
+        "mlops models",
+        "mlops models --resync --trust mlflow",
+    ], cmd_models, "Show champion, challenger (by the ledger), MLflow's aliases and the ledger; exit 1 when they "
+       "disagree.")  # fmt: skip
     models.add_argument("--resync", action="store_true", help="repair MLflow's aliases from the ledger first")
     models.add_argument("--trust", choices=["ledger", "mlflow"], default="ledger",
                         help="with --resync: the side that is right (mlflow: record its version)")  # fmt: skip
 
-    requeue = add("requeue", cmd_requeue, "return a quarantined day to raw/ for re-validation (reason.json history)")
-    requeue.add_argument("--date", type=_date, required=True)
+    requeue = _command(commands, "requeue", "return a quarantined day to raw/ for re-validation",
+                       ['mlops requeue --date 2026-11-02 --reason "contract rule relaxed"'], cmd_requeue,
+                       "Return a quarantined day to raw/ for re-validation (recorded in its reason.json "
+                       "history).")  # fmt: skip
+    requeue.add_argument("--date", type=_date, required=True, help="the quarantined day, YYYY-MM-DD")
     requeue.add_argument("--reason", default="", help="why (recorded in the day's reason.json history)")
 
-    score = add("score", cmd_score, "score validated raw/dt=D with the champion into scores/dt=D (atomic)")
-    score.add_argument("--date", type=_date, required=True)
+    score = _command(commands, "score", "score validated raw/dt=D with the champion",
+                     ["mlops score --date 2026-11-14"], cmd_score,
+                     "Score validated raw/dt=D with the champion into scores/dt=D (atomic).")  # fmt: skip
+    score.add_argument("--date", type=_date, required=True, help="the validated day to score, YYYY-MM-DD")
 
-    drift = add("drift", cmd_drift, "drift check of the window ending at D vs the champion's reference (no trigger)")
-    drift.add_argument("--date", type=_date, required=True)
+    drift = _command(commands, "drift", "drift check of the window ending at D (no trigger)",
+                     ["mlops drift --date 2026-11-14 --no-report"], cmd_drift,
+                     "Drift check of the window ending at D vs the champion's reference (no trigger).")  # fmt: skip
+    drift.add_argument("--date", type=_date, required=True, help="the last day of the window, YYYY-MM-DD")
     drift.add_argument("--no-report", action="store_true", help="skip the Evidently HTML report")
 
-    again = add("reproduce", cmd_reproduce, "re-run a version's training on its exact data and config; compare")
-    again.add_argument("--version", required=True)
+    again = _command(commands, "reproduce", "re-run a version's training on its exact data; compare",
+                     ["mlops reproduce --version 3"], cmd_reproduce,
+                     "Re-run a version's training on its exact data and config; compare.")  # fmt: skip
+    again.add_argument("--version", required=True, help="the model version to re-run")
 
-    sim = add("simulate", cmd_simulate, "run the daily cycle over simulated days of a scenario (no Airflow); "
-              "report detection and recovery times against a frozen and an oracle model")  # fmt: skip
+    sim = _command(commands, "simulate", "run the daily cycle over simulated days (no Airflow)", [
+        "mlops simulate",
+        "mlops simulate --scenario include/scenarios/short.yaml --days 20",
+    ], cmd_simulate, "Run the daily cycle over simulated days of a scenario (no Airflow); report detection and "
+       "recovery times against a frozen and an oracle model.")  # fmt: skip
     sim.add_argument("--scenario", default="include/scenarios/default.yaml", help="scenario YAML (%(default)s)")
     sim.add_argument("--days", type=int, help="simulate this many days instead of the scenario's")
     sim.add_argument("--home", help="MLOPS_HOME of the run, wiped first (default: $MLOPS_HOME/simulation/<scenario>)")

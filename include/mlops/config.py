@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -67,9 +68,33 @@ class StorageSpec(_Section):
     s3_region: str = "us-east-1"
 
 
+#: Git URL schemes the data registry's remote may use (``git@host:path`` is written ``ssh://git@host/path``).
+GIT_URL_SCHEMES = ("file://", "https://", "http://", "ssh://")
+
+
 class VersioningSpec(_Section):
     registry_path: str | None = Field(None, description="DVC data-registry git repo; null = $MLOPS_HOME/data-registry")
     remote_url: str | None = Field(None, description="DVC remote; null = $MLOPS_HOME/dvc-remote; or s3://...")
+    registry_remote: str | None = Field(
+        None,
+        description="git URL the data registry is pushed to after each snapshot and read from by every worker and "
+        "the training pod (file://, https://, ssh://); null = the registry is the local repo registry_path",
+    )
+
+    @field_validator("registry_remote")
+    @classmethod
+    def _git_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.startswith(GIT_URL_SCHEMES):
+            raise ValueError(f"registry_remote must be a git URL ({', '.join(GIT_URL_SCHEMES)}), got {value!r}")
+        if re.match(r"^[a-z]+://[^/@]*:[^/@]*@", value):
+            # The URL travels in XCom, MLflow tags and the pod's arguments: a password in it would leak.
+            raise ValueError(
+                "registry_remote must not embed a password: give git its credentials through a credential "
+                "helper or an SSH key (the pod's Secret), not in the URL"
+            )
+        return value
 
 
 class ValidationSpec(_Section):
@@ -202,6 +227,9 @@ class ScoringSpec(_Section):
     chunk_rows: int = Field(2_000_000, ge=1, description="rows per mapped scoring task")
     max_chunks: int = Field(32, ge=1, le=1000, description="upper bound on mapped tasks per day")
     shadow_sample_rows: int = Field(50_000, ge=0, description="challenger shadow sample; 0 disables it")
+    backlog_days: int = Field(
+        31, ge=1, description="most validated, unscored days one run scores (oldest first); the rest: next run"
+    )
 
 
 class DriftPolicySpec(_Section):
@@ -217,6 +245,9 @@ class DriftPolicySpec(_Section):
     cooldown_days: int = Field(3, ge=0, description="no trigger this many days after a training run")
     performance_drop: float = Field(0.2, gt=0, lt=1, description="relative AUC-PR drop vs the holdout that breaches")
     report_sample_rows: int = Field(20_000, ge=100, description="Evidently HTML report sample per side")
+    backlog_days: int = Field(
+        31, ge=1, description="most scored, unchecked days one run checks (oldest first); the rest: next run"
+    )
     seed: int = 0
 
 
@@ -258,6 +289,11 @@ class Settings(_Section):
     @property
     def dvc_registry_path(self) -> Path:
         return Path(self.versioning.registry_path) if self.versioning.registry_path else self.home / "data-registry"
+
+    @property
+    def registry_url(self) -> str:
+        """Where readers (workers, the training pod, monitoring) open the data registry: its git remote if any."""
+        return self.versioning.registry_remote or str(self.dvc_registry_path)
 
     @property
     def dvc_remote_url(self) -> str:

@@ -406,6 +406,47 @@ class Ledger:
         self._engine.dispose()
 
 
+@contextmanager
+def exclusive(url: str, name: str, fallback_dir: Path) -> Iterator[None]:
+    """Hold the platform-wide lock ``name`` for the block: one holder at a time across every worker.
+
+    On PostgreSQL (production) it is a session-level advisory lock on a dedicated connection: workers on
+    different hosts share it, and a holder that dies (SIGKILL, lost host) releases it with its connection.
+    A SQLite ledger is a single machine's file, so there the lock is a file lock in ``fallback_dir``.
+    """
+    if url.startswith("sqlite"):
+        import fcntl
+
+        fallback_dir.mkdir(parents=True, exist_ok=True)
+        with open(fallback_dir / f".{name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with _database(url):
+            conn = engine.connect()
+            conn.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), {"name": name})
+            conn.commit()
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), {"name": name})
+                conn.close()
+            except sa_exc.SQLAlchemyError:
+                pass  # the connection is gone: the server has released its lock with it
+    finally:
+        engine.dispose()
+
+
 def show_version(version: str | None) -> str:
     """A version for messages: ``<none>`` when the alias was never set."""
     return "<none>" if version is None else str(version)

@@ -131,7 +131,10 @@ def client(settings: Settings) -> MlflowClient:
 
 
 def experiment_id(settings: Settings) -> str:
-    """Get or create the model's experiment, with artifacts under the configured store (never the cwd)."""
+    """Get or create the model's experiment, with artifacts under the configured store (never the cwd).
+
+    Two workers creating it at once: the loser's create fails and the experiment is read again.
+    """
     import mlflow
 
     use_tracking(settings)
@@ -139,10 +142,19 @@ def experiment_id(settings: Settings) -> str:
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    location = settings.mlflow_artifacts_uri
-    if "://" not in location:
-        location = f"file://{location}"
-    return mlflow.create_experiment(name, artifact_location=f"{location}/{name}")
+    location: str | None = None
+    if not settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+        # A tracking server owns its artifact store (`--artifacts-destination s3://...`, proxied to clients as
+        # mlflow-artifacts:/); without one, artifacts go under the configured folder, never the cwd.
+        root = settings.mlflow_artifacts_uri
+        location = f"{root if '://' in root else f'file://{root}'}/{name}"
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:
+        experiment = mlflow.get_experiment_by_name(name)  # another worker created it first
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 # -- runs -------------------------------------------------------------------------------------------------

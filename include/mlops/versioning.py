@@ -6,23 +6,28 @@ nothing and returns the same revision, so re-running a date is idempotent. A fre
 registry can ``dvc pull`` any revision from the remote; ``dvc.api.open(path, repo, rev)`` reads one.
 
 Git operations go through the ``git`` command (explicit, no hidden state); DVC through its Python API.
-Writers are serialised with a file lock (and the Airflow task runs with ``max_active_tis_per_dag=1``).
+
+Embedded default: the registry is one local repo. In production (``versioning.registry_remote``) the
+truth is a git remote: a worker's local repo is only a working copy (cloned on first use, reset to the
+remote before each snapshot), every snapshot is pushed (data to the DVC remote first, then the commit),
+and readers -- other workers, the training pod, monitoring -- open the remote URL at a revision
+(:func:`open_registry`). Writers are serialised by the platform's database lock (:func:`mlops.ledger.exclusive`:
+a PostgreSQL advisory lock across hosts, a file lock with the embedded SQLite ledger).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops.errors import InfrastructureError
+from mlops.ledger import exclusive
 from mlops.redact import redact_text
 
 if TYPE_CHECKING:
@@ -54,15 +59,68 @@ def _git(repo: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-@contextmanager
-def _locked(repo: Path) -> Iterator[None]:
-    repo.parent.mkdir(parents=True, exist_ok=True)
-    with open(repo.parent / f".{repo.name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _has_branch(remote: str, branch: str = "main") -> bool:
+    result = subprocess.run(["git", "ls-remote", "--heads", remote, branch], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise InfrastructureError(f"data registry remote {redact_text(remote)} cannot be read: "
+                                  f"{redact_text(result.stderr.strip())}")  # fmt: skip
+    return bool(result.stdout.strip())
+
+
+def registry_head(settings: Settings) -> str:
+    """The registry's newest commit as every worker sees it: the remote's ``main``, else the local HEAD."""
+    remote = settings.versioning.registry_remote
+    if remote is None:
+        return _git(settings.dvc_registry_path, "rev-parse", "HEAD")
+    result = subprocess.run(["git", "ls-remote", "--heads", remote, "main"], capture_output=True, text=True)
+    if result.returncode != 0 or not result.stdout.strip():
+        raise InfrastructureError(f"data registry remote {redact_text(remote)} has no main branch to read: "
+                                  f"{redact_text(result.stderr.strip()) or 'no snapshot pushed yet'}")  # fmt: skip
+    return result.stdout.split()[0]
+
+
+def open_registry(url: str, revision: str) -> Any:
+    """A read-only ``DVCFileSystem`` of the registry at ``url`` (git URL or local path) pinned to ``revision``.
+
+    Data comes from the DVC remote named in the registry's committed config; credentials from the
+    reader's environment (the pod's Secret), never from the URL.
+    """
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    from dvc.fs import DVCFileSystem
+
+    return DVCFileSystem(repo=url, rev=revision)
+
+
+def _sync_working_copy(repo: Path, remote: str) -> None:
+    """Make the local repo a working copy of the remote: cloned when missing, reset to the remote's ``main``.
+
+    A local commit the remote never received (a snapshot killed before its push) is dropped: no reader
+    ever saw it, and the re-run snapshot commits that day again.
+    """
+    if not (repo / ".git").exists():
+        repo.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(repo, ignore_errors=True)
+        if _has_branch(remote):
+            _git(repo.parent, "clone", "-q", "--branch", "main", remote, repo.name)
+            log.info("cloned data registry %s into %s", redact_text(remote), repo)
+        else:
+            repo.mkdir()
+            _git(repo, "init", "-q", "-b", "main")
+            log.info("data registry remote %s is empty: starting it from %s", redact_text(remote), repo)
+    if _git(repo, "remote"):
+        _git(repo, "remote", "set-url", "origin", remote)
+    else:
+        _git(repo, "remote", "add", "origin", remote)
+    if _has_branch(remote):
+        _git(repo, "fetch", "-q", "origin", "main")
+        _git(repo, "reset", "-q", "--hard", "origin/main")
+
+
+def _push(settings: Settings, repo: Path) -> None:
+    remote = settings.versioning.registry_remote
+    if remote is not None:
+        _git(repo, "push", "-q", "origin", "main")
+        log.info("pushed data registry to %s", redact_text(remote))
 
 
 def _remote_settings(settings: Settings) -> dict[str, str]:
@@ -85,6 +143,8 @@ def ensure_registry(settings: Settings) -> Path:
     from dvc.repo import Repo
 
     repo = settings.dvc_registry_path
+    if settings.versioning.registry_remote is not None:
+        _sync_working_copy(repo, settings.versioning.registry_remote)
     if not (repo / ".dvc").is_dir():
         repo.mkdir(parents=True, exist_ok=True)
         if not (repo / ".git").exists():
@@ -126,7 +186,7 @@ def snapshot_partition(settings: Settings, lake: Lake, day: dt.date, rows: int) 
 
     repo = settings.dvc_registry_path
     relative = registry_folder(settings.dataset.name, day)
-    with _locked(repo):
+    with exclusive(settings.ledger_uri, "data-registry", repo.parent):
         ensure_registry(settings)
         target = repo / relative
         staging = target.with_name(target.name + ".incoming")
@@ -148,11 +208,12 @@ def snapshot_partition(settings: Settings, lake: Lake, day: dt.date, rows: int) 
                 log.info("dt=%s unchanged since its last snapshot: reusing its revision", day)
             pushed = dvc_repo.push(targets=[str(target)])
             log.info("pushed %d file(s) of dt=%s to DVC remote %s", pushed, day, redact_text(settings.dvc_remote_url))
+        _push(settings, repo)  # after the data: a revision readers can see always has its files in the remote
         revision = _git(repo, "log", "-1", "--format=%H", "--", f"{relative}.dvc")
         return Snapshot(
             revision=revision,
             path=relative,
-            registry=str(repo),
+            registry=redact_text(settings.registry_url),
             remote=redact_text(settings.dvc_remote_url),
             md5=_content_md5(dvc_file),
             files=len(files),

@@ -247,7 +247,8 @@ def test_credentials_only_through_the_secret(default_manifest) -> None:
     main = container(default_manifest)
     assert main["envFrom"] == [{"secretRef": {"name": "mlops-trainer-credentials"}}]
     env = main["env"]
-    assert {item["name"] for item in env} == set(TRAINER_ENV)
+    assert set(TRAINER_ENV) <= {item["name"] for item in env}
+    assert all(item["name"] in TRAINER_ENV or item["name"].startswith("MLOPS__") for item in env)
     for item in env:
         assert set(item) == {"name", "value"}, item  # plain values; no valueFrom/secretKeyRef smuggled in
         assert not looks_like_secret_key(item["name"]), item["name"]
@@ -571,3 +572,23 @@ def test_network_policy_isolates_the_training_pod(default_manifest) -> None:
                 assert {port["port"] for port in rule["ports"]} == {443}
     dns = [rule for rule in spec["egress"] if {port["port"] for port in rule["ports"]} == {53}]
     assert dns, "without DNS the pod cannot resolve MLflow or S3"
+
+
+def test_the_pod_carries_the_trainer_config_and_no_worker_path(airflow_env, tmp_path: Path) -> None:
+    """Loaded from the pod's env alone (no config file, its own MLOPS_HOME), the trainer sees the worker's config."""
+    conf = {
+        "dataset": {"lake_uri": "s3://lake/prod", "label": {"positive": "1", "delay_days": 2}},
+        "storage": {"s3_endpoint_url": "http://minio:9000"},
+        "versioning": {"registry_remote": "https://git.example.com/data-registry.git",
+                       "registry_path": "/var/lib/worker-only/data-registry"},
+        "model": {"params": {"max_depth": 4}, "num_boost_round": 50},
+        "mlflow": {"tracking_uri": "http://mlflow:5000"},
+    }  # fmt: skip
+    worker = make_settings(tmp_path, conf)
+    env = {item["name"]: item["value"] for item in container(render_manifest(worker))["env"]}
+    assert "/var/lib/worker-only" not in json.dumps(env)  # a worker's local path means nothing in the pod
+    pod = load_settings(env={**{k: v for k, v in env.items() if k.startswith("MLOPS__")}, "MLOPS_HOME": "/pod-home"})
+    for section in ("dataset", "storage", "training", "model", "mlflow"):
+        assert getattr(pod, section) == getattr(worker, section), section
+    assert pod.dataset.label.positive == "1"  # a string stays a string through the env
+    assert pod.registry_url == "https://git.example.com/data-registry.git"

@@ -34,6 +34,7 @@ from mlops.training.pod_spec import (
     resource_requirements,
     scratch_volume,
     tolerations,
+    trainer_env,
 )
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def training_pod_operator(
         raise TypeError(
             f"training_pod_operator() manages {', '.join(managed)}: set them in the kubernetes section of the config"
         )
-    env_vars = check_env(env)
+    env_vars = check_env({**trainer_env(settings), **env})  # the trainer's config travels with the pod
     args = check_arguments(arguments)
     requests, limits = resource_requirements(settings)
     pod_tolerations = tolerations(settings)

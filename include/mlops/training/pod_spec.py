@@ -128,6 +128,42 @@ def looks_like_secret_value(value: str) -> str | None:
     return None
 
 
+#: The config the trainer reads, handed to the pod as ``MLOPS__*`` env (everything else stays on the workers:
+#: the ledger, gates, promotion, kubernetes). ``versioning.registry_path`` is a worker's local working copy:
+#: the pod opens the registry by the URL and revision of its snapshot instead.
+TRAINER_CONFIG_SECTIONS = ("dataset", "storage", "versioning", "training", "model", "mlflow")
+TRAINER_CONFIG_EXCLUDED = {"versioning": {"registry_path"}, "training": {"backend"}}
+
+
+def trainer_env(settings: Settings) -> dict[str, str]:
+    """The deployment's trainer config as ``MLOPS__SECTION__FIELD`` env: the pod needs no file and no volume.
+
+    Values are JSON (which the config's env layer reads as YAML, so ``"1"`` stays a string); unset (null)
+    fields are left out, so the image's defaults apply as on the worker. Secret-looking values are refused
+    by :func:`check_env` (credentials come from the pod's Secret).
+    """
+    import json
+
+    env: dict[str, str] = {}
+
+    def flatten(prefix: str, section: BaseModel, excluded: set[str]) -> None:
+        values = section.model_dump(mode="json")
+        for name in type(section).model_fields:
+            value = getattr(section, name)
+            if name in excluded or value is None:
+                continue
+            key = f"{prefix}__{name.upper()}"
+            if isinstance(value, BaseModel):
+                flatten(key, value, set())
+            else:
+                env[key] = json.dumps(values[name])
+
+    for section in TRAINER_CONFIG_SECTIONS:
+        excluded = TRAINER_CONFIG_EXCLUDED.get(section, set())
+        flatten(f"{ENV_PREFIX}{section.upper()}", getattr(settings, section), excluded)
+    return env
+
+
 def check_env(env: Mapping[str, str]) -> dict[str, str]:
     """Return ``env`` as a plain dict of strings, or raise ValueError naming the first offending key.
 

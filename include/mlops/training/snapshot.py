@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import subprocess
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -86,13 +85,13 @@ def resolve_snapshot(settings: Settings, as_of: dt.date, lake: Lake | None = Non
     train = days[: -needed + 1]
     revisions = {d.isoformat(): lake.read_json(lake.marker("raw", d, VALIDATED))["dvc"]["revision"]
                  for d in days}  # fmt: skip
-    registry = str(settings.dvc_registry_path)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=registry, capture_output=True, text=True, check=True)
+    from mlops.versioning import registry_head
+
     return TrainingSnapshot(
         dataset=settings.dataset.name,
         as_of=as_of.isoformat(),
-        registry=registry,
-        registry_revision=head.stdout.strip(),
+        registry=settings.registry_url,
+        registry_revision=registry_head(settings),
         days={
             "train": [d.isoformat() for d in train],
             "valid": [d.isoformat() for d in valid],
@@ -115,11 +114,11 @@ def read_day(fs: Any, settings: Settings, day: str, columns: list[str] | None = 
 
 def load_split(settings: Settings, snapshot: TrainingSnapshot, split: str, spec: FeatureSpec) -> SplitData:
     """Rows of one split read *by DVC revision* from the data registry, joined with their labels."""
-    from dvc.fs import DVCFileSystem
+    from mlops.versioning import open_registry
 
     lake = Lake.from_settings(settings)
     dataset = settings.dataset
-    fs = DVCFileSystem(repo=snapshot.registry, rev=snapshot.registry_revision)
+    fs = open_registry(snapshot.registry, snapshot.registry_revision)
     tables, labels = [], []
     for day in snapshot.days[split]:
         tables.append(read_day(fs, settings, day))
