@@ -10,6 +10,7 @@ MLflow without authentication, local state or secrets in the image build context
 from __future__ import annotations
 
 import configparser
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -38,14 +39,21 @@ AIRFLOW_DOCKERFILE = DOCKER_DIR / "airflow.Dockerfile"
 MLFLOW_DOCKERFILE = DOCKER_DIR / "mlflow.Dockerfile"
 LOCK_FILE = ROOT / "requirements.lock"
 
-AIRFLOW_SERVICES = (
+DEFAULT_AIRFLOW_SERVICES = (
     "airflow-init",
     "airflow-apiserver",
     "airflow-scheduler",
     "airflow-dag-processor",
     "airflow-triggerer",
 )
-REQUIRED_SERVICES = ("postgres", "minio", "minio-init", "mlflow", *AIRFLOW_SERVICES)
+# Profile `celery` (docs/scaling.md): the broker and the workers, started only with `--profile celery`.
+CELERY_PROFILE = "celery"
+CELERY_SERVICES = ("redis", "airflow-worker")
+AIRFLOW_SERVICES = (*DEFAULT_AIRFLOW_SERVICES, "airflow-worker")
+REQUIRED_SERVICES = ("postgres", "minio", "minio-init", "mlflow", *AIRFLOW_SERVICES, "redis")
+CELERY_PROVIDER = "apache-airflow-providers-celery"
+#: Config sections a provider adds to Airflow's: their options are known once the provider is installed.
+PROVIDER_SECTIONS = {"celery": CELERY_PROVIDER}
 DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
 # Compose interpolation: $$ (a literal $), ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, $NAME.
@@ -199,6 +207,32 @@ def airflow_config_options() -> dict[str, set[str]]:
     return {section: set((body or {}).get("options") or {}) for section, body in config.items()}
 
 
+@cache
+def provider_config_options(distribution: str) -> dict[str, set[str]] | None:
+    """Sections and options a provider adds (``get_provider_info()``), read from its files; None if not installed."""
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    package = distribution.removeprefix("apache-airflow-providers-").replace("-", "/")
+    path = Path(str(dist.locate_file(f"airflow/providers/{package}/get_provider_info.py")))
+    spec = importlib.util.spec_from_file_location(f"provider_info_{package.replace('/', '_')}", path)
+    assert spec and spec.loader, f"{distribution} is installed without {path}"
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # a literal dict: imports nothing from Airflow
+    config = module.get_provider_info().get("config") or {}
+    return {section: set((body or {}).get("options") or {}) for section, body in config.items()}
+
+
+def profiles(service: str) -> list[str]:
+    return list(services()[service].get("profiles") or [])
+
+
+def default_services() -> set[str]:
+    """What a plain `docker compose up` starts: the services that belong to no profile."""
+    return {name for name in services() if not profiles(name)}
+
+
 def test_compose_file_parses_and_defines_the_stack():
     assert isinstance(raw_compose(), dict), "docker-compose.yaml is not a YAML mapping"
     missing = [name for name in REQUIRED_SERVICES if name not in services()]
@@ -251,7 +285,7 @@ def test_long_running_airflow_services_start_after_init_and_its_dependencies():
     assert services()["mlflow"]["depends_on"]["minio-init"]["condition"] == "service_completed_successfully"
 
 
-@pytest.mark.parametrize("service", ["postgres", "minio", "mlflow", "airflow-apiserver"])
+@pytest.mark.parametrize("service", ["postgres", "minio", "mlflow", "airflow-apiserver", "redis"])
 def test_services_others_wait_on_have_healthchecks(service):
     test = services()[service].get("healthcheck", {}).get("test")
     assert test and test[0] in ("CMD", "CMD-SHELL"), f"{service} has no usable healthcheck"
@@ -278,7 +312,15 @@ def test_airflow_services_run_one_image_with_the_shared_env_and_volumes():
 
 
 def test_every_airflow_option_set_by_env_exists_in_the_installed_airflow():
-    options = airflow_config_options()
+    options = {section: set(known) for section, known in airflow_config_options().items()}
+    not_installed = set()
+    for section, distribution in PROVIDER_SECTIONS.items():
+        provided = provider_config_options(distribution)
+        if provided is None:  # test_the_celery_profile_runs_an_image_with_the_celery_provider says so
+            not_installed.add(section)
+            continue
+        for name, known in provided.items():
+            options.setdefault(name, set()).update(known)
     unknown = []
     for where, env in all_environments().items():
         for key in env:
@@ -286,6 +328,8 @@ def test_every_airflow_option_set_by_env_exists_in_the_installed_airflow():
             if not match:
                 continue
             section, option = match.group(1).lower(), match.group(2).lower()
+            if section in not_installed:
+                continue
             known = options.get(section, set())
             if option not in known and re.sub(r"_(cmd|secret)$", "", option) not in known:
                 unknown.append(f"{where}: {key} ([{section}] {option})")
@@ -653,3 +697,93 @@ def test_mlflow_requires_a_login_and_the_airflow_clients_have_one(monkeypatch: p
         assert client["MLFLOW_TRACKING_PASSWORD"] == env["MLFLOW_AUTH_ADMIN_PASSWORD"], name
     health = " ".join(services()["mlflow"]["healthcheck"]["test"])
     assert "/health" in health, "the healthcheck must use the one route basic auth leaves open"
+
+
+# -- profile `celery`: scale-out on this engine (docs/scaling.md) -------------------------------------------------
+def test_the_default_stack_is_what_it_was_and_never_needs_the_celery_profile():
+    """`docker compose up` without a profile: no broker, no worker, LocalExecutor; nothing waits on a profiled one."""
+    default = default_services()
+    assert not set(CELERY_SERVICES) & default, "redis and airflow-worker must start only with --profile celery"
+    assert set(REQUIRED_SERVICES) - set(CELERY_SERVICES) <= default
+    for name in CELERY_SERVICES:
+        assert profiles(name) == [CELERY_PROFILE], name
+    for name in default:
+        waits_on = set(services()[name].get("depends_on") or {})
+        # compose refuses to start a service whose dependency belongs to a disabled profile
+        assert waits_on <= default, f"{name} depends on {sorted(waits_on - default)}, outside the default stack"
+    for name in DEFAULT_AIRFLOW_SERVICES:
+        assert environment(name)["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
+    assert (ROOT / "docs" / "scaling.md").is_file(), "the compose file points to docs/scaling.md"
+
+
+def test_one_variable_switches_every_airflow_component_to_celery():
+    celery = interpolate(raw_compose(), {**generated_env(), "AIRFLOW_EXECUTOR": "CeleryExecutor"})
+    for name in AIRFLOW_SERVICES:
+        assert celery["services"][name]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+    # The name Airflow resolves to the provider's executor, the module the worker's healthcheck pings.
+    spec = importlib.util.find_spec("airflow")
+    assert spec and spec.submodule_search_locations
+    loader = (Path(next(iter(spec.submodule_search_locations))) / "executors" / "executor_loader.py").read_text()
+    constants = (Path(next(iter(spec.submodule_search_locations))) / "executors" / "executor_constants.py").read_text()
+    assert 'CELERY_EXECUTOR = "CeleryExecutor"' in constants
+    module = re.search(r'CELERY_EXECUTOR: "([\w.]+)\.CeleryExecutor"', loader).group(1)
+    health = " ".join(services()["airflow-worker"]["healthcheck"]["test"])
+    assert f"--app {module}.app " in health, "the healthcheck must ping the app CeleryExecutor sends to"
+
+
+def test_redis_broker_is_pinned_private_password_protected_and_healthchecked():
+    redis = services()["redis"]
+    image, _, tag = redis["image"].rpartition(":")
+    assert image.endswith("redis") and re.match(r"\d+\.\d+", tag), f"pin the broker's image: {redis['image']}"
+    assert published_ports("redis") == [], "the broker is reachable only inside the compose network"
+    args = command_args("redis")
+    assert args[0] == "redis-server" and "--port" not in args
+    password = args[args.index("--requirepass") + 1]
+    shown = with_required_shown(raw_compose())["services"]["redis"]["command"]
+    assert re.fullmatch(r"<[A-Z_]+_PASSWORD>", shown[shown.index("--requirepass") + 1]), "the password comes from .env"
+    assert password in generated_env().values()
+    assert environment("redis")["REDISCLI_AUTH"] == password, "the healthcheck's redis-cli must log in"
+    test = redis["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL" and "redis-cli ping" in test[1] and "PONG" in test[1], test
+    for name in AIRFLOW_SERVICES:
+        broker = urlsplit(environment(name)["AIRFLOW__CELERY__BROKER_URL"])
+        assert (broker.scheme, broker.hostname, broker.port) == ("redis", "redis", 6379), name
+        assert broker.password == password, f"{name}: the broker URL's password is not redis' --requirepass"
+    passwordless = re.search(r"redis://(redis|localhost|127\.0\.0\.1)[:/]", COMPOSE_FILE.read_text())
+    assert not passwordless, "a broker URL without a password"
+
+
+def test_celery_result_backend_is_the_airflow_metadata_db():
+    for name in AIRFLOW_SERVICES:
+        env = environment(name)
+        backend = urlsplit(env["AIRFLOW__CELERY__RESULT_BACKEND"])
+        metadata = urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+        assert backend.scheme == "db+postgresql", name
+        parts = ("username", "password", "hostname", "port", "path")
+        assert [getattr(backend, part) for part in parts] == [getattr(metadata, part) for part in parts], name
+
+
+def test_celery_worker_runs_the_shared_airflow_setup_after_redis_and_postgres_and_scales():
+    worker = services()["airflow-worker"]
+    assert command_args("airflow-worker") == ["airflow", "celery", "worker"]
+    expected = {
+        "redis": "service_healthy",
+        "postgres": "service_healthy",
+        "airflow-init": "service_completed_successfully",
+        "airflow-apiserver": "service_healthy",  # task code reaches the metadata DB only through its API
+    }
+    for target, condition in expected.items():
+        assert worker["depends_on"][target]["condition"] == condition, target
+    # `--scale airflow-worker=N` needs identical replicas: no fixed name, no host port.
+    assert "container_name" not in worker and "hostname" not in worker
+    assert published_ports("airflow-worker") == []
+    health = " ".join(worker["healthcheck"]["test"])
+    assert "inspect ping" in health and '"celery@${HOSTNAME}"' in health, "ping this replica, not any worker"
+    assert int(environment("airflow-worker")["AIRFLOW__CELERY__WORKER_CONCURRENCY"]) >= 1
+
+
+def test_the_celery_profile_runs_an_image_with_the_celery_provider():
+    """CeleryExecutor and `airflow celery worker` come from the provider; the image installs the lock."""
+    pins = lock_pins()
+    assert CELERY_PROVIDER in pins, f"--profile celery needs {CELERY_PROVIDER} in requirements.txt"
+    assert "redis" in pins, "the redis:// broker needs the redis client (celery[redis], via the provider)"
