@@ -427,3 +427,42 @@ def test_full_disk_while_a_producer_lands_a_day_shows_nothing_and_the_retry_land
     land_days(settings, day, 1, rows_per_day=ROWS, seed=5)
     assert day in lake.days("raw", SUCCESS)
     assert lake.read_partition(lake.partition("raw", day)).num_rows == ROWS
+
+
+# -- the snapshot writers' lock (Postgres) -------------------------------------------------------------------------
+def test_snapshot_lock_serialises_workers_and_a_killed_holder_releases_it(postgres: Postgres, tmp_path: Path) -> None:
+    """Two workers' snapshots never interleave; a holder killed mid-snapshot (SIGKILL) does not block the next."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from mlops.ledger import exclusive
+
+    url = postgres.new_database()
+    holder_code = (
+        "import sys, time, pathlib\nfrom mlops.ledger import exclusive\n"
+        f"with exclusive({url!r}, 'data-registry', pathlib.Path({str(tmp_path)!r})):\n"
+        "    print('held', flush=True)\n    time.sleep(600)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", holder_code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        acquired = threading.Event()
+
+        def second_worker() -> None:
+            with exclusive(url, "data-registry", tmp_path / "elsewhere"):  # another host: no shared folder
+                acquired.set()
+
+        waiter = threading.Thread(target=second_worker, daemon=True)
+        waiter.start()
+        assert not acquired.wait(3), "the second writer got the lock while the first held it"
+        with exclusive(url, "another-lock", tmp_path):  # locks are by name: other work is not blocked
+            pass
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        assert acquired.wait(60), "the lock of a killed holder was never released"
+        waiter.join(10)
+    finally:
+        holder.kill()
+        holder.wait()
