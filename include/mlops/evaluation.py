@@ -272,3 +272,96 @@ def paired_bootstrap(
         "samples": int(delta.size),
         "skipped": skipped,
     }
+
+
+# ---------------------------------------------------------------------------------------------- curves
+
+#: Most points a curve keeps for the gate report's pictures (an SVG polyline, not a data dump).
+CURVE_POINTS = 200
+
+
+def _downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> np.ndarray:
+    """Indices of at most ``max_points`` points spread evenly along the polyline's length (ends kept).
+
+    Even in *length*, not in index: a holdout has thousands of thresholds in its long low-score tail and
+    few in the high-score head, so evenly spaced indices would lose the part of the curve people read.
+    """
+    if x.size <= max_points:
+        return np.arange(x.size)
+    step = np.hypot(np.diff(x), np.diff(y))
+    length = np.r_[0.0, np.cumsum(step)]
+    targets = np.linspace(0.0, length[-1], max_points)
+    return np.unique(np.r_[0, np.searchsorted(length, targets[1:-1]), x.size - 1])  # <= max_points indices
+
+
+def precision_recall_points(
+    y_true: np.ndarray, y_score: np.ndarray, max_points: int = CURVE_POINTS
+) -> dict[str, list[float | None]]:
+    """The precision-recall curve, downsampled: ``{"recall", "precision", "threshold"}`` by decreasing threshold.
+
+    Before downsampling, the points are scikit-learn's ``precision_recall_curve`` reversed (one per
+    distinct score, ties move together) with its starting point recall 0 / precision 1 (threshold
+    +inf, given as None so the result stays JSON); downsampling keeps a subset of those points.
+    """
+    if max_points < 2:
+        raise ValueError(f"max_points must be >= 2, got {max_points}")
+    y, s = check_inputs(y_true, y_score)
+    _require_both_classes(y, "y_true")
+    order = np.argsort(-s, kind="stable")
+    s_sorted, y_sorted = s[order], y[order]
+    ends = np.flatnonzero(np.r_[np.diff(s_sorted) != 0, True])  # last row of each tied-score group
+    tp = np.cumsum(y_sorted)[ends]
+    seen = ends + 1.0
+    recall = np.r_[0.0, tp / tp[-1]]
+    precision = np.r_[1.0, tp / seen]
+    thresholds = np.r_[np.inf, s_sorted[ends]]
+    keep = _downsample(recall, precision, max_points)
+    return {
+        "recall": recall[keep].tolist(),
+        "precision": precision[keep].tolist(),
+        "threshold": [None if np.isinf(t) else float(t) for t in thresholds[keep]],
+    }
+
+
+def calibration_points(
+    y_true: np.ndarray, y_score: np.ndarray, bins: int = ECE_BINS, strategy: str = "uniform"
+) -> dict[str, list[float]]:
+    """The reliability curve: per non-empty bin, mean predicted probability, observed positive rate, rows.
+
+    Binned as scikit-learn's ``calibration_curve`` (``uniform``: equal-width bins over [0, 1], the
+    bins of ``ece``; ``quantile``: equal-count bins), so ``mean_predicted``/``fraction_positive`` equal
+    its ``prob_pred``/``prob_true``; ``rows`` says how much each point is worth.
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    y, s = check_inputs(y_true, y_score)
+    if strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, bins + 1)
+    elif strategy == "quantile":
+        edges = np.percentile(s, np.linspace(0.0, 100.0, bins + 1))
+    else:
+        raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
+    ids = np.searchsorted(edges[1:-1], s)  # a score on an inner edge goes to the lower bin, as in scikit-learn
+    rows = np.bincount(ids, minlength=bins)
+    used = rows > 0
+    return {
+        "mean_predicted": (np.bincount(ids, weights=s, minlength=bins)[used] / rows[used]).tolist(),
+        "fraction_positive": (np.bincount(ids, weights=y, minlength=bins)[used] / rows[used]).tolist(),
+        "rows": rows[used].tolist(),
+    }
+
+
+def holdout_curves(
+    y_true: np.ndarray, candidate_score: np.ndarray, champion_score: np.ndarray | None, max_points: int = CURVE_POINTS
+) -> dict[str, dict | float | None]:
+    """The gate report's curves: ``{"prevalence", "candidate": {"pr", "calibration"}, "champion": ... | None}``."""
+    y, _ = check_inputs(y_true, candidate_score)
+
+    def curves(scores: np.ndarray) -> dict[str, dict]:
+        return {"pr": precision_recall_points(y, scores, max_points), "calibration": calibration_points(y, scores)}
+
+    return {
+        "prevalence": float(y.mean()),
+        "candidate": curves(candidate_score),
+        "champion": None if champion_score is None else curves(champion_score),
+    }

@@ -70,7 +70,9 @@ class Assessment:
 def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_uri: str) -> Assessment:
     """Score candidate and champion on the frozen holdout, evaluate the gates, log the evidence."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
+    from mlops.evaluation import holdout_curves
     from mlops.gate_report import render_gate_report_html
     from mlops.gates import evaluate_gates
 
@@ -100,6 +102,12 @@ def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_ur
     slices = {name: holdout.table.column(name).to_numpy(zero_copy_only=False) for name in settings.dataset.slices}
     report = evaluate_gates(settings.gates, holdout.y, candidate_scores, champion_scores, slices, extra,
                             (features_match, detail), seed=settings.training.seed)  # fmt: skip
+    curves = holdout_curves(holdout.y, candidate_scores, champion_scores)
+    try:  # a picture in the report, not evidence: its absence is said on the page, never fails the assessment
+        shap = models.load_artifact(settings, run_id, Artifacts.SHAP_SUMMARY)
+    except (MlflowException, OSError) as exc:
+        log.warning("no %s in run %s (%s): the gate report says so", Artifacts.SHAP_SUMMARY, run_id, exc)
+        shap = None
     evidence = {
         Tags.GATES_PASSED: str(report.passed).lower(),
         Tags.GATES_SUMMARY: report.summary()[:5000],
@@ -111,8 +119,9 @@ def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_ur
     models.use_tracking(settings)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_dict(report.to_dict(), Artifacts.GATE_REPORT_JSON)
-        mlflow.log_text(render_gate_report_html(report, f"{settings.model_name}: run {run_id}"),
-                        Artifacts.GATE_REPORT_HTML)  # fmt: skip
+        page = render_gate_report_html(report, f"{settings.model_name}: run {run_id}", curves=curves, shap=shap,
+                                       slice_tolerance=settings.gates.slice_tolerance)  # fmt: skip
+        mlflow.log_text(page, Artifacts.GATE_REPORT_HTML)
         numeric = {k: v for k, v in {**report.candidate_metrics, **extra}.items() if isinstance(v, int | float)}
         mlflow.log_metrics({models.holdout_metric(k): float(v) for k, v in numeric.items()})
         mlflow.set_tags(evidence)

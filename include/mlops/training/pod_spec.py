@@ -139,8 +139,8 @@ def trainer_env(settings: Settings) -> dict[str, str]:
     """The deployment's trainer config as ``MLOPS__SECTION__FIELD`` env: the pod needs no file and no volume.
 
     Values are JSON (which the config's env layer reads as YAML, so ``"1"`` stays a string); unset (null)
-    fields are left out, so the image's defaults apply as on the worker. Secret-looking values are refused
-    by :func:`check_env` (credentials come from the pod's Secret).
+    fields are left out, so the image's defaults apply as on the worker. A value holding a credential is
+    left out too: put that setting in the pod's Secret (``envFrom``) instead.
     """
     import json
 
@@ -155,8 +155,10 @@ def trainer_env(settings: Settings) -> dict[str, str]:
             key = f"{prefix}__{name.upper()}"
             if isinstance(value, BaseModel):
                 flatten(key, value, set())
-            else:
-                env[key] = json.dumps(values[name])
+            elif looks_like_secret_value(encoded := json.dumps(values[name])) is None:
+                env[key] = encoded
+            # else: a credential inside a config value (a URL with a password) stays out of the pod spec; the
+            # pod gets that setting from its Secret (envFrom), where such values belong.
 
     for section in TRAINER_CONFIG_SECTIONS:
         excluded = TRAINER_CONFIG_EXCLUDED.get(section, set())
