@@ -16,6 +16,7 @@ from mlops.airflow import (
     dag_defaults,
     error_policy,
     run_settings,
+    skip,
     training_pod_operator,
     validated_data_asset,
 )
@@ -48,13 +49,13 @@ triggered: those come only from the deployment's reviewed config file and env.
 
 | step | what happens |
 |---|---|
-| `resolve_snapshot` | last {settings.training.window_days} validated days whose labels arrived, pinned to a DVC revision; split train / early-stopping ({settings.training.validation_days} d) / frozen holdout ({settings.training.holdout_days} d); no usable data fails the run at once |
+| `resolve_snapshot` | last {settings.training.window_days} validated days whose labels arrived, pinned to a DVC revision; split train / early-stopping ({settings.training.validation_days} d) / frozen holdout ({settings.training.holdout_days} d); too few labelled days (fewer than {settings.training.holdout_days + settings.training.validation_days + 1}) ends the run **SKIPPED** with the reason, not failed: a later run (the next validated day, the weekly schedule) trains once there are enough |
 | `train` | `python -m mlops.training` — backend **{settings.training.backend}** ({"KubernetesPodOperator on a GPU node" if KUBERNETES else "a local subprocess on CPU"}); logs lineage, params, metrics, model, SHAP summary and the drift reference profile to MLflow |
 | `assess` | candidate and champion scored on the same holdout; gates: absolute thresholds, paired-bootstrap comparison, per-slice non-regression, feature contract; report logged to MLflow |
 | `register` | model version tagged with lineage + gate evidence; `challenger` if the gates passed |
 | `gates_passed` | a failed gate ends the run here as **not promoted** (a normal outcome) |
 | {"`approve_promotion` | human approval in the UI (Required actions); no answer in " + str(settings.promotion.approval_timeout_hours) + " h = reject |" if MANUAL else "(approval) | policy `auto`: no human step |"}
-| `promote` | compare-and-set `champion` (only if it still points at the version compared against), recorded in the ledger |
+| `promote` | compare-and-set `champion` (only if it still points at the version compared against), recorded in the ledger; emits Asset `{CHAMPION.name}`, which starts `batch_scoring` (a first champion scores every validated day that waited) |
 
 MLflow: `{redact_text(settings.mlflow_tracking_uri)}`. Roll back with the `model_rollback` DAG.
 """
@@ -84,6 +85,7 @@ with DAG(
     @error_policy
     def resolve_snapshot(params: dict | None = None, dag_run=None, ti=None) -> dict:  # type: ignore[no-untyped-def]
         """Pin the training window to a DVC revision; record why this run happens: the run's TrainingRequest."""
+        from mlops.training.snapshot import NoTrainingData
         from mlops.training.snapshot import resolve_snapshot as resolve
 
         unknown = sorted(set(dag_run.conf or {}) - set(PARAMS))
@@ -108,7 +110,10 @@ with DAG(
             "airflow_run_id": dag_run.run_id,
             "airflow_try_number": ti.try_number,
         }
-        snapshot = resolve(settings, as_of)
+        try:
+            snapshot = resolve(settings, as_of)
+        except NoTrainingData as exc:  # not yet enough labelled days: a later run trains, nothing to retry
+            skip(f"not enough labelled data to train yet ({reason}): {exc}")
         print(f"trigger: {reason}; window {snapshot.days['train'][0]}..{snapshot.days['holdout'][-1]} "
               f"at DVC revision {snapshot.registry_revision}")  # fmt: skip
         request = TrainingRequest(as_of=as_of.isoformat(), snapshot=snapshot.to_dict(), trigger=trigger,

@@ -117,8 +117,9 @@ class Demo:
         return champion
 
     # -- 3. scoring ----------------------------------------------------------------------------
-    def score(self, day: dt.date) -> dict[str, Any]:
-        self.dag("batch_scoring", day)
+    def score(self, day: dt.date, again: bool = False) -> dict[str, Any]:
+        """A batch_scoring run for ``day``: it scores every validated day still waiting; ``again`` re-scores ``day``."""
+        self.dag("batch_scoring", day, {"date": day.isoformat()} if again else None)
         stats = self.lake.read_json(self.lake.marker("scores", day, STATS))
         rate = stats["rows"] / max(stats["scoring_seconds"], 1e-9)
         _say(f"    scores/dt={day}: {stats['rows']:,} rows scored with v{stats['model_version']} at {rate:,.0f} rows/s "
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         first_champion = demo.train(days[-1], {"reason": "make demo"})
 
         _say()
-        _say("==> batch_scoring of the last two days with the champion")
+        _say("==> batch_scoring with the champion: the first run scores every validated day waiting")
         for day in days[-2:]:
             demo.score(day)
 
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         _say("==> running that queued training now (a scheduler would; `dags test` runs one DAG at a time)")
         new_champion = demo.train(drifted, conf)
         _say(f"==> re-scoring {drifted}: scoring follows the champion (v{first_champion} -> v{new_champion})")
-        stats = demo.score(drifted)
+        stats = demo.score(drifted, again=True)
         if stats["model_version"] != new_champion:
             raise DemoFailed(f"scores of {drifted} carry v{stats['model_version']}, not the champion v{new_champion}")
     except DemoFailed as exc:

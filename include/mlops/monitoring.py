@@ -1,5 +1,7 @@
 """The drift check for one day: gather the window, compare with the champion's stored reference, decide.
 
+:func:`unchecked_days` and :func:`check_days` extend it to a backlog: every scored day without a history
+entry yet, oldest first, so days scored in one go (after a backfill or an outage) are each checked once.
 Shared by the ``drift_monitoring`` DAG and ``mlops drift``. The statistics live in ``mlops.drift``;
 this module only finds the data: the champion's reference profile and holdout AUC-PR (MLflow), the
 window's validated inputs and scores (lake), delayed labels once they arrived, and the history.
@@ -89,23 +91,73 @@ def _window_table(lake: Lake, area: str, days: list[dt.date]) -> pa.Table | None
 
 def _reference_sample(settings: Settings, champion: Champion, columns: list[str]) -> Any:
     """A seeded sample of the champion's last training day (by its DVC revision), for the HTML report only."""
-    from dvc.fs import DVCFileSystem
-
     from mlops.training.snapshot import read_day
+    from mlops.versioning import open_registry
 
     snapshot = champion.snapshot
-    fs = DVCFileSystem(repo=snapshot["registry"], rev=snapshot["registry_revision"])
+    fs = open_registry(snapshot["registry"], snapshot["registry_revision"])
     return read_day(fs, settings, snapshot["days"]["train"][-1], columns).to_pandas()
 
 
+def unchecked_days(lake: Lake, dataset: str, requested: list[dt.date] | tuple[dt.date, ...] = (), *,
+                   forced: bool = False, limit: int = 31) -> tuple[list[dt.date], list[str]]:  # fmt: skip
+    """The days a drift run checks, oldest first, and one note per requested day it does not check.
+
+    Every scored day (``scores/dt=D/_SUCCESS``) without a drift-history entry yet, at most ``limit``
+    (the rest wait for the next run), so a backlog scored in one go is checked day by day, in order.
+    ``forced`` (``params.date``): the ``requested`` days are checked again whatever their state.
+    """
+    from mlops.drift import read_history
+
+    checked = {str(entry.get("day")): entry for entry in read_history(lake, dataset)}
+    validated = set(lake.days("raw", VALIDATED))  # a day re-validated into quarantine has no window any more
+    waiting = [day for day in lake.days("scores", SUCCESS) if day.isoformat() not in checked and day in validated]
+    if forced:
+        chosen = sorted(set(requested))
+        rest = [day for day in waiting if day not in chosen]
+        return sorted(chosen + rest[: max(limit - len(chosen), 0)]), []
+    notes = []
+    for day in sorted(set(requested)):
+        entry = checked.get(day.isoformat())
+        if entry is not None:
+            notes.append(f"dt={day.isoformat()} already checked (with v{entry.get('champion_version', '?')}: "
+                         f"breached={entry.get('breached')}, triggered={entry.get('triggered')})")  # fmt: skip
+        elif day not in waiting:
+            notes.append(f"dt={day.isoformat()} has no committed scores yet: checked once batch_scoring commits them")
+    if len(waiting) > limit:
+        notes.append(f"{len(waiting) - limit} more scored day(s) wait ({waiting[limit].isoformat()}.."
+                     f"{waiting[-1].isoformat()}): beyond drift.backlog_days, the next run checks them")  # fmt: skip
+    return waiting[:limit], notes
+
+
+def check_days(settings: Settings, days: list[dt.date], training_active: bool = False,
+               render_report: bool = True) -> list[DriftOutcome]:  # fmt: skip
+    """:func:`check_day` for each day, oldest first, with the champion pinned once for all of them.
+
+    Each day's entry is in the history before the next day is decided, so the debounce sees the days in
+    order; once a day decides to trigger, the days after it see a training run as active (the run
+    triggers once, with the evidence of that day).
+    """
+    champion = _champion(settings)
+    outcomes = []
+    for day in sorted(days):
+        outcome = check_day(settings, day, training_active, render_report, champion=champion)
+        training_active = training_active or outcome.trigger
+        outcomes.append(outcome)
+    return outcomes
+
+
 def check_day(settings: Settings, day: dt.date, training_active: bool = False,
-              render_report: bool = True) -> DriftOutcome:  # fmt: skip
-    """Assess the window ending at ``day``, record it in the history, and say whether to retrain."""
+              render_report: bool = True, champion: Champion | None = None) -> DriftOutcome:  # fmt: skip
+    """Assess the window ending at ``day``, record it in the history, and say whether to retrain.
+
+    ``champion``: the champion pinned by the caller (one for a whole run); else it is resolved here.
+    """
     from mlops.drift import append_history, assess_window, read_history, trigger_decision
 
     policy = settings.drift
     lake = Lake.from_settings(settings)
-    champion = _champion(settings)
+    champion = champion or _champion(settings)
     spec = champion.spec
     days = _window(lake, day, policy.window_days)
     inputs = _window_table(lake, "raw", days)
@@ -129,10 +181,12 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
     window = [d.isoformat() for d in days]
     result = assess_window(settings, champion.profile, spec, X, scores, labels, champion.holdout_auc_pr,
                            day.isoformat(), window)  # fmt: skip
-    report_uri = _render_report(settings, lake, day, champion, inputs) if render_report else None
 
     history = [entry for entry in read_history(lake, settings.dataset.name) if entry.get("day") != day.isoformat()]
     decision = trigger_decision(settings, history, result, day, models.last_training(settings), training_active)
+    report_uri = (
+        _render_report(settings, lake, day, champion, inputs, result.to_dict(), decision) if render_report else None
+    )
     entry = {**result.to_dict(), "day": day.isoformat(), "triggered": bool(decision["trigger"]),
              "champion_version": champion.pinned.version, "report_uri": report_uri}  # fmt: skip
     append_history(lake, settings.dataset.name, entry)
@@ -147,18 +201,35 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
     return DriftOutcome(result.to_dict(), decision, report_uri, conf, champion.pinned.version)
 
 
-def _render_report(settings: Settings, lake: Lake, day: dt.date, champion: Champion, inputs: pa.Table) -> str:
-    """The Evidently HTML report of the window, rendered in a temporary folder and published to the lake."""
-    from mlops.data.publish import publish_file
-    from mlops.drift_report import evidently_report
+def _render_report(settings: Settings, lake: Lake, day: dt.date, champion: Champion, inputs: pa.Table,
+                   result: dict[str, Any], decision: dict[str, Any]) -> str:  # fmt: skip
+    """The Evidently HTML report of the window, rendered in a temporary folder and published to the lake.
 
+    Evidently is configured with our policy (PSI per column at our threshold, dataset drift at our number
+    of breaching features) and the page opens with our decision and PSI table (``result`` is
+    ``DriftResult.to_dict()``): a page that read "no drift" on a day that triggered retraining would mislead.
+    """
+    from mlops.data.publish import publish_file
+    from mlops.drift_report import POLICY_PSI, decision_banner, evidently_report, policy_drift_share
+
+    policy = settings.drift
     columns = list(champion.spec.names)
     reference = _reference_sample(settings, champion, columns)
     current = inputs.select(columns).to_pandas()
     remote = lake.report("drift", day, "report.html", settings.dataset.name)
     with tempfile.TemporaryDirectory(prefix="mlops-drift-") as folder:
         local = f"{folder}/report.html"
-        evidently = evidently_report(reference, current, local, settings.drift.seed, settings.drift.report_sample_rows)
+        evidently = evidently_report(
+            reference,
+            current,
+            local,
+            policy.seed,
+            policy.report_sample_rows,
+            method=POLICY_PSI,
+            threshold=policy.psi_threshold,
+            drift_share=policy_drift_share(policy.min_breaching_features, len(columns)),
+            banner_html=decision_banner(decision, result, policy),
+        )
         publish_file(lake, local, remote)
     log.info("Evidently report: %s (drifted columns %s)", lake.url(remote), evidently.get("drifted_columns"))
     return lake.url(remote)

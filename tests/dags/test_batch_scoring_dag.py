@@ -1,25 +1,31 @@
-"""`airflow dags test batch_scoring D`: one complete output per date, champion version on every row, idempotent."""
+"""`airflow dags test batch_scoring D`: every validated day scored once (backlogs too), champion version on every
+row, no champion or nothing waiting ends SKIPPED with the reason, idempotent."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from mlops.config import load_settings
-from mlops.data.lake import SUCCESS, Lake
+from mlops.data.lake import STATS, SUCCESS, Lake
 from mlops.data.landing import land_days
 from mlops.registry import CHAMPION, Registry
+from mlops.scoring import score_day
 from mlops.training.pipeline import run_all
 from mlops.validation import validate_and_version
 from tests.dags.conftest import asset_events, dags_test, task_states
 
 pytestmark = pytest.mark.airflow
 START, DAYS = dt.date(2026, 7, 1), 9
-DAY = START + dt.timedelta(days=DAYS - 1)
+ALL = [START + dt.timedelta(days=i) for i in range(DAYS)]
+DAY = ALL[-1]
+BEFORE_OUTAGE, BACKLOG = ALL[:-3], ALL[-3:]  # scored before an outage; validated during it, never scored
 
 
 def _read_scores(lake: Lake, day: dt.date):  # type: ignore[no-untyped-def]
@@ -28,34 +34,78 @@ def _read_scores(lake: Lake, day: dt.date):  # type: ignore[no-untyped-def]
     return pq.ParquetDataset(lake.data_files(partition), filesystem=lake.fs).read().sort_by("transaction_id")
 
 
-def test_scoring_is_complete_pinned_and_idempotent(dag_env: dict[str, str], airflow_home: Path) -> None:
-    settings = load_settings(env={**dag_env, "MLOPS__SCORING__CHUNK_ROWS": "2000"})  # several mapped chunks
+def _mapped_states(airflow_home: Path, task_id: str) -> list[str]:
+    """States of every map index of ``task_id`` in the latest batch_scoring run."""
+    with closing(sqlite3.connect(airflow_home / "airflow.db")) as db:
+        rows = db.execute(
+            "SELECT state FROM task_instance WHERE dag_id = 'batch_scoring' AND task_id = ? AND run_id = "
+            "(SELECT run_id FROM dag_run WHERE dag_id = 'batch_scoring' ORDER BY id DESC LIMIT 1) ORDER BY map_index",
+            (task_id,),
+        )
+        return [row[0] for row in rows.fetchall()]
+
+
+def _tail(result) -> str:  # type: ignore[no-untyped-def]
+    return (result.stdout + result.stderr)[-4000:]
+
+
+def test_every_validated_day_is_scored_once_when_a_champion_exists(dag_env: dict[str, str], airflow_home: Path) -> None:
+    env = {**dag_env, "MLOPS__SCORING__CHUNK_ROWS": "2000"}
+    settings = load_settings(env=env)
     land_days(settings, START, DAYS, rows_per_day=5_000, seed=8, labels_until=DAY + dt.timedelta(days=3))
-    for offset in range(DAYS):
-        validate_and_version(settings, START + dt.timedelta(days=offset))
+    for day in ALL:
+        validate_and_version(settings, day)
     lake = Lake.from_settings(settings)
 
-    env = {**dag_env, "MLOPS__SCORING__CHUNK_ROWS": "2000"}
-    missing = dags_test("batch_scoring", DAY, env)
-    assert missing.returncode != 0 and "continuous_training" in missing.stdout + missing.stderr
-    assert not lake.exists(lake.partition("scores", DAY)), "no champion: nothing written"
+    # No champion yet: the run ends SKIPPED (not failed, not retried) and says why; nothing is written.
+    waiting = dags_test("batch_scoring", DAY, env)
+    assert waiting.returncode == 0, _tail(waiting)
+    states = task_states(airflow_home, "batch_scoring", DAY)
+    assert states["pin_champion"] == "skipped", states
+    assert {states[t] for t in ("plan_chunks", "days_of", "commit_scores", "shadow_score")} == {"skipped"}
+    assert f"no champion yet: {DAYS} validated day(s) wait ({START}..{DAY})" in waiting.stdout + waiting.stderr
+    assert lake.days("scores") == [], "no champion: nothing written under scores/"
 
+    # A champion; the first days were scored before an outage, the last three validated during it.
     run_all(settings, DAY + dt.timedelta(days=3), {"reason": "test"}, actor="test")
     champion = Registry(settings).alias_version(CHAMPION)
-    first = dags_test("batch_scoring", DAY, env)
-    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
-    states = task_states(airflow_home, "batch_scoring", DAY)
-    assert states["commit_scores"] == "success"
-    scores = _read_scores(lake, DAY)
-    raw = lake.read_partition(lake.partition("raw", DAY))
-    assert scores.num_rows == raw.num_rows == 5_000
-    assert sorted(scores["transaction_id"].to_pylist()) == sorted(raw["transaction_id"].to_pylist())
-    assert set(scores["model_version"].to_pylist()) == {champion}
-    events = [json.loads(e) for e in asset_events(airflow_home, f"{settings.dataset.name}.scores")]
-    assert {"date": DAY.isoformat(), "model_version": champion, "rows": 5_000} in events
+    for day in BEFORE_OUTAGE:
+        score_day(settings, day, run_id="before-outage")
 
+    # One run for the newest day scores the whole backlog, oldest first, each day once, with the champion.
+    first = dags_test("batch_scoring", DAY, env)
+    assert first.returncode == 0, _tail(first)
+    assert (
+        f"scoring 3 day(s) with v{champion}: {', '.join(d.isoformat() for d in BACKLOG)}" in first.stdout + first.stderr
+    )
+    assert _mapped_states(airflow_home, "commit_scores") == ["success"] * 3
+    chunks = _mapped_states(airflow_home, "score_chunk")  # mapped over the chunks of every day
+    assert len(chunks) >= 3 and set(chunks) == {"success"}
+    run_ids = set()
+    for day in BACKLOG:
+        scores = _read_scores(lake, day)
+        raw = lake.read_partition(lake.partition("raw", day))
+        assert scores.num_rows == raw.num_rows == 5_000
+        assert sorted(scores["transaction_id"].to_pylist()) == sorted(raw["transaction_id"].to_pylist())
+        assert set(scores["model_version"].to_pylist()) == {champion}
+        run_ids |= set(scores["airflow_run_id"].to_pylist())
+    assert len(run_ids) == 1, "one run scored the whole backlog"
+    for day in BEFORE_OUTAGE:  # already scored: left alone
+        assert lake.read_json(lake.marker("scores", day, STATS))["run_id"] == "before-outage"
+    events = [json.loads(e) for e in asset_events(airflow_home, f"{settings.dataset.name}.scores")]
+    events.sort(key=lambda event: event["date"])  # the days' commits run in any order
+    assert events == [{"date": d.isoformat(), "model_version": champion, "rows": 5_000} for d in BACKLOG]
+    scored = {day: _read_scores(lake, day) for day in BACKLOG}
+
+    # The same day again (the asset-triggered and the nightly run of one day): a clean no-op that says so.
     again = dags_test("batch_scoring", DAY, env)
-    assert again.returncode == 0
-    rerun = _read_scores(lake, DAY)
-    assert rerun.drop_columns(["airflow_run_id"]).equals(scores.drop_columns(["airflow_run_id"]))
-    assert [p for p in lake.fs.ls(lake.partition("scores", DAY)) if "_staging" in p] == []
+    assert again.returncode == 0, _tail(again)
+    output = again.stdout + again.stderr
+    assert f"dt={DAY} already scored by {run_ids.pop()} with v{champion}" in output, _tail(again)
+    assert "no other validated day waits" in output
+    states = task_states(airflow_home, "batch_scoring", DAY)
+    assert states["pin_champion"] == "success" and states["plan_chunks"] == "skipped", states
+    assert len(asset_events(airflow_home, f"{settings.dataset.name}.scores")) == 3, "no day announced twice"
+    for day in BACKLOG:
+        assert _read_scores(lake, day).equals(scored[day])
+        assert [p for p in lake.fs.ls(lake.partition("scores", day)) if "_staging" in p] == []

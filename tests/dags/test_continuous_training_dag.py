@@ -36,9 +36,23 @@ def _tail(result) -> str:  # type: ignore[no-untyped-def]
 def test_train_promote_reject_and_roll_back(dag_env: dict[str, str], airflow_home: Path) -> None:
     settings = load_settings(env=dag_env)
     land_days(settings, START, DAYS, rows_per_day=6_000, seed=21)
-    for offset in range(DAYS):
-        validate_and_version(settings, START + dt.timedelta(days=offset))
     registry = Registry(settings)
+
+    # Three validated days (a backfill under way): too little to train on. The run ends SKIPPED with the
+    # reason, not failed and retried; the validated-data event of a later day starts the run that trains.
+    for offset in range(3):
+        validate_and_version(settings, START + dt.timedelta(days=offset))
+    early = _trigger("continuous_training", dag_env, {"reason": "too early"})
+    assert early.returncode == 0, _tail(early)
+    states = task_states(airflow_home, "continuous_training", AS_OF)
+    assert states["resolve_snapshot"] == "skipped" and states["train"] == "skipped", states
+    assert set(states.values()) == {"skipped"}, states
+    output = early.stdout + early.stderr
+    assert "not enough labelled data to train yet (too early)" in output and "need at least 6" in output, _tail(early)
+    assert registry.alias_version(CHAMPION) is None
+
+    for offset in range(3, DAYS):
+        validate_and_version(settings, START + dt.timedelta(days=offset))
 
     first = _trigger("continuous_training", dag_env, {"reason": "first model"})
     assert first.returncode == 0, _tail(first)

@@ -1,4 +1,5 @@
-"""`airflow dags test drift_monitoring D`: drift queues continuous_training with its evidence; a clean day does not."""
+"""`airflow dags test drift_monitoring D`: every scored day checked once, oldest first; drift queues
+continuous_training with its evidence; a clean day does not."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import pytest
 
 from mlops.config import load_settings
 from mlops.data.generator import DriftSpec
+from mlops.data.lake import SUCCESS, VALIDATED, Lake
 from mlops.data.landing import land_days
+from mlops.drift import append_history, history_path, read_history
+from mlops.monitoring import unchecked_days
 from mlops.scoring import score_day
 from mlops.training.pipeline import run_all
 from mlops.validation import validate_and_version
@@ -21,6 +25,7 @@ from tests.dags.conftest import dags_test
 pytestmark = pytest.mark.airflow
 START = dt.date(2026, 5, 1)
 TRAINED_AS_OF = START + dt.timedelta(days=12)
+LAST_TRAINING_DAY = START + dt.timedelta(days=9)
 CLEAN, DRIFTED = START + dt.timedelta(days=15), START + dt.timedelta(days=16)
 
 
@@ -30,9 +35,41 @@ def _training_runs(airflow_home: Path) -> list[tuple[str, dict]]:
         return [(state, json.loads(conf) if isinstance(conf, str) else conf) for state, conf in rows.fetchall()]
 
 
-def test_drift_triggers_training_with_its_evidence(dag_env: dict[str, str], airflow_home: Path) -> None:
+def _tail(result) -> str:  # type: ignore[no-untyped-def]
+    return (result.stdout + result.stderr)[-4000:]
+
+
+def test_unchecked_days_are_the_scored_days_without_history_oldest_first(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    d = [dt.date(2026, 5, 1) + dt.timedelta(days=i) for i in range(6)]
+    for day in d[:5]:
+        lake.write_json(lake.marker("raw", day, VALIDATED), {"rows": 1})
+    for day in (d[0], d[1], d[2], d[3], d[5]):  # d[5] scored, then re-validated into quarantine: no window
+        lake.touch(lake.marker("scores", day, SUCCESS))
+    append_history(lake, "cards", {"day": d[1].isoformat(), "breached": False, "triggered": False,
+                                   "champion_version": "2"})  # fmt: skip
+
+    assert unchecked_days(lake, "cards") == ([d[0], d[2], d[3]], [])
+    days, notes = unchecked_days(lake, "cards", [d[1], d[4]], limit=2)
+    assert days == [d[0], d[2]]
+    assert notes == [
+        f"dt={d[1]} already checked (with v2: breached=False, triggered=False)",
+        f"dt={d[4]} has no committed scores yet: checked once batch_scoring commits them",
+        f"1 more scored day(s) wait ({d[3]}..{d[3]}): beyond drift.backlog_days, the next run checks them",
+    ]
+    assert unchecked_days(lake, "cards", [d[1]], forced=True, limit=2) == ([d[0], d[1]], []), "params.date: again"
+    for day in (d[0], d[2], d[3]):
+        append_history(lake, "cards", {"day": day.isoformat(), "breached": False, "triggered": False})
+    assert unchecked_days(lake, "cards", [d[3]]) == ([], [f"dt={d[3]} already checked (with v?: breached=False, "
+                                                         "triggered=False)"])  # fmt: skip
+
+
+def test_every_scored_day_is_checked_once_and_drift_triggers_training(
+    dag_env: dict[str, str], airflow_home: Path
+) -> None:
     env = {**dag_env, "MLOPS__DRIFT__CONSECUTIVE_WINDOWS": "1"}
     settings = load_settings(env=env)
+    lake = Lake.from_settings(settings)
     land_days(settings, START, 10, rows_per_day=5_000, seed=4, labels_until=TRAINED_AS_OF)
     for offset in range(10):
         validate_and_version(settings, START + dt.timedelta(days=offset))
@@ -42,16 +79,28 @@ def test_drift_triggers_training_with_its_evidence(dag_env: dict[str, str], airf
     land_days(settings, CLEAN, 2, rows_per_day=5_000, seed=4, drift=shift)
     for day in (CLEAN, DRIFTED):
         validate_and_version(settings, day)
+    for day in (LAST_TRAINING_DAY, CLEAN):  # scored in one go (a backlog), no drift check yet
         score_day(settings, day)
     before = len(_training_runs(airflow_home))
 
+    # The run for CLEAN checks both scored days, oldest first, each once: no drift, no retraining.
     clean = dags_test("drift_monitoring", CLEAN, env)
-    assert clean.returncode == 0, (clean.stdout + clean.stderr)[-3000:]
+    assert clean.returncode == 0, _tail(clean)
+    assert f"checking 2 day(s), oldest first: {LAST_TRAINING_DAY}, {CLEAN}" in clean.stdout + clean.stderr
+    assert [entry["day"] for entry in read_history(lake, settings.dataset.name)] == [
+        LAST_TRAINING_DAY.isoformat(), CLEAN.isoformat()]  # fmt: skip
+    assert not any(entry["triggered"] for entry in read_history(lake, settings.dataset.name))
     assert len(_training_runs(airflow_home)) == before, "no drift, no retraining"
+    checked_clean = Path(history_path(lake, settings.dataset.name, CLEAN)).read_bytes()
 
+    # DRIFTED is scored: the next run checks it alone (CLEAN is not checked again) and queues a training.
+    score_day(settings, DRIFTED)
     drifted = dags_test("drift_monitoring", DRIFTED, env)
-    assert drifted.returncode == 0, (drifted.stdout + drifted.stderr)[-3000:]
-    assert "DRIFT" in drifted.stdout + drifted.stderr  # the breach went through the notifier
+    assert drifted.returncode == 0, _tail(drifted)
+    output = drifted.stdout + drifted.stderr
+    assert f"checking 1 day(s), oldest first: {DRIFTED}" in output, _tail(drifted)
+    assert "DRIFT" in output  # the breach went through the notifier
+    assert Path(history_path(lake, settings.dataset.name, CLEAN)).read_bytes() == checked_clean
     runs = _training_runs(airflow_home)
     assert len(runs) == before + 1
     state, conf = runs[-1]

@@ -19,13 +19,18 @@ from mlops.features import FeatureSpec, build_matrix
 from mlops.models import NoChampion, PinnedModel, pin_champion
 from mlops.registry import CHAMPION, Registry
 from mlops.scoring import (
+    Chunk,
+    ChunkResult,
     ScoringIncomplete,
     ScoringInputError,
     commit_scores,
+    pending_days,
     plan_chunks,
     score_chunk,
     score_day,
+    scored_by,
     shadow_score,
+    unscored_days,
 )
 from mlops.validation import validate_and_version
 
@@ -372,3 +377,72 @@ def test_shadow_scoring_compares_a_distinct_challenger(home: Settings, scored: d
         [STATS, SUCCESS, "part-00000.parquet"])  # fmt: skip
     again = shadow_score(settings, lake, DAY, PinnedModel.from_dict(pinned.to_dict()), "shadow")
     assert again == summary, "seeded sample: the same rows every time"
+
+
+# -- backlogs: every validated day once --------------------------------------------------------------------
+def _marked(lake: Lake, validated: list[dt.date], scored: dict[dt.date, str]) -> None:
+    """Markers only: validated days, and days with committed scores (run id -> ``_STATS.json``)."""
+    for day in validated:
+        lake.write_json(lake.marker("raw", day, VALIDATED), {"rows": 1})
+    for day, run_id in scored.items():
+        lake.write_json(lake.marker("scores", day, STATS), {"run_id": run_id, "model_version": "3", "rows": 1})
+        lake.touch(lake.marker("scores", day, SUCCESS))
+
+
+def test_pending_days_are_every_validated_unscored_day_oldest_first_and_capped(tmp_path: Path) -> None:
+    lake = Lake(str(tmp_path / "lake"))
+    d = [dt.date(2026, 7, 1) + dt.timedelta(days=i) for i in range(6)]
+    _marked(lake, d[:5], {d[1]: "scheduled__2026-07-02"})
+    lake.fs.makedirs(lake.staging("scores", d[3], "killed"), exist_ok=True)  # staging of a killed run: not scores
+    lake.fs.makedirs(lake.partition("raw", d[5]), exist_ok=True)  # landed, not validated
+
+    assert unscored_days(lake) == [d[0], d[2], d[3], d[4]]
+    assert scored_by(lake, d[1]) == {"run_id": "scheduled__2026-07-02", "model_version": "3", "rows": 1}
+    assert scored_by(lake, d[3]) is None
+
+    # The run's own day is scored already: it says by whom; the backlog, oldest first, is scored instead.
+    backlog = pending_days(lake, [d[1]])
+    assert backlog.days == [d[0], d[2], d[3], d[4]] and backlog.deferred == []
+    assert backlog.notes() == [f"dt={d[1]} already scored by scheduled__2026-07-02 with v3"]
+
+    # Capped: the oldest first, the rest wait for the next run (and the log says so).
+    capped = pending_days(lake, [d[4]], limit=2)
+    assert capped.days == [d[0], d[2]] and capped.deferred == [d[3], d[4]]
+    assert capped.notes() == [f"2 more validated day(s) wait ({d[3]}..{d[4]}): beyond scoring.backlog_days, "
+                              "the next run scores them"]  # fmt: skip
+
+    # params.date re-scores a scored day (and still takes the oldest waiting days up to the cap).
+    assert pending_days(lake, [d[1]], forced=True, limit=2).days == [d[0], d[1]]
+    assert pending_days(lake, [d[5]], forced=True, limit=1).days == [d[5]], "the plan then says it is not validated"
+
+    # Nothing waits: the reason names the run's day and who scored it.
+    _marked(lake, [], {day: "asset_triggered__x" for day in (d[0], d[2], d[3], d[4])})
+    done = pending_days(lake, [d[4], d[5]])
+    assert done.days == []
+    assert done.reason() == (f"nothing to score: dt={d[4]} already scored by asset_triggered__x with v3; dt={d[5]} is "
+                             "not validated: not scored (a validated-data event will start the run that scores it); "
+                             "no other validated day waits")  # fmt: skip
+    assert pending_days(lake).reason() == "nothing to score: every validated day has its scores"
+
+
+def test_one_run_scores_several_days_each_committed_with_only_its_own_chunks(home: Settings) -> None:
+    lake = Lake.from_settings(home)
+    settings = _scoring(home, chunk_rows=1_000)
+    days = [dt.date(2026, 10, 10), dt.date(2026, 10, 11)]
+    for day in days:
+        _land_copy(lake, _raw(lake, DAY), day, row_group_size=1_000)
+    pinned = pin_champion(settings)
+    chunks = [chunk.stamped("2026-10-12T00:00:00+00:00", day) for day in days
+              for chunk in plan_chunks(settings, lake, day, pinned)]  # fmt: skip
+    assert [c.day for c in chunks] == [days[0].isoformat()] * 4 + [days[1].isoformat()] * 4
+    assert Chunk.from_dict(chunks[5].to_dict()) == chunks[5], "XCom-safe, day included"
+    with pytest.raises(ValueError, match="belongs to"):
+        score_chunk(settings, lake, days[1], pinned, chunks[0], "several")
+
+    results = [score_chunk(settings, lake, dt.date.fromisoformat(str(c.day)), pinned, c, "several") for c in chunks]
+    assert ChunkResult.from_dict(results[5].to_dict()) == results[5] and results[5].day == days[1].isoformat()
+    for day in days:  # each commit is handed every result of the run and takes its own
+        stats = commit_scores(settings, lake, day, pinned, results, "several")
+        assert (stats["day"], stats["rows"], stats["chunks"]) == (day.isoformat(), ROWS, 4)
+        assert _read_scores(lake, day).num_rows == ROWS and _leftovers(lake, day) == []
+    assert all((scored_by(lake, day) or {}).get("run_id") == "several" for day in days)

@@ -4,8 +4,8 @@ DAG files import from here; the steps they run (:mod:`mlops.validation`, :mod:`m
 nothing about Airflow and raise :mod:`mlops.errors`, which :func:`error_policy` maps to Airflow behaviour.
 
 * :mod:`~mlops.airflow.defaults`: the ``DAG(...)`` keywords and default task arguments every DAG shares;
-* :mod:`~mlops.airflow.errors`: the one mapping of our exceptions to fail-fast or retry;
-* :mod:`~mlops.airflow.runs`: a run's settings (its ``config`` overrides) and the partition day it works on;
+* :mod:`~mlops.airflow.errors`: the one mapping of our exceptions to fail-fast or retry, and :func:`skip`;
+* :mod:`~mlops.airflow.runs`: a run's settings (its ``config`` overrides) and the partition day(s) it works on;
 * :mod:`~mlops.airflow.assets`: the Assets that chain the DAGs;
 * :mod:`~mlops.airflow.notifiers` and :mod:`~mlops.airflow.sensors`: failure and drift notifiers, the lake wait;
 * :mod:`~mlops.airflow.pod`: the GPU training pod (KubernetesPodOperator) and its security rules.
@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from mlops.airflow.assets import scores_asset, validated_data_asset
 from mlops.airflow.defaults import OWNER, START_DATE, TAG, dag_defaults, default_args
-from mlops.airflow.errors import error_policy
+from mlops.airflow.errors import error_policy, skip
 from mlops.airflow.notifiers import DriftBreachNotifier, LogFailureNotifier
 from mlops.airflow.pod import training_pod_operator
-from mlops.airflow.runs import CONFIG_PARAM, partition_day, run_settings
+from mlops.airflow.runs import CONFIG_PARAM, RunDays, partition_day, run_days, run_settings
 from mlops.airflow.sensors import lake_sensor
 
 __all__ = [
@@ -32,13 +32,16 @@ __all__ = [
     "TAG",
     "DriftBreachNotifier",
     "LogFailureNotifier",
+    "RunDays",
     "dag_defaults",
     "default_args",
     "error_policy",
     "lake_sensor",
     "partition_day",
+    "run_days",
     "run_settings",
     "scores_asset",
+    "skip",
     "training_pod_operator",
     "validated_data_asset",
 ]

@@ -6,15 +6,20 @@
 * :class:`~mlops.errors.InfrastructureError` (I/O, network, database): re-raised as is; the task is
   retried with exponential backoff (:func:`mlops.airflow.defaults.default_args`).
 * Anything else keeps Airflow's default (retried like an infrastructure error).
+
+A run that cannot do anything *yet* (no champion, nothing waiting, too little labelled data) is neither:
+its task calls :func:`skip` with the reason, which is logged and ends the task (and what follows it)
+SKIPPED, the reason on the task.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import NoReturn, ParamSpec, TypeVar
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from mlops.errors import InputError
 
@@ -23,6 +28,14 @@ R = TypeVar("R")
 
 #: Set on every function wrapped by :func:`error_policy` (the DAG integrity test checks every task has it).
 MARKER = "mlops_error_policy"
+
+log = logging.getLogger("mlops.airflow")
+
+
+def skip(reason: str) -> NoReturn:
+    """End the running task SKIPPED (not failed, no retry) because there is nothing it can do yet; says why."""
+    log.info("SKIPPED: %s", reason)
+    raise AirflowSkipException(reason)
 
 
 def error_policy(body: Callable[P, R]) -> Callable[P, R]:

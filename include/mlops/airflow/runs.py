@@ -1,8 +1,9 @@
-"""What a running task derives from its DAG run: the run's settings and the partition day it works on."""
+"""What a running task derives from its DAG run: the run's settings and the partition day(s) it works on."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from airflow.sdk import Param, get_current_context
@@ -72,3 +73,46 @@ def partition_day(params: Mapping[str, Any], dag_run: Any, triggering_asset_even
     if not day:
         day = (dag_run.logical_date or dag_run.run_after).date().isoformat()
     return str(day)
+
+
+@dataclass(frozen=True)
+class RunDays:
+    """The partition days a run was started for (XCom-safe through ``to_dict``).
+
+    * ``days``: ISO dates, oldest first: ``params.date``; else the dates of the triggering asset events
+      (an event without a date, e.g. a champion change, names none); else the logical date.
+    * ``forced``: the day was named by ``params.date``: redo it even when it was done already.
+    * ``source``: where the days came from, for the log.
+    """
+
+    days: list[str]
+    forced: bool
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_type(dag_run: Any) -> str:
+    """``scheduled``, ``manual``, ``asset_triggered``, ``backfill``... (enum or string alike)."""
+    return str(getattr(dag_run, "run_type", "") or "").split(".")[-1].lower()
+
+
+def run_days(params: Mapping[str, Any], dag_run: Any, triggering_asset_events: Any) -> RunDays:
+    """The days a run is for, and whether it forces them (see :class:`RunDays`)."""
+    if params.get("date"):
+        return RunDays([str(params["date"])], forced=True, source="params.date")
+    events = [event for events in (triggering_asset_events or {}).values() for event in events]
+    dates = sorted({str((event.extra or {}).get("date")) for event in events if (event.extra or {}).get("date")})
+    kind = run_type(dag_run)
+    if events or kind == "asset_triggered":
+        return RunDays(dates, forced=False, source=f"{len(events)} asset event(s)")
+    logical = dag_run.logical_date or dag_run.run_after
+    return RunDays([logical.date().isoformat()], forced=False, source=f"{kind or 'run'} for its logical date")
+
+
+def max_map_length() -> int:
+    """Airflow's bound on the length of a mapped task's input (``[core] max_map_length``, default 1024)."""
+    from airflow.sdk.configuration import conf
+
+    return conf.getint("core", "max_map_length", fallback=1024)

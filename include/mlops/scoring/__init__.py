@@ -10,6 +10,10 @@ Why it is shaped like this:
   ``Booster.inplace_predict`` into a ``ParquetWriter``. Memory depends on the batch size, not on the day.
 * **Bounded fan-out.** :func:`plan_chunks` merges row groups so a day never maps to more than
   ``scoring.max_chunks`` tasks.
+* **Every validated day once, backlogs too.** :func:`pending_days` gives a run every validated day
+  without committed scores (oldest first, at most ``scoring.backlog_days``), so days validated while
+  there was no champion, during an outage or in a backfill are scored by the next run; a day already
+  scored is left alone unless a run names it (a re-score). Chunks and results carry their ``day``.
 * **Atomic, idempotent output.** Chunks write parts into the run's staging folder; only
   :func:`commit_scores` makes them visible, through the lake publisher, replacing the day's previous
   output, with ``_SUCCESS`` LAST. Readers trust ``scores/dt=D/`` only when ``_SUCCESS`` exists. A run
@@ -33,7 +37,15 @@ from typing import TYPE_CHECKING, Any
 from mlops import models
 from mlops.data.lake import Lake
 from mlops.scoring.parquet_io import ScoringInputError, output_schema, part_name
-from mlops.scoring.plan import Chunk, plan_chunks
+from mlops.scoring.plan import (
+    Backlog,
+    Chunk,
+    describe_scored,
+    pending_days,
+    plan_chunks,
+    scored_by,
+    unscored_days,
+)
 from mlops.scoring.score import HIST_BINS, ChunkResult, ScoringIncomplete, commit_scores, score_chunk
 from mlops.scoring.shadow import shadow_score
 
@@ -42,17 +54,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HIST_BINS",
+    "Backlog",
     "Chunk",
     "ChunkResult",
     "ScoringIncomplete",
     "ScoringInputError",
     "commit_scores",
+    "describe_scored",
     "output_schema",
     "part_name",
+    "pending_days",
     "plan_chunks",
     "score_chunk",
     "score_day",
+    "scored_by",
     "shadow_score",
+    "unscored_days",
 ]
 
 
@@ -61,7 +78,7 @@ def score_day(settings: Settings, day: dt.date, run_id: str = "cli") -> dict[str
     lake = Lake.from_settings(settings)
     pinned = models.pin_champion(settings)
     scored_at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-    chunks = [chunk.stamped(scored_at) for chunk in plan_chunks(settings, lake, day, pinned)]
+    chunks = [chunk.stamped(scored_at, day) for chunk in plan_chunks(settings, lake, day, pinned)]
     results = [score_chunk(settings, lake, day, pinned, chunk, run_id) for chunk in chunks]
     stats = commit_scores(settings, lake, day, pinned, results, run_id)
     return {**stats, "shadow": shadow_score(settings, lake, day, pinned, run_id)}

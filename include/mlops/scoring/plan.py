@@ -1,5 +1,8 @@
-"""Planning a scoring run: the day's parquet row groups packed into a bounded number of chunks.
+"""Planning a scoring run: which days it scores, and each day's parquet row groups packed into chunks.
 
+:func:`pending_days` picks the run's days: every validated day without committed scores (oldest first,
+capped by ``scoring.backlog_days``) plus the days a run was explicitly asked to re-score, so a day
+validated while there was no champion, during an outage or in a backfill is scored by the next run.
 A :class:`Chunk` is what one mapped scoring task receives; :func:`plan_chunks` reads parquet footers
 only, and checks that every column the model needs is there before anything is scored.
 """
@@ -11,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from mlops.data.lake import VALIDATED, Lake
+from mlops.data.lake import STATS, SUCCESS, VALIDATED, Lake
 from mlops.features import FeatureSpec
 from mlops.scoring.parquet_io import ScoringInputError, row_groups
 
@@ -25,16 +28,21 @@ class Chunk:
     """Consecutive row groups of ``raw/dt=D`` scored by one task (XCom-safe through ``to_dict``).
 
     ``row_groups`` lists ``(file name, row-group index)`` pairs (a chunk may span files); ``scored_at``
-    is the run's single scoring time (ISO-8601), stamped by the caller so a re-run writes the same rows.
+    is the run's single scoring time (ISO-8601), stamped by the caller so a re-run writes the same rows;
+    ``day`` (ISO date) names the partition when one run scores several days.
     """
 
     index: int
     rows: int
     row_groups: list[tuple[str, int]] = field(default_factory=list)
     scored_at: str | None = None
+    day: str | None = None
 
-    def stamped(self, scored_at: str) -> Chunk:
-        return replace(self, scored_at=scored_at)
+    def stamped(self, scored_at: str, day: dt.date | str | None = None) -> Chunk:
+        """The chunk with the run's scoring time (and its day, when given)."""
+        if day is None:
+            return replace(self, scored_at=scored_at)
+        return replace(self, scored_at=scored_at, day=day if isinstance(day, str) else day.isoformat())
 
     def scored_at_utc(self) -> dt.datetime:
         if not self.scored_at:
@@ -51,7 +59,86 @@ class Chunk:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Chunk:
         return cls(int(data["index"]), int(data["rows"]), [(str(n), int(i)) for n, i in data.get("row_groups", [])],
-                   data.get("scored_at"))  # fmt: skip
+                   data.get("scored_at"), data.get("day"))  # fmt: skip
+
+
+def scored_by(lake: Lake, day: dt.date) -> dict[str, Any] | None:
+    """The committed output of ``day`` as its ``_STATS.json`` says (run id, model version, rows), else None.
+
+    Only a partition with ``_SUCCESS`` counts: staging left by a killed run is not an output.
+    """
+    if not lake.exists(lake.marker("scores", day, SUCCESS)):
+        return None
+    stats_path = lake.marker("scores", day, STATS)
+    return lake.read_json(stats_path) if lake.exists(stats_path) else {}
+
+
+def unscored_days(lake: Lake) -> list[dt.date]:
+    """Validated days (``raw/dt=D/_VALIDATED.json``) without scores (``scores/dt=D/_SUCCESS``), oldest first."""
+    scored = set(lake.days("scores", SUCCESS))
+    return [day for day in lake.days("raw", VALIDATED) if day not in scored]
+
+
+def describe_scored(day: dt.date, stats: dict[str, Any]) -> str:
+    """``dt=D already scored by <run id> with v<version>`` (what a run that finds its day done says)."""
+    return (f"dt={day.isoformat()} already scored by {stats.get('run_id', 'an unknown run')} "
+            f"with v{stats.get('model_version', '?')}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The days one scoring run scores, and what it says about the others (see :func:`pending_days`)."""
+
+    days: list[dt.date]  # to score in this run, oldest first
+    scored: dict[dt.date, dict[str, Any]] = field(default_factory=dict)  # requested days already scored: stats
+    not_validated: list[dt.date] = field(default_factory=list)  # requested days without _VALIDATED.json
+    deferred: list[dt.date] = field(default_factory=list)  # waiting days beyond the cap: the next run's
+
+    def notes(self) -> list[str]:
+        """One line per fact a run should log: what is already done, what is not ready, what waits."""
+        lines = [describe_scored(day, stats) for day, stats in sorted(self.scored.items())]
+        lines += [f"dt={day.isoformat()} is not validated: not scored (a validated-data event will start the run "
+                  f"that scores it)" for day in self.not_validated]  # fmt: skip
+        if self.deferred:
+            lines.append(f"{len(self.deferred)} more validated day(s) wait ({_span(self.deferred)}): beyond "
+                         f"scoring.backlog_days, the next run scores them")  # fmt: skip
+        return lines
+
+    def reason(self) -> str:
+        """Why there is nothing to score (when ``days`` is empty)."""
+        said = "; ".join(self.notes())
+        if said:
+            return f"nothing to score: {said}; no other validated day waits"
+        return "nothing to score: every validated day has its scores"
+
+
+def _span(days: list[dt.date]) -> str:
+    return days[0].isoformat() if len(days) == 1 else f"{days[0].isoformat()}..{days[-1].isoformat()}"
+
+
+def pending_days(lake: Lake, requested: list[dt.date] | tuple[dt.date, ...] = (), *, forced: bool = False,
+                 limit: int = 31) -> Backlog:  # fmt: skip
+    """The days a scoring run scores: every validated day with no committed scores, oldest first, at most
+    ``limit``, plus the ``requested`` days when ``forced`` (a re-score of a day asked for by name).
+
+    Unforced ``requested`` days (the run's own day, the days of the events that started it) are reported:
+    already scored (by which run, with which version) or not validated; they are scored like any other
+    waiting day. Days beyond ``limit`` are ``deferred`` to the next run.
+    """
+    validated = set(lake.days("raw", VALIDATED))
+    waiting = unscored_days(lake)
+    chosen = sorted(set(requested)) if forced else []
+    scored: dict[dt.date, dict[str, Any]] = {}
+    not_validated: list[dt.date] = []
+    if not forced:
+        for day in sorted(set(requested)):
+            if day not in validated:
+                not_validated.append(day)
+            elif day not in waiting:
+                scored[day] = scored_by(lake, day) or {}
+    rest = [day for day in waiting if day not in chosen]
+    room = max(limit - len(chosen), 0)
+    return Backlog(sorted(chosen + rest[:room]), scored, not_validated, rest[room:])
 
 
 def needed_columns(settings: Settings, *specs: FeatureSpec) -> list[str]:

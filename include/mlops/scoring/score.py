@@ -51,7 +51,11 @@ class ScoringIncomplete(MlopsError, RuntimeError):
 
 @dataclass(frozen=True)
 class ChunkResult:
-    """What one scored chunk reports to the commit (XCom-safe through ``to_dict``)."""
+    """What one scored chunk reports to the commit (XCom-safe through ``to_dict``).
+
+    ``day`` (ISO date) says which partition the chunk belongs to when one run scores several days; the
+    commit of a day takes only its own results (a result without a day is taken by any commit).
+    """
 
     chunk: int
     rows: int
@@ -59,6 +63,7 @@ class ChunkResult:
     score_hist: list[int]
     sum: float
     seconds: float = 0.0
+    day: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,7 +71,10 @@ class ChunkResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChunkResult:
         return cls(int(data["chunk"]), int(data["rows"]), int(data["positives"]), [int(c) for c in data["score_hist"]],
-                   float(data["sum"]), float(data.get("seconds", 0.0)))  # fmt: skip
+                   float(data["sum"]), float(data.get("seconds", 0.0)), data.get("day"))  # fmt: skip
+
+    def belongs_to(self, day: dt.date) -> bool:
+        return self.day is None or self.day == day.isoformat()
 
 
 def score_chunk(settings: Settings, lake: Lake, day: dt.date, pinned: PinnedModel, chunk: Chunk,
@@ -77,6 +85,8 @@ def score_chunk(settings: Settings, lake: Lake, day: dt.date, pinned: PinnedMode
     it with the same chunk (incl. ``scored_at``) and run id rewrites the same bytes. On any failure
     the part is removed and nothing is committed.
     """
+    if chunk.day is not None and chunk.day != day.isoformat():
+        raise ValueError(f"chunk {chunk.index} belongs to dt={chunk.day}, not to dt={day.isoformat()}")
     spec = pinned.spec
     id_column = settings.dataset.id_column
     raw = lake.partition("raw", day)
@@ -118,7 +128,8 @@ def score_chunk(settings: Settings, lake: Lake, day: dt.date, pinned: PinnedMode
         raise ScoringIncomplete(f"chunk {chunk.index} of {lake.url(raw)} has {rows} rows, {chunk.rows} planned")
     log.info("dt=%s chunk %d: %d rows scored with %s v%s -> %s", day, chunk.index, rows, pinned.name,
              pinned.version, lake.url(path))  # fmt: skip
-    return ChunkResult(chunk.index, rows, positives, hist.tolist(), total, time.monotonic() - started)
+    return ChunkResult(chunk.index, rows, positives, hist.tolist(), total, time.monotonic() - started,
+                       day.isoformat())  # fmt: skip
 
 
 def _constants(pinned: PinnedModel, run_id: str, scored_at: dt.datetime, size: int) -> list[pa.Array]:
@@ -151,7 +162,9 @@ def commit_scores(settings: Settings, lake: Lake, day: dt.date, pinned: PinnedMo
     Verification re-plans the day (footers only): every planned chunk has a result and a staged part
     whose row count matches, and they add up to the partition's rows; else :class:`ScoringIncomplete`
     and the previous output stays. The swap itself is the publisher's (:func:`commit_staged`).
+    ``chunk_results`` may hold results of other days of the same run: only this day's are used.
     """
+    chunk_results = [result for result in chunk_results if result.belongs_to(day)]
     final = lake.partition("scores", day)
     staging = lake.staging("scores", day, run_id)
     committed = _committed_by(lake, day, run_id)
