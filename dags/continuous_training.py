@@ -40,7 +40,10 @@ DOC = f"""
 ### Train, gate and promote `{settings.model_name}`
 
 Triggers: every Monday 03:00 UTC, **or** new validated data (Asset `{VALIDATED.name}`), a manual trigger
-(form below), or `drift_monitoring` (conf: reason, window, breached features, report URI).
+(form below), or `drift_monitoring` (conf: reason, window, breached features, report URI). New validated
+data trains the **first** model (bootstrap); once a champion exists, a run started by new data ends skipped
+unless `training.retrain_on_new_data` is set (now {settings.training.retrain_on_new_data}), so daily data does
+not retrain every day nor hold off the drift trigger ("training in flight").
 One run at a time. The trigger reason is recorded on the MLflow run and on the model version.
 The run's `config` may override only the model parameters and rounds and the training window; it applies
 to every task of the run and to the trainer, and is recorded on the MLflow run and the version
@@ -110,6 +113,13 @@ with DAG(
             "airflow_run_id": dag_run.run_id,
             "airflow_try_number": ti.try_number,
         }
+        if reason == "new validated data" and not settings.training.retrain_on_new_data:
+            from mlops import models
+
+            champion = models.alias_version(settings, models.CHAMPION)
+            if champion is not None:
+                skip(f"champion v{champion} exists: new validated data alone does not retrain it (weekly schedule, "
+                     "drift trigger or manual run do; training.retrain_on_new_data: true retrains on every day)")  # fmt: skip
         try:
             snapshot = resolve(settings, as_of)
         except NoTrainingData as exc:  # not yet enough labelled days: a later run trains, nothing to retry

@@ -112,6 +112,11 @@ class TrainingSpec(_Section):
     validation_days: int = Field(2, ge=1, description="days before the holdout: early-stopping set")
     min_positives: int = Field(20, ge=1, description="fewer positive labels in the train split is an error")
     seed: int = 42
+    retrain_on_new_data: bool = Field(
+        False,
+        description="a run started by a validated day retrains even when a champion exists; false: new data "
+        "trains the first model only, and retraining is weekly, on drift or manual",
+    )
 
 
 DEFAULT_XGB_PARAMS: dict[str, Any] = {

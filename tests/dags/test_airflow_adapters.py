@@ -92,6 +92,70 @@ def test_partition_day_prefers_params_then_the_newest_event_then_the_logical_dat
     assert adapters.partition_day({}, unscheduled, None) == "2026-11-12"
 
 
+def _run(run_type: Any = "scheduled", logical: dt.datetime | None = None, after: dt.datetime | None = None) -> Any:
+    return SimpleNamespace(run_type=run_type, logical_date=logical, run_after=after)
+
+
+def _events(*dates: str | None) -> dict[str, list[Any]]:
+    return {"validated": [SimpleNamespace(extra={"date": day} if day else {}) for day in dates]}
+
+
+NOV_10 = dt.datetime(2026, 11, 10, tzinfo=dt.UTC)
+
+
+def test_run_days_named_by_params_date_is_that_day_only_and_forced(adapters: ModuleType) -> None:
+    requested = adapters.run_days({"date": "2026-11-01"}, _run("asset_triggered", NOV_10), _events("2026-11-08"))
+    assert requested.days == ["2026-11-01"] and requested.forced is True
+
+
+def test_run_days_of_asset_events_are_their_dates_sorted_once_each(adapters: ModuleType) -> None:
+    events = _events("2026-11-08", "2026-11-06", "2026-11-08", "2026-11-07")
+    events["other"] = [SimpleNamespace(extra={"date": "2026-11-06"}), SimpleNamespace(extra=None)]
+    requested = adapters.run_days({"date": None}, _run("asset_triggered", NOV_10), events)
+    assert requested.days == ["2026-11-06", "2026-11-07", "2026-11-08"]
+    assert requested.forced is False, "a day already done is not redone because an event named it again"
+
+
+def test_run_days_of_an_asset_event_without_a_date_is_no_day(adapters: ModuleType) -> None:
+    """A champion change triggers the run without naming a day: nothing is scored, not the logical date."""
+    requested = adapters.run_days({}, _run("asset_triggered", NOV_10), _events(None))
+    assert requested.days == [] and requested.forced is False
+    # Airflow may hand the events over empty: an asset-triggered run still scores no day of its own.
+    assert adapters.run_days({}, _run("asset_triggered", NOV_10), {}).days == []
+
+
+@pytest.mark.parametrize("kind", ["scheduled", "backfill", "manual"])
+def test_run_days_of_other_runs_is_their_logical_date(adapters: ModuleType, kind: str) -> None:
+    requested = adapters.run_days({}, _run(kind, NOV_10, NOV_10 + dt.timedelta(days=1)), None)
+    assert requested.days == ["2026-11-10"] and requested.forced is False
+    # Without a logical date (e.g. a manual run triggered without one) the run is for the day it ran after.
+    unscheduled = _run(kind, None, dt.datetime(2026, 11, 12, 6, tzinfo=dt.UTC))
+    assert adapters.run_days({}, unscheduled, {}).days == ["2026-11-12"]
+
+
+@pytest.mark.parametrize(
+    "form", ["airflow-enum", "enum-like", "DagRunType.ASSET_TRIGGERED", "asset_triggered", "DagRunType.SCHEDULED"]
+)
+def test_run_days_reads_the_run_type_as_enum_or_string(adapters: ModuleType, form: str) -> None:
+    """Whatever form Airflow gives the run type in, an asset-triggered run is not taken for a scheduled one."""
+    from airflow.utils.types import DagRunType
+
+    kind = {"airflow-enum": DagRunType.ASSET_TRIGGERED, "enum-like": SimpleNamespace(value="asset_triggered")}
+    requested = adapters.run_days({}, _run(kind.get(form, form), NOV_10), {})
+    if form == "DagRunType.SCHEDULED":
+        assert requested.days == ["2026-11-10"], "a scheduled run scores its logical date"
+    else:
+        assert requested.days == [], "an asset-triggered run without a dated event scores no day"
+
+
+def test_max_map_length_follows_airflows_setting(adapters: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """How many chunks one scoring run may map is Airflow's ``[core] max_map_length``, as the deployment set it."""
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "7")
+    assert adapters.runs.max_map_length() == 7
+    monkeypatch.delenv("AIRFLOW__CORE__MAX_MAP_LENGTH")
+    assert adapters.runs.max_map_length() == 1024
+
+
 def test_dag_defaults_share_start_tags_and_retrying_task_args(adapters: ModuleType) -> None:
     defaults = adapters.dag_defaults("scoring", "xgboost", retries=1, execution_timeout=dt.timedelta(minutes=5))
     assert defaults["tags"] == ["mlops", "scoring", "xgboost"]

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from mlops.config import PROJECT_ROOT, Settings, VersioningSpec, load_settings
+from mlops.config import PROJECT_ROOT, Settings, load_settings
 from mlops.runtime import stack_env
 from tests.reliability.world import Postgres, free_port, tail
 
@@ -50,6 +50,8 @@ AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_
 #: The env variable every process of the deployment inherits: how :meth:`Deployment.stop` finds leftovers.
 MARKER = "MLOPS_TOPOLOGY_RUN"
 ROWS_PER_DAY = 3_000
+#: Row groups of the day landed to show one day's chunks scored concurrently (scoring.chunk_rows is 1,000).
+SMALL_ROW_GROUPS = 1_000
 STOP_SECONDS = 20.0
 T = TypeVar("T")
 
@@ -63,9 +65,7 @@ def platform_config(*, s3: str, mlflow: str, ledger: str, registry_remote: str) 
     the browser suite uses for small data (``tests/browser/test_operator_experience.py``), fewer bootstrap
     samples. Promotion: automatic.
     """
-    versioning: dict[str, Any] = {"remote_url": f"s3://{BUCKETS['dvc']}/remote"}
-    if "registry_remote" in VersioningSpec.model_fields:  # being added to the platform (issue #11)
-        versioning["registry_remote"] = registry_remote
+    versioning = {"remote_url": f"s3://{BUCKETS['dvc']}/remote", "registry_remote": registry_remote}
     return {
         "dataset": {"lake_uri": f"s3://{BUCKETS['lake']}/lake", "label": {"delay_days": 1}},
         "storage": {"s3_endpoint_url": s3, "s3_region": AWS["AWS_DEFAULT_REGION"]},
@@ -82,7 +82,10 @@ def platform_config(*, s3: str, mlflow: str, ledger: str, registry_remote: str) 
         "promotion": {"policy": "auto"},
         "registry": {"ledger_uri": ledger},
         "mlflow": {"tracking_uri": mlflow},
-        "scoring": {"shadow_sample_rows": 0},
+        # A day of ROWS_PER_DAY rows landed in row groups of SMALL_ROW_GROUPS rows is scored as 3 mapped chunks.
+        "scoring": {"shadow_sample_rows": 0, "chunk_rows": 1_000},
+        # A severe breach triggers at once; no cooldown, so the drifted day right after a training triggers.
+        "drift": {"cooldown_days": 0, "report_sample_rows": 2_000},
     }
 
 

@@ -137,3 +137,48 @@ def test_unreachable_mlflow_fails_cleanly(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(Exception, match=f"127.0.0.1:{port}"):
         registry.register("0" * 32, "models:/m-0", {"gates.passed": "true"})
     assert registry.ledger().moves(settings.model_name) == [], "nothing was recorded"
+
+
+def test_a_local_trainer_dies_with_its_killed_task_process() -> None:
+    """Task timeout or lost worker SIGKILLs the task process: its trainer must stop too, not run on orphaned."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the parent-death signal is Linux's prctl")
+
+    parent_code = (
+        "import sys, time\n"
+        "from mlops.training.local import spawn_trainer\n"
+        "child = spawn_trainer([sys.executable, '-c', \"import time; print('up', flush=True); time.sleep(600)\"])\n"
+        "print(child.stdout.readline().strip(), child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+
+    def alive(pid: int) -> bool:  # a zombie waiting for its reaper has stopped running
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True)
+    child = None
+    try:
+        assert parent.stdout is not None
+        up, pid = parent.stdout.readline().split()
+        child = int(pid)
+        assert up == "up" and alive(child), "the trainer started"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(child), "the trainer outlived its SIGKILLed task process"
+    finally:
+        parent.kill()
+        parent.wait()
+        if child is not None and alive(child):
+            os.kill(child, signal.SIGKILL)

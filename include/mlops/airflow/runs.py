@@ -94,8 +94,9 @@ class RunDays:
 
 
 def run_type(dag_run: Any) -> str:
-    """``scheduled``, ``manual``, ``asset_triggered``, ``backfill``... (enum or string alike)."""
-    return str(getattr(dag_run, "run_type", "") or "").split(".")[-1].lower()
+    """``scheduled``, ``manual``, ``asset_triggered``, ``backfill``... (enum, its ``.value`` or string alike)."""
+    kind = getattr(dag_run, "run_type", "") or ""
+    return str(getattr(kind, "value", kind)).split(".")[-1].lower()
 
 
 def run_days(params: Mapping[str, Any], dag_run: Any, triggering_asset_events: Any) -> RunDays:

@@ -32,10 +32,15 @@ class Landed:
     labels: str | None
 
 
-def _land(lake: Lake, area: str, day: dt.date, table: pa.Table) -> str:
+#: Rows per parquet row group of a landed file (the lake writer's default).
+ROW_GROUP_ROWS = 131_072
+
+
+def _land(lake: Lake, area: str, day: dt.date, table: pa.Table, row_group_rows: int = ROW_GROUP_ROWS) -> str:
     """Publish one partition; re-landing a day replaces it exactly (and drops its old markers)."""
     partition = lake.partition(area, day)
-    publish_partition(lake, partition, lambda staging: lake.write_parquet(table, f"{staging}/{DATA_FILE}"))
+    publish_partition(lake, partition,
+                      lambda staging: lake.write_parquet(table, f"{staging}/{DATA_FILE}", row_group_rows))  # fmt: skip
     return lake.url(partition)
 
 
@@ -47,8 +52,12 @@ def land_days(
     seed: int,
     drift: DriftSpec | None = None,
     labels_until: dt.date | None = None,
+    row_group_rows: int = ROW_GROUP_ROWS,
 ) -> list[Landed]:
     """Write ``raw/dt=D`` for each day, and the labels that have come due by ``labels_until``.
+
+    ``row_group_rows`` sizes the raw files' parquet row groups, as a producer's writer would (scoring
+    splits a day into chunks of whole row groups).
 
     Labels of days landed by an earlier call (up to ``delay_days`` before ``start``) are landed too
     once due; they are regenerated from the same seed, so pass the same ``rows_per_day`` and ``seed``.
@@ -71,7 +80,7 @@ def land_days(
             if not (labels_due and landed_before and not labels_done):
                 continue
         transactions, labels = generate_day(day, rows_per_day, seed, drift)
-        raw_uri = _land(lake, "raw", day, transactions) if in_range else None
+        raw_uri = _land(lake, "raw", day, transactions, row_group_rows) if in_range else None
         labels_uri = _land(lake, "labels", day, labels) if labels_due else None
         landed.append(Landed(day.isoformat(), transactions.num_rows, raw_uri, labels_uri))
         log.info("landed dt=%s: %d rows%s%s", day, transactions.num_rows,
