@@ -22,6 +22,7 @@ MLflow and XGBoost are imported inside the functions: importing this module is c
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -198,17 +199,26 @@ def load_booster(settings: Settings, model_uri: str) -> Any:
 
 
 def last_training(settings: Settings) -> dt.date | None:
-    """The data day (``as_of``) of the latest training run, for the drift cooldown.
+    """The newest data day the latest training run learned from, for the drift cooldown.
 
     Data days, not wall-clock days: backfills and catch-up runs then see the cooldown they would have
-    seen in real time.
+    seen in real time. The newest day of its snapshot, not its ``as_of``: a run started by the clock
+    or an Asset has today as ``as_of``, which would put every day of a backlog "before the training"
+    although the model never saw it (older runs without the snapshot tag fall back to ``as_of``).
     """
     import mlflow
 
     experiment = experiment_id(settings)
     runs = mlflow.search_runs([experiment], order_by=["attributes.start_time DESC"], max_results=1,
                               output_format="list")  # fmt: skip
-    as_of = runs[0].data.tags.get(Tags.AS_OF) if runs else None
+    if not runs:
+        return None
+    tags = runs[0].data.tags
+    if tags.get(Tags.SNAPSHOT):
+        days = [day for split in json.loads(tags[Tags.SNAPSHOT]).values() for day in split]
+        if days:
+            return dt.date.fromisoformat(max(days))
+    as_of = tags.get(Tags.AS_OF)
     return dt.date.fromisoformat(as_of) if as_of else None
 
 

@@ -397,6 +397,24 @@ def test_cooldown_after_a_training_run(settings: Settings) -> None:
     assert after["trigger"]
 
 
+def test_the_cooldown_counts_from_the_newest_day_the_training_saw_not_its_run_date(settings: Settings) -> None:
+    """A run started today (by the clock or an Asset) trained on days up to its snapshot's end: a backlog day after
+    that end is new to the model and may trigger; with the run date it would look "before the training"."""
+    import mlflow
+
+    from mlops import models
+
+    assert models.last_training(settings) is None
+    snapshot = {"train": ["2025-05-01", "2025-05-02"], "valid": ["2025-05-03"], "holdout": ["2025-05-04"]}
+    with mlflow.start_run(experiment_id=models.experiment_id(settings)):
+        mlflow.set_tags({models.Tags.AS_OF: "2025-05-12", models.Tags.SNAPSHOT: json.dumps(snapshot)})
+    last = models.last_training(settings)
+    assert last == dt.date(2025, 5, 4)
+    backlog_day = dt.date(2025, 5, 8)  # landed after the snapshot, checked after the run
+    decision = trigger_decision(settings, [], _result("2025-05-08", severe=True), backlog_day, last, False)
+    assert decision["trigger"], decision
+
+
 def test_counting_restarts_after_a_trigger_or_a_training_run(settings: Settings) -> None:
     today = dt.date(2025, 5, 10)
     # yesterday's breach triggered: today's breach is the first of a new run
