@@ -31,7 +31,7 @@ from mlops import models
 from mlops.config import Settings, load_settings
 from mlops.data.faults import FAULTS, inject_fault
 from mlops.data.generator import DriftSpec
-from mlops.data.lake import REASON, STATS, VALIDATED, Lake
+from mlops.data.lake import REASON, STATS, SUCCESS, VALIDATED, Lake
 from mlops.data.landing import land_days
 from mlops.drift import history_path
 from mlops.runtime import airflow, embedded_env, ensure_airflow_db
@@ -173,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         _say("==> batch_scoring with the champion: the first run scores every validated day waiting")
         for day in days[-2:]:
             demo.score(day)
+        scored = demo.lake.days("scores", SUCCESS)
+        _say(f"    scores exist for {len(scored)} of {len(demo.lake.days('raw', VALIDATED))} validated days "
+             f"({scored[0]}..{scored[-1]}): each scored once, by the first run")  # fmt: skip
 
         # Past the training cooldown (drift.cooldown_days after the data day the champion was trained on).
         clean = days[-1] + dt.timedelta(days=settings.drift.cooldown_days)
