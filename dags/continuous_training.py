@@ -147,8 +147,12 @@ with DAG(
         def train(resolved: dict) -> dict:
             """Run `python -m mlops.training` here on CPU: the same entrypoint as the GPU pod."""
             from mlops.training.local import run_local
+            from mlops.training.snapshot import NoTrainingData
 
-            return run_local(TrainingRequest.from_strings(resolved))
+            try:
+                return run_local(TrainingRequest.from_strings(resolved))
+            except NoTrainingData as exc:  # too few positives or one class: a later run trains, nothing to retry
+                skip(str(exc))
 
         train = train(resolved)
 

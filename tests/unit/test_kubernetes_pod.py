@@ -592,3 +592,13 @@ def test_the_pod_carries_the_trainer_config_and_no_worker_path(airflow_env, tmp_
         assert getattr(pod, section) == getattr(worker, section), section
     assert pod.dataset.label.positive == "1"  # a string stays a string through the env
     assert pod.registry_url == "https://git.example.com/data-registry.git"
+
+
+def test_a_pod_that_finds_no_usable_training_data_ends_skipped(airflow_env, tmp_path: Path) -> None:
+    """Exit 4 of the trainer (too few labelled days or positives) skips the task; a crash (1) is retried."""
+    from mlops.training.request import EXIT_NO_TRAINING_DATA
+
+    _, operator = build_operator(make_settings(tmp_path))
+    assert EXIT_NO_TRAINING_DATA in operator.skip_on_exit_code and 1 not in operator.skip_on_exit_code
+    with pytest.raises(TypeError, match="skip_on_exit_code"):
+        build_operator(make_settings(tmp_path), skip_on_exit_code=1)

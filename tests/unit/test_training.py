@@ -182,3 +182,39 @@ def test_a_local_trainer_dies_with_its_killed_task_process() -> None:
         parent.wait()
         if child is not None and alive(child):
             os.kill(child, signal.SIGKILL)
+
+
+def test_no_usable_training_data_is_its_own_exit_code_and_ends_the_task_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer says "no data yet" with exit 4, distinct from a crash (1, retried): the runner raises NoTrainingData
+    (the DAG's task then ends skipped) and the GPU pod's operator skips on that code."""
+    import subprocess
+    import sys
+
+    from mlops.training import __main__ as entrypoint
+    from mlops.training import local, train
+    from mlops.training.request import EXIT_NO_TRAINING_DATA, TrainingRequest
+
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+
+    def no_positives(*args: object, **kwargs: object) -> None:
+        raise NoTrainingData("the train split has 0 positive labels")
+
+    monkeypatch.setattr(train, "train", no_positives)
+    snapshot = {"dataset": "card_transactions", "as_of": "2026-11-10", "registry": "unused", "registry_revision": "r",
+                "days": {"train": [], "valid": [], "holdout": []}, "day_revisions": {}}  # fmt: skip
+    request = TrainingRequest(as_of="2026-11-10", snapshot=snapshot)
+    assert entrypoint.main(request.to_argv()) == EXIT_NO_TRAINING_DATA != 1
+
+    def trainer_exiting(code: int) -> object:
+        script = f"import sys; print('no usable training data: 0 positive labels'); sys.exit({code})"
+        return lambda command: subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+    monkeypatch.setattr(local, "spawn_trainer", trainer_exiting(EXIT_NO_TRAINING_DATA))
+    with pytest.raises(NoTrainingData, match="0 positive labels"):
+        local.run_local(request)
+    monkeypatch.setattr(local, "spawn_trainer", trainer_exiting(1))  # a crash stays an error Airflow retries
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        local.run_local(request)

@@ -36,6 +36,7 @@ from mlops.training.pod_spec import (
     tolerations,
     trainer_env,
 )
+from mlops.training.request import EXIT_NO_TRAINING_DATA
 
 if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -68,6 +69,7 @@ MANAGED_ARGUMENTS = frozenset(
         "full_pod_spec",
         "pod_template_file",
         "pod_template_dict",
+        "skip_on_exit_code",
     }
 )
 
@@ -153,6 +155,8 @@ def training_pod_operator(
         cmds=list(TRAINING_COMMAND),
         arguments=args,
         env_vars=env_vars,
+        # The trainer found no usable data yet (too few labelled days or positives): skipped, not retried.
+        skip_on_exit_code=EXIT_NO_TRAINING_DATA,
         env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=spec.credentials_secret))],
         container_resources=k8s.V1ResourceRequirements(requests=requests, limits=limits),
         node_selector=node_selector,

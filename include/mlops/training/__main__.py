@@ -4,8 +4,8 @@ It reads a :class:`~mlops.training.request.TrainingRequest` from its arguments, 
 none is given, trains, and logs everything to MLflow. The last line on stdout is the result as JSON; with
 the kubernetes backend the DAG finds the run in MLflow instead.
 
-Exit codes: 0 trained; 2 bad request or config (as argparse does for bad flags); 1 no usable training data
-(and any crash).
+Exit codes (:mod:`mlops.training.request`): 0 trained; 2 bad request or config (as argparse does for bad
+flags); 4 no usable training data yet (the DAG's task ends skipped); 1 any crash (retried).
 """
 
 from __future__ import annotations
@@ -17,10 +17,7 @@ import sys
 
 from mlops.config import ConfigError, load_settings
 from mlops.redact import install_log_redaction, redact_text
-from mlops.training.request import BadTrainingRequest, TrainingRequest
-
-EXIT_BAD_REQUEST = 2
-EXIT_NO_TRAINING_DATA = 1
+from mlops.training.request import EXIT_BAD_REQUEST, EXIT_NO_TRAINING_DATA, BadTrainingRequest, TrainingRequest
 
 
 def main(argv: list[str] | None = None) -> int:

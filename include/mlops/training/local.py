@@ -13,8 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlops.errors import InputError
-from mlops.training.__main__ import EXIT_BAD_REQUEST
-from mlops.training.request import TrainingRequest
+from mlops.training.request import EXIT_BAD_REQUEST, EXIT_NO_TRAINING_DATA, TrainingRequest
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +76,10 @@ def run_local(request: TrainingRequest) -> dict[str, Any]:
         code = process.wait()
     if code != 0:
         last = "\n".join(list(tail)[-8:])
+        if code == EXIT_NO_TRAINING_DATA:
+            from mlops.training.snapshot import NoTrainingData
+
+            raise NoTrainingData(f"python -m mlops.training found no usable training data:\n{last}")
         error = TrainingRefused if code == EXIT_BAD_REQUEST else RuntimeError
         raise error(f"python -m mlops.training exited with {code}:\n{last}")
     return json.loads(tail[-1])

@@ -40,6 +40,13 @@ FLAGS: dict[str, str] = {
 _JSON_FIELDS = ("snapshot", "trigger", "overrides")
 
 
+#: Exit codes of ``python -m mlops.training`` (the contract with the local runner and the pod operator): 0 trained;
+#: 2 bad request or config (as argparse does for bad flags), never retried; 4 no usable training data yet (too few
+#: labelled days or positives, one class), the task ends skipped; anything else (1: a crash) is retried.
+EXIT_BAD_REQUEST = 2
+EXIT_NO_TRAINING_DATA = 4
+
+
 class BadTrainingRequest(InputError):
     """The request cannot be run as given (malformed date, JSON or device)."""
 
