@@ -144,15 +144,19 @@ def stop_services(services: list[Service]) -> None:
                 service.process.wait(timeout=10)
 
 
-def marked_processes(token: str) -> list[tuple[int, str]]:
-    """(pid, command line) of every process whose environment carries ``MARKER=token``."""
+def marked_processes(token: str, root: Path) -> list[tuple[int, str]]:
+    """(pid, command line) of every process of the deployment: ``MARKER=token`` in its environment, or its
+    working directory under ``root`` (Airflow's task supervisors retitle themselves, which can wipe the
+    environment block /proc shows, and some start their own session, out of the scheduler's group)."""
     marker = f"{MARKER}={token}".encode()
+    inside = str(root.resolve())
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
+            cwd = os.readlink(entry / "cwd")
+            if marker in (entry / "environ").read_bytes().split(b"\0") or cwd == inside or cwd.startswith(inside + "/"):
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
                 found.append((int(entry.name), cmdline))
         except OSError:
@@ -379,7 +383,7 @@ class Deployment:
     def stop(self) -> None:
         """Stop every process of the deployment; nothing with its marker survives."""
         stop_services(list(reversed(self.services)))
-        self.swept = marked_processes(self.token)
+        self.swept = marked_processes(self.token, self.root)
         for pid, _ in self.swept:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
