@@ -127,6 +127,19 @@ def _numeric_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.append(counts, missing)
 
 
+def numeric_psi(reference: np.ndarray, current: np.ndarray) -> float:
+    """PSI of ``current`` against ``reference`` on the reference's decile bins, as the monitor computes it
+    (the bins of :mod:`mlops.profiling`, missing values as one more bucket). For readers outside the
+    monitor (the Evidently report's per-column verdict); the monitor itself bins against the stored profile.
+    """
+    from mlops.profiling import numeric_bins
+
+    entry = numeric_bins(np.asarray(reference, dtype=np.float64))
+    current = np.asarray(current, dtype=np.float64)
+    counts = _numeric_counts(current, np.asarray(entry["edges"], dtype=np.float64))
+    return psi(_ref_vector(entry), counts / max(current.size, 1))
+
+
 def _categorical_counts(codes: np.ndarray, size: int) -> np.ndarray:
     """Counts per category code, then the missing/unknown bucket (NaN or out-of-range codes)."""
     valid = np.isfinite(codes) & (codes >= 0) & (codes < size)

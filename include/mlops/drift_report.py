@@ -116,20 +116,11 @@ def _policy_psi(reference: pd.Series, current: pd.Series, feature_type: Any, thr
     """
     import numpy as np
 
-    from mlops.drift import psi
-    from mlops.profiling import BINS
+    from mlops.drift import numeric_psi, psi
 
     if str(getattr(feature_type, "value", feature_type)) == "num":
-        ref, cur = (col.to_numpy(dtype=np.float64, na_value=np.nan) for col in (reference, current))
-        finite = ref[np.isfinite(ref)]
-        edges = np.unique(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1])) if finite.size else np.array([])
-
-        def freq(values: np.ndarray) -> np.ndarray:
-            ok = np.isfinite(values)
-            counts = np.bincount(np.searchsorted(edges, values[ok], side="right"), minlength=edges.size + 1)
-            return np.append(counts, values.size - ok.sum()) / max(values.size, 1)
-
-        value = psi(freq(ref), freq(cur))
+        value = numeric_psi(reference.to_numpy(dtype=np.float64, na_value=np.nan),
+                            current.to_numpy(dtype=np.float64, na_value=np.nan))  # fmt: skip
     else:
         keys = sorted(set(reference.dropna().unique()) | set(current.dropna().unique()), key=str)
 

@@ -89,14 +89,22 @@ def _window_table(lake: Lake, area: str, days: list[dt.date]) -> pa.Table | None
     return pa.concat_tables(tables, promote_options="permissive").unify_dictionaries() if tables else None
 
 
+#: The last reference sample read (keyed by registry, revision, day and columns): one champion's, reused.
+_REFERENCE_SAMPLE: dict[tuple[Any, ...], Any] = {}
+
+
 def _reference_sample(settings: Settings, champion: Champion, columns: list[str]) -> Any:
     """A seeded sample of the champion's last training day (by its DVC revision), for the HTML report only."""
     from mlops.training.snapshot import read_day
     from mlops.versioning import open_registry
 
     snapshot = champion.snapshot
-    fs = open_registry(snapshot["registry"], snapshot["registry_revision"])
-    return read_day(fs, settings, snapshot["days"]["train"][-1], columns).to_pandas()
+    key = (snapshot["registry"], snapshot["registry_revision"], snapshot["days"]["train"][-1], tuple(columns))
+    if key not in _REFERENCE_SAMPLE:  # a backlog reports many days against one champion: open the registry once
+        _REFERENCE_SAMPLE.clear()
+        fs = open_registry(snapshot["registry"], snapshot["registry_revision"])
+        _REFERENCE_SAMPLE[key] = read_day(fs, settings, key[2], columns).to_pandas()
+    return _REFERENCE_SAMPLE[key]
 
 
 def unchecked_days(lake: Lake, dataset: str, requested: list[dt.date] | tuple[dt.date, ...] = (), *,
@@ -139,19 +147,22 @@ def check_days(settings: Settings, days: list[dt.date], training_active: bool = 
     triggers once, with the evidence of that day).
     """
     champion = _champion(settings)
+    last_training = models.last_training(settings)  # one MLflow search for the whole backlog
     outcomes = []
     for day in sorted(days):
-        outcome = check_day(settings, day, training_active, render_report, champion=champion)
+        outcome = check_day(settings, day, training_active, render_report, champion=champion,
+                            last_training=last_training)  # fmt: skip
         training_active = training_active or outcome.trigger
         outcomes.append(outcome)
     return outcomes
 
 
 def check_day(settings: Settings, day: dt.date, training_active: bool = False,
-              render_report: bool = True, champion: Champion | None = None) -> DriftOutcome:  # fmt: skip
+              render_report: bool = True, champion: Champion | None = None,
+              last_training: dt.date | None = None) -> DriftOutcome:  # fmt: skip
     """Assess the window ending at ``day``, record it in the history, and say whether to retrain.
 
-    ``champion``: the champion pinned by the caller (one for a whole run); else it is resolved here.
+    ``champion`` and ``last_training``: resolved once by a caller checking several days; else looked up here.
     """
     from mlops.drift import append_history, assess_window, read_history, trigger_decision
 
@@ -183,7 +194,8 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
                            day.isoformat(), window)  # fmt: skip
 
     history = [entry for entry in read_history(lake, settings.dataset.name) if entry.get("day") != day.isoformat()]
-    decision = trigger_decision(settings, history, result, day, models.last_training(settings), training_active)
+    last_training = last_training or models.last_training(settings)
+    decision = trigger_decision(settings, history, result, day, last_training, training_active)
     report_uri = (
         _render_report(settings, lake, day, champion, inputs, result.to_dict(), decision) if render_report else None
     )

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 BINS = 10
 
 
-def _numeric(values: np.ndarray) -> dict[str, Any]:
+def numeric_bins(values: np.ndarray) -> dict[str, Any]:
+    """Decile edges of the finite values, the share of rows per bin, and the share missing (NaN or infinite)."""
     finite = values[np.isfinite(values)]
     edges = np.unique(np.quantile(finite, np.linspace(0, 1, BINS + 1)[1:-1])) if finite.size else np.array([])
     counts = np.bincount(np.searchsorted(edges, finite, side="right"), minlength=edges.size + 1)
@@ -42,7 +43,7 @@ def _categorical(codes: np.ndarray, values: tuple[str, ...]) -> dict[str, Any]:
 
 def reference_profile(X: np.ndarray, spec: FeatureSpec, scores: np.ndarray) -> dict[str, Any]:
     features = {
-        name: _categorical(X[:, j], spec.categories[name]) if name in spec.categories else _numeric(X[:, j])
+        name: _categorical(X[:, j], spec.categories[name]) if name in spec.categories else numeric_bins(X[:, j])
         for j, name in enumerate(spec.names)
     }
-    return {"rows": int(X.shape[0]), "features": features, "score": _numeric(scores.astype(np.float64))}
+    return {"rows": int(X.shape[0]), "features": features, "score": numeric_bins(scores.astype(np.float64))}

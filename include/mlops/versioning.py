@@ -59,12 +59,13 @@ def _git(repo: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-def _has_branch(remote: str, branch: str = "main") -> bool:
-    result = subprocess.run(["git", "ls-remote", "--heads", remote, branch], capture_output=True, text=True)
+def _remote_main(remote: str) -> str | None:
+    """The commit of the remote's ``main`` (``None`` while nothing was pushed); an unreadable remote is retried."""
+    result = subprocess.run(["git", "ls-remote", "--heads", remote, "main"], capture_output=True, text=True)
     if result.returncode != 0:
         raise InfrastructureError(f"data registry remote {redact_text(remote)} cannot be read: "
                                   f"{redact_text(result.stderr.strip())}")  # fmt: skip
-    return bool(result.stdout.strip())
+    return result.stdout.split()[0] if result.stdout.strip() else None
 
 
 def registry_head(settings: Settings) -> str:
@@ -72,11 +73,11 @@ def registry_head(settings: Settings) -> str:
     remote = settings.versioning.registry_remote
     if remote is None:
         return _git(settings.dvc_registry_path, "rev-parse", "HEAD")
-    result = subprocess.run(["git", "ls-remote", "--heads", remote, "main"], capture_output=True, text=True)
-    if result.returncode != 0 or not result.stdout.strip():
+    head = _remote_main(remote)
+    if head is None:
         raise InfrastructureError(f"data registry remote {redact_text(remote)} has no main branch to read: "
-                                  f"{redact_text(result.stderr.strip()) or 'no snapshot pushed yet'}")  # fmt: skip
-    return result.stdout.split()[0]
+                                  "no snapshot pushed yet")  # fmt: skip
+    return head
 
 
 def open_registry(url: str, revision: str) -> Any:
@@ -97,10 +98,11 @@ def _sync_working_copy(repo: Path, remote: str) -> None:
     A local commit the remote never received (a snapshot killed before its push) is dropped: no reader
     ever saw it, and the re-run snapshot commits that day again.
     """
+    pushed = _remote_main(remote) is not None
     if not (repo / ".git").exists():
         repo.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(repo, ignore_errors=True)
-        if _has_branch(remote):
+        if pushed:
             _git(repo.parent, "clone", "-q", "--branch", "main", remote, repo.name)
             log.info("cloned data registry %s into %s", redact_text(remote), repo)
         else:
@@ -111,7 +113,7 @@ def _sync_working_copy(repo: Path, remote: str) -> None:
         _git(repo, "remote", "set-url", "origin", remote)
     else:
         _git(repo, "remote", "add", "origin", remote)
-    if _has_branch(remote):
+    if pushed:
         _git(repo, "fetch", "-q", "origin", "main")
         _git(repo, "reset", "-q", "--hard", "origin/main")
 
