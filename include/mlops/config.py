@@ -64,6 +64,11 @@ class DatasetSpec(_Section):
 
 
 class StorageSpec(_Section):
+    lake_root: str | None = Field(
+        None,
+        description="where every model's lake lives, one folder per model (<lake_root>/<model>); null = "
+        "$MLOPS_HOME/lake; or s3://bucket/prefix. A model's dataset.lake_uri, when set, wins",
+    )
     s3_endpoint_url: str | None = Field(None, description="MinIO / moto endpoint; null = AWS (or AWS_ENDPOINT_URL)")
     s3_region: str = "us-east-1"
 
@@ -256,12 +261,36 @@ class DriftPolicySpec(_Section):
     seed: int = 0
 
 
+class DagsSpec(_Section):
+    """How one model's DAGs run in Airflow: their schedules and their share of the deployment's workers."""
+
+    validation_schedule: str = Field("@daily", description="cron or preset: one data_validation run per day")
+    training_schedule: str = Field("0 3 * * 1", description="cron: the periodic retraining (also on drift, manual)")
+    scoring_schedule: str = Field("@daily", description="cron or preset: the nightly scoring sweep")
+    drift_schedule: str = Field("@daily", description="cron or preset: the daily drift sweep")
+    max_active_tasks: int = Field(8, ge=1, description="tasks of one of this model's DAGs running at once")
+    pool: str | None = Field(None, description="an Airflow pool every task of this model uses; null = default_pool")
+
+
 class MlflowSpec(_Section):
     tracking_uri: str | None = Field(None, description="null = sqlite under $MLOPS_HOME/mlflow")
 
 
+#: Model names: a file name, a DAG-id prefix, an MLflow registered model and a lake folder at once.
+MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+#: The DAGs every model gets; a model's DAG id is ``<model>__<kind>`` (:meth:`Settings.dag_id`).
+DAG_KINDS = ("data_validation", "continuous_training", "batch_scoring", "drift_monitoring", "model_rollback")
+DAG_ID_SEPARATOR = "__"
+#: Sections only the deployment config (``MLOPS_CONFIG``) and env set: what models share, and what decides
+#: where credentials go. A model file that sets one is refused, naming the file and the key.
+DEPLOYMENT_ONLY = ("home", "models_dir", "storage", "versioning", "registry", "kubernetes", "mlflow")
+
+
 class Settings(_Section):
     home: Path = Field(default_factory=lambda: Path("var").resolve())
+    models_dir: str | None = Field(
+        None, description="the folder of model files, one <model>.yaml per model; null = include/models"
+    )
     dataset: DatasetSpec = DatasetSpec()
     storage: StorageSpec = StorageSpec()
     versioning: VersioningSpec = VersioningSpec()
@@ -274,14 +303,27 @@ class Settings(_Section):
     kubernetes: KubernetesSpec = KubernetesSpec()
     scoring: ScoringSpec = ScoringSpec()
     drift: DriftPolicySpec = DriftPolicySpec()
+    dags: DagsSpec = DagsSpec()
     mlflow: MlflowSpec = MlflowSpec()
 
     # Resolved locations: one place decides where the embedded defaults live.
     @property
     def lake_uri(self) -> str:
+        """This model's lake: ``dataset.lake_uri``, else ``<storage.lake_root>/<model>``: models never share one."""
         if self.dataset.lake_uri:
             return self.dataset.lake_uri.removeprefix("file://").rstrip("/")
-        return str(self.home / "lake")
+        root = (self.storage.lake_root or str(self.home / "lake")).removeprefix("file://").rstrip("/")
+        return f"{root}/{self.model_name}"
+
+    @property
+    def models_path(self) -> Path:
+        return _project_path(self.models_dir or "include/models")
+
+    def dag_id(self, kind: str) -> str:
+        """``<model>__<kind>``: this model's DAG of one of :data:`DAG_KINDS`."""
+        if kind not in DAG_KINDS:
+            raise ValueError(f"unknown DAG kind {kind!r}; expected one of {DAG_KINDS}")
+        return f"{self.model_name}{DAG_ID_SEPARATOR}{kind}"
 
     @property
     def lake_is_s3(self) -> bool:
@@ -311,7 +353,7 @@ class Settings(_Section):
         Only GX Data Docs on an S3 lake use it (GX renders its site locally); drift reports render in a
         temporary folder and gate reports are MLflow artifacts. What readers open is always in the lake.
         """
-        return self.home / "reports"
+        return self.home / "reports" / self.model_name
 
     @property
     def model_name(self) -> str:
@@ -478,11 +520,13 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     """``MLOPS__DATASET__LABEL__DELAY_DAYS=2`` -> ``{"dataset": {"label": {"delay_days": 2}}}``.
 
     Values are parsed as YAML scalars so numbers, booleans and ``[a, b]`` lists keep their type.
-    ``MLOPS_HOME`` and ``MLOPS_TRAINING_BACKEND`` are the documented shortcuts.
+    ``MLOPS_HOME``, ``MLOPS_MODELS_DIR`` and ``MLOPS_TRAINING_BACKEND`` are the documented shortcuts.
     """
     layer: dict[str, Any] = {}
     if env.get("MLOPS_HOME"):
         layer["home"] = env["MLOPS_HOME"]
+    if env.get("MLOPS_MODELS_DIR"):
+        layer["models_dir"] = env["MLOPS_MODELS_DIR"]
     if env.get("MLOPS_TRAINING_BACKEND"):
         layer.setdefault("training", {})["backend"] = env["MLOPS_TRAINING_BACKEND"]
     for name, raw in env.items():
@@ -496,9 +540,9 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     return layer
 
 
-def _yaml_layer(path: Path) -> dict[str, Any]:
+def _yaml_layer(path: Path, what: str = "MLOPS_CONFIG") -> dict[str, Any]:
     if not path.is_file():
-        raise ConfigError(f"MLOPS_CONFIG points to {path}, which does not exist")
+        raise ConfigError(f"{what} points to {path}, which does not exist")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -517,14 +561,92 @@ def _has_key(layer: Mapping[str, Any], loc: tuple[Any, ...]) -> bool:
     return True
 
 
+# -- models: one file each -----------------------------------------------------------------------------------
+def _deployment(env: Mapping[str, str] | None) -> Settings:
+    """The deployment's settings alone (no model file): where the models folder is."""
+    env = os.environ if env is None else env
+    return load_settings(env={key: value for key, value in env.items() if key != "MLOPS_MODEL"})
+
+
+def model_of_dag(dag_id: str) -> str:
+    """The model a DAG id of :meth:`Settings.dag_id` belongs to (``fraud__batch_scoring`` -> ``fraud``)."""
+    model, _, kind = dag_id.rpartition(DAG_ID_SEPARATOR)
+    if not model or kind not in DAG_KINDS:
+        raise ValueError(f"{dag_id!r} is not a model's DAG id (<model>{DAG_ID_SEPARATOR}<kind>)")
+    return model
+
+
+def model_files(env: Mapping[str, str] | None = None) -> dict[str, Path]:
+    """``{model name: its file}`` for every ``<name>.yaml`` in the models folder, sorted by name.
+
+    The folder is ``models_dir`` of the deployment config (or ``MLOPS__MODELS_DIR``); files whose name starts
+    with ``.`` or ``_`` are not models. Only names are read here: a broken file is found when it is loaded.
+    """
+    folder = _deployment(env).models_path
+    if not folder.is_dir():
+        return {}
+    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    return {path.stem: path for path in files if not path.name.startswith((".", "_"))}
+
+
+def model_names(env: Mapping[str, str] | None = None) -> list[str]:
+    return list(model_files(env))
+
+
+def resolve_model(name: str | None, env: Mapping[str, str] | None = None) -> str:
+    """The model a command is for: ``name`` if it has a file, else the only model; a clear error otherwise."""
+    env = os.environ if env is None else env
+    names = model_names(env)
+    folder = _deployment(env).models_path
+    if name:
+        if name not in names:
+            known = ", ".join(names) or "none"
+            raise ConfigError(f"no model {name!r}: no {name}.yaml in {folder} (models: {known})")
+        return name
+    if env.get("MLOPS_MODEL"):
+        return resolve_model(env["MLOPS_MODEL"], env)
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise ConfigError(f"no model files in {folder}: add <model>.yaml there (see `mlops dataset init`)")
+    raise ConfigError(f"{len(names)} models ({', '.join(names)}): say which one with --model NAME")
+
+
+def _model_layer(name: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+    """The model file's layer, checked: its name is its model's name, it sets no deployment-only section."""
+    if not re.fullmatch(MODEL_NAME, name):
+        raise ConfigError(f"model name {name!r} must match {MODEL_NAME} (it is a file, DAG-id and MLflow name)")
+    path = model_files(env).get(name)
+    if path is None:
+        raise ConfigError(f"no model {name!r}: no {name}.yaml in {_deployment(env).models_path}")
+    layer = _yaml_layer(path, what="model file")
+    shared = sorted(set(layer) & set(DEPLOYMENT_ONLY))
+    if shared:
+        raise ConfigError(
+            f"{path}: {', '.join(shared)}: set only by the deployment config (MLOPS_CONFIG) and env, which every "
+            "model shares; a model file holds its dataset, contract, training, model, gates, promotion, "
+            "validation, scoring, drift and dags sections"
+        )
+    named = (layer.get("model") or {}).get("name") if isinstance(layer.get("model"), Mapping) else None
+    if named not in (None, name):
+        raise ConfigError(f"{path}: model.name is {named!r}, but a model is named by its file: {name!r}")
+    contract = (layer.get("dataset") or {}).get("contract") if isinstance(layer.get("dataset"), Mapping) else None
+    if isinstance(contract, str) and not Path(contract).is_absolute() and (path.parent / contract).is_file():
+        layer["dataset"]["contract"] = str(path.parent / contract)  # beside the model file wins
+    return f"model file {path}", deep_merge({"model": {"name": name}, "dataset": {"name": name}}, layer)
+
+
 def load_settings(
     conf: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     *,
+    model: str | None = None,
     run_overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Build the settings from every layer.
+    """Build the settings from every layer: defaults < deployment file < model file < env < conf < run.
 
+    ``model`` (or ``MLOPS_MODEL``) names a file of the models folder; without one, the settings are the
+    deployment's alone (its own ``dataset`` block, if any): what single-dataset tools and tests use.
     ``conf`` is a trusted layer set by code (tests, benchmarks, the deployment's own tools): any key.
     ``run_overrides`` is what a run asks for (a DAG run's ``config``, a training request's overrides): only
     the allow-list of :class:`RunOverrides`, anything else raises :class:`ConfigError` naming the key and why.
@@ -535,6 +657,9 @@ def load_settings(
     config_file = env.get("MLOPS_CONFIG")
     if config_file:
         layers.append((f"file {config_file}", _yaml_layer(_project_path(config_file))))
+    model = model or env.get("MLOPS_MODEL") or None
+    if model:
+        layers.append(_model_layer(model, env))
     layers.append(("environment (MLOPS_*)", _env_layer(env)))
     if conf:
         layers.append(("code overrides", dict(conf)))

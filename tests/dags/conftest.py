@@ -15,6 +15,15 @@ from mlops.config import load_settings
 from mlops.runtime import airflow, embedded_env, ensure_airflow_db
 
 
+#: The model these tests run (its file: include/models/card_transactions.yaml).
+MODEL = "card_transactions"
+
+
+def dag_id(kind: str) -> str:
+    """The test model's DAG of one kind (``card_transactions__data_validation``...)."""
+    return f"{MODEL}__{kind}"
+
+
 def _clean_env(**overrides: str) -> dict[str, str]:
     """This process's env without any Airflow/MLOps settings a developer's shell may carry."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS", "MLFLOW"))}

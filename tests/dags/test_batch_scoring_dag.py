@@ -19,7 +19,7 @@ from mlops.registry import CHAMPION, Registry
 from mlops.scoring import score_day
 from mlops.training.pipeline import run_all
 from mlops.validation import validate_and_version
-from tests.dags.conftest import asset_events, dags_test, task_states
+from tests.dags.conftest import asset_events, dag_id, dags_test, task_states
 
 pytestmark = pytest.mark.airflow
 START, DAYS = dt.date(2026, 7, 1), 9
@@ -38,8 +38,8 @@ def _mapped_states(airflow_home: Path, task_id: str) -> list[str]:
     """States of every map index of ``task_id`` in the latest batch_scoring run."""
     with closing(sqlite3.connect(airflow_home / "airflow.db")) as db:
         rows = db.execute(
-            "SELECT state FROM task_instance WHERE dag_id = 'batch_scoring' AND task_id = ? AND run_id = "
-            "(SELECT run_id FROM dag_run WHERE dag_id = 'batch_scoring' ORDER BY id DESC LIMIT 1) ORDER BY map_index",
+            "SELECT state FROM task_instance WHERE dag_id = 'card_transactions__batch_scoring' AND task_id = ? AND run_id = "
+            "(SELECT run_id FROM dag_run WHERE dag_id = 'card_transactions__batch_scoring' ORDER BY id DESC LIMIT 1) ORDER BY map_index",
             (task_id,),
         )
         return [row[0] for row in rows.fetchall()]
@@ -58,9 +58,9 @@ def test_every_validated_day_is_scored_once_when_a_champion_exists(dag_env: dict
     lake = Lake.from_settings(settings)
 
     # No champion yet: the run ends SKIPPED (not failed, not retried) and says why; nothing is written.
-    waiting = dags_test("batch_scoring", DAY, env)
+    waiting = dags_test(dag_id("batch_scoring"), DAY, env)
     assert waiting.returncode == 0, _tail(waiting)
-    states = task_states(airflow_home, "batch_scoring", DAY)
+    states = task_states(airflow_home, dag_id("batch_scoring"), DAY)
     assert states["pin_champion"] == "skipped", states
     assert {states[t] for t in ("plan_chunks", "days_of", "commit_scores", "shadow_score")} == {"skipped"}
     assert f"no champion yet: {DAYS} validated day(s) wait ({START}..{DAY})" in waiting.stdout + waiting.stderr
@@ -73,7 +73,7 @@ def test_every_validated_day_is_scored_once_when_a_champion_exists(dag_env: dict
         score_day(settings, day, run_id="before-outage")
 
     # One run for the newest day scores the whole backlog, oldest first, each day once, with the champion.
-    first = dags_test("batch_scoring", DAY, env)
+    first = dags_test(dag_id("batch_scoring"), DAY, env)
     assert first.returncode == 0, _tail(first)
     assert (
         f"scoring 3 day(s) with v{champion}: {', '.join(d.isoformat() for d in BACKLOG)}" in first.stdout + first.stderr
@@ -98,12 +98,12 @@ def test_every_validated_day_is_scored_once_when_a_champion_exists(dag_env: dict
     scored = {day: _read_scores(lake, day) for day in BACKLOG}
 
     # The same day again (the asset-triggered and the nightly run of one day): a clean no-op that says so.
-    again = dags_test("batch_scoring", DAY, env)
+    again = dags_test(dag_id("batch_scoring"), DAY, env)
     assert again.returncode == 0, _tail(again)
     output = again.stdout + again.stderr
     assert f"dt={DAY} already scored by {run_ids.pop()} with v{champion}" in output, _tail(again)
     assert "no other validated day waits" in output
-    states = task_states(airflow_home, "batch_scoring", DAY)
+    states = task_states(airflow_home, dag_id("batch_scoring"), DAY)
     assert states["pin_champion"] == "success" and states["plan_chunks"] == "skipped", states
     assert len(asset_events(airflow_home, f"{settings.dataset.name}.scores")) == 3, "no day announced twice"
     for day in BACKLOG:

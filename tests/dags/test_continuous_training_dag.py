@@ -14,7 +14,7 @@ from mlops.data.landing import land_days
 from mlops.registry import CHALLENGER, CHAMPION, Registry
 from mlops.runtime import airflow
 from mlops.validation import validate_and_version
-from tests.dags.conftest import task_states
+from tests.dags.conftest import dag_id, task_states
 
 pytestmark = pytest.mark.airflow
 START, DAYS = dt.date(2026, 10, 1), 12
@@ -42,9 +42,9 @@ def test_train_promote_reject_and_roll_back(dag_env: dict[str, str], airflow_hom
     # reason, not failed and retried; the validated-data event of a later day starts the run that trains.
     for offset in range(3):
         validate_and_version(settings, START + dt.timedelta(days=offset))
-    early = _trigger("continuous_training", dag_env, {"reason": "too early"})
+    early = _trigger(dag_id("continuous_training"), dag_env, {"reason": "too early"})
     assert early.returncode == 0, _tail(early)
-    states = task_states(airflow_home, "continuous_training", AS_OF)
+    states = task_states(airflow_home, dag_id("continuous_training"), AS_OF)
     assert states["resolve_snapshot"] == "skipped" and states["train"] == "skipped", states
     assert set(states.values()) == {"skipped"}, states
     output = early.stdout + early.stderr
@@ -54,19 +54,19 @@ def test_train_promote_reject_and_roll_back(dag_env: dict[str, str], airflow_hom
     for offset in range(3, DAYS):
         validate_and_version(settings, START + dt.timedelta(days=offset))
 
-    first = _trigger("continuous_training", dag_env, {"reason": "first model"})
+    first = _trigger(dag_id("continuous_training"), dag_env, {"reason": "first model"})
     assert first.returncode == 0, _tail(first)
     champion = registry.alias_version(CHAMPION)
     assert champion is not None and registry.alias_version(CHALLENGER) == champion
     tags = registry.version_tags(champion)
     assert tags["gates.passed"] == "true" and tags["mlops.trigger_reason"] == "first model"
-    assert tags["mlops.dvc_revision"] and tags["airflow.dag_id"] == "continuous_training"
+    assert tags["mlops.dvc_revision"] and tags["airflow.dag_id"] == dag_id("continuous_training")
     assert tags["gates.champion_compared"] == "none"  # no champion yet: absolute gates alone decided
 
-    weaker = _trigger("continuous_training", dag_env, WEAKER)
+    weaker = _trigger(dag_id("continuous_training"), dag_env, WEAKER)
     assert weaker.returncode == 0, "gates failing is a normal outcome, not a crash\n" + _tail(weaker)
     assert "NOT promoted" in weaker.stdout + weaker.stderr
-    states = task_states(airflow_home, "continuous_training", AS_OF)
+    states = task_states(airflow_home, dag_id("continuous_training"), AS_OF)
     assert states["gates_passed"] == "success" and states["promote"] == "skipped"
     assert registry.alias_version(CHAMPION) == champion, "the champion is untouched"
     rejected = max(int(v.version) for v in registry.client.search_model_versions(f"name='{settings.model_name}'"))
@@ -74,19 +74,19 @@ def test_train_promote_reject_and_roll_back(dag_env: dict[str, str], airflow_hom
     assert registry.version_tags(str(rejected))["gates.champion_compared"] == champion
     assert json.loads(registry.version_tags(str(rejected))["mlops.run_overrides"]) == WEAKER["config"]
 
-    again = _trigger("continuous_training", dag_env, {"reason": "retrain"})
+    again = _trigger(dag_id("continuous_training"), dag_env, {"reason": "retrain"})
     assert again.returncode == 0, _tail(again)
     newer = registry.alias_version(CHAMPION)
     assert newer not in (None, champion), "an equally good model on the same holdout passes the tolerance"
 
-    back = _trigger("model_rollback", dag_env, {"reason": "bad deploy drill"})
+    back = _trigger(dag_id("model_rollback"), dag_env, {"reason": "bad deploy drill"})
     assert back.returncode == 0, _tail(back)
     assert registry.alias_version(CHAMPION) == champion
     moves = registry.ledger().moves(settings.model_name, CHAMPION)
     assert [(m.from_version, m.to_version) for m in moves] == [(None, champion), (champion, newer), (newer, champion)]
     assert moves[-1].reason == "bad deploy drill"
 
-    refused = _trigger("model_rollback", dag_env, {"reason": "try the rejected one", "to_version": str(rejected)})
+    refused = _trigger(dag_id("model_rollback"), dag_env, {"reason": "try the rejected one", "to_version": str(rejected)})
     assert refused.returncode != 0 and "gates" in _tail(refused)
     assert registry.alias_version(CHAMPION) == champion
 
@@ -97,11 +97,11 @@ def test_a_conf_that_relaxes_the_gates_or_moves_mlflow_is_refused_before_the_run
     """The issue: `{"config": {"gates": ...}}` made a 0.017 AUC-PR model champion, `{"config": {"mlflow": ...}}`
     sent the trainer's MLflow credentials elsewhere. Airflow now refuses both when the run is created."""
     conf = {"config": {"gates": {"absolute": {"auc_pr": {"min": 0.0}}}, "mlflow": {"tracking_uri": "http://x"}}}
-    refused = _trigger("continuous_training", dag_env, conf)
+    refused = _trigger(dag_id("continuous_training"), dag_env, conf)
     output = refused.stdout + refused.stderr
     assert refused.returncode != 0
     assert "Invalid input for param config: Additional properties are not allowed" in output, _tail(refused)
     assert "('gates', 'mlflow' were unexpected)" in output
     with sqlite3.connect(airflow_home / "airflow.db") as db:
-        runs = db.execute("SELECT count(*) FROM dag_run WHERE dag_id = 'continuous_training'").fetchone()[0]
+        runs = db.execute("SELECT count(*) FROM dag_run WHERE dag_id = 'card_transactions__continuous_training'").fetchone()[0]
     assert runs == 0, "no run was created, nothing was trained"

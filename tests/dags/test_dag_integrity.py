@@ -12,7 +12,11 @@ from mlops.config import PROJECT_ROOT
 
 DAGS = PROJECT_ROOT / "dags"
 HEAVY = ("pandas", "xgboost", "mlflow", "evidently", "great_expectations", "dvc", "sklearn", "pyarrow")
-EXPECTED_DAG_IDS = {"data_validation", "continuous_training", "model_rollback", "batch_scoring", "drift_monitoring"}
+MODEL = "card_transactions"
+EXPECTED_DAG_IDS = {
+    f"{MODEL}__{kind}" for kind in ("data_validation", "continuous_training", "model_rollback", "batch_scoring",
+                                    "drift_monitoring")
+}
 
 # Run in a fresh interpreter: this test process may already hold the heavy modules.
 PROBE = """
@@ -71,7 +75,7 @@ def test_dags_import_cleanly_and_follow_the_house_rules(parsed: dict) -> None:
     assert set(parsed["dags"]) >= EXPECTED_DAG_IDS
     for dag_id, dag in parsed["dags"].items():
         assert dag["doc_md"], f"{dag_id} needs a doc_md that explains it"
-        assert "mlops" in dag["tags"], dag_id
+        assert "mlops" in dag["tags"] and dag_id.split("__")[0] in dag["tags"], dag_id
         for task_id, task in dag["tasks"].items():
             assert task["owner"] == "mlops", f"{dag_id}.{task_id}"
             assert task["callbacks"] and task["timeout"], f"{dag_id}.{task_id} needs a failure callback and a timeout"
@@ -86,8 +90,8 @@ def test_parsing_dags_imports_no_heavy_library(parsed: dict) -> None:
 
 
 def test_config_chooses_the_training_backend_and_the_approval_step(parsed: dict) -> None:
-    operators = parsed["dags"]["continuous_training"]["operators"]
-    sensor = parsed["dags"]["data_validation"]["operators"]["wait_for_partition"]
+    operators = parsed["dags"][f"{MODEL}__continuous_training"]["operators"]
+    sensor = parsed["dags"][f"{MODEL}__data_validation"]["operators"]["wait_for_partition"]
     if operators["train"] == "KubernetesPodOperator":  # the production variant
         assert operators["approve_promotion"] == "ApprovalOperator"
         assert sensor == "S3KeySensor"

@@ -12,7 +12,7 @@ from mlops.config import load_settings
 from mlops.data.faults import inject_fault
 from mlops.data.lake import REASON, VALIDATED, Lake
 from mlops.data.landing import land_days
-from tests.dags.conftest import asset_events, dags_test, task_states
+from tests.dags.conftest import asset_events, dag_id, dags_test, task_states
 
 pytestmark = pytest.mark.airflow
 GOOD, BAD = dt.date(2026, 11, 5), dt.date(2026, 11, 6)
@@ -26,7 +26,7 @@ def test_good_day_is_versioned_and_announced_bad_day_is_quarantined(
     land_days(settings, GOOD, days=2, rows_per_day=3_000, seed=3)
     inject_fault(lake, BAD, "type_change")
 
-    good = dags_test("data_validation", GOOD, dag_env)
+    good = dags_test(dag_id("data_validation"), GOOD, dag_env)
     assert good.returncode == 0, good.stdout[-3000:] + good.stderr[-3000:]
     marker = lake.read_json(f"{lake.partition('raw', GOOD)}/{VALIDATED}")
     assert marker["rows"] == 3_000 and len(marker["dvc"]["revision"]) == 40
@@ -34,16 +34,16 @@ def test_good_day_is_versioned_and_announced_bad_day_is_quarantined(
     events = [json.loads(extra) for extra in asset_events(airflow_home, f"{settings.dataset.name}.validated")]
     assert {"date": GOOD.isoformat(), "rows": 3_000, "dvc_revision": marker["dvc"]["revision"]} in events
 
-    rerun = dags_test("data_validation", GOOD, dag_env)
+    rerun = dags_test(dag_id("data_validation"), GOOD, dag_env)
     assert rerun.returncode == 0
     again = lake.read_json(f"{lake.partition('raw', GOOD)}/{VALIDATED}")
     assert again["dvc"]["revision"] == marker["dvc"]["revision"], "re-running a date changes nothing"
 
-    bad = dags_test("data_validation", BAD, dag_env)
+    bad = dags_test(dag_id("data_validation"), BAD, dag_env)
     assert bad.returncode != 0
     log = bad.stdout + bad.stderr
     assert "[type] column 'amount'" in log and "part-00000.parquet" in log
-    states = task_states(airflow_home, "data_validation", BAD)
+    states = task_states(airflow_home, dag_id("data_validation"), BAD)
     assert states["validate_partition"] == "failed"
     assert states["snapshot_partition"] == states["publish_validated"] == "upstream_failed"
     assert not lake.exists(lake.partition("raw", BAD))
@@ -65,9 +65,9 @@ def test_partition_that_never_arrives_fails_the_sensor(dag_env: dict[str, str], 
         "MLOPS__VALIDATION__SENSOR_DEFERRABLE": "false",
     }
     day = dt.date(2026, 11, 20)
-    result = dags_test("data_validation", day, env)
+    result = dags_test(dag_id("data_validation"), day, env)
     assert result.returncode != 0
-    states = task_states(airflow_home, "data_validation", day)
+    states = task_states(airflow_home, dag_id("data_validation"), day)
     assert states["wait_for_partition"] == "failed"
     assert states["validate_partition"] == "upstream_failed"
     log = result.stdout + result.stderr

@@ -20,7 +20,7 @@ from mlops.monitoring import unchecked_days
 from mlops.scoring import score_day
 from mlops.training.pipeline import run_all
 from mlops.validation import validate_and_version
-from tests.dags.conftest import dags_test
+from tests.dags.conftest import dag_id, dags_test
 
 pytestmark = pytest.mark.airflow
 START = dt.date(2026, 5, 1)
@@ -31,7 +31,7 @@ CLEAN, DRIFTED = START + dt.timedelta(days=15), START + dt.timedelta(days=16)
 
 def _training_runs(airflow_home: Path) -> list[tuple[str, dict]]:
     with closing(sqlite3.connect(airflow_home / "airflow.db")) as db:
-        rows = db.execute("SELECT state, conf FROM dag_run WHERE dag_id = 'continuous_training' ORDER BY id")
+        rows = db.execute("SELECT state, conf FROM dag_run WHERE dag_id = 'card_transactions__continuous_training' ORDER BY id")
         return [(state, json.loads(conf) if isinstance(conf, str) else conf) for state, conf in rows.fetchall()]
 
 
@@ -84,7 +84,7 @@ def test_every_scored_day_is_checked_once_and_drift_triggers_training(
     before = len(_training_runs(airflow_home))
 
     # The run for CLEAN checks both scored days, oldest first, each once: no drift, no retraining.
-    clean = dags_test("drift_monitoring", CLEAN, env)
+    clean = dags_test(dag_id("drift_monitoring"), CLEAN, env)
     assert clean.returncode == 0, _tail(clean)
     assert f"checking 2 day(s), oldest first: {LAST_TRAINING_DAY}, {CLEAN}" in clean.stdout + clean.stderr
     assert [entry["day"] for entry in read_history(lake, settings.dataset.name)] == [
@@ -95,7 +95,7 @@ def test_every_scored_day_is_checked_once_and_drift_triggers_training(
 
     # DRIFTED is scored: the next run checks it alone (CLEAN is not checked again) and queues a training.
     score_day(settings, DRIFTED)
-    drifted = dags_test("drift_monitoring", DRIFTED, env)
+    drifted = dags_test(dag_id("drift_monitoring"), DRIFTED, env)
     assert drifted.returncode == 0, _tail(drifted)
     output = drifted.stdout + drifted.stderr
     assert f"checking 1 day(s), oldest first: {DRIFTED}" in output, _tail(drifted)

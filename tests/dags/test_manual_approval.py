@@ -23,7 +23,7 @@ from mlops.config import load_settings
 from mlops.data.landing import land_days
 from mlops.registry import CHALLENGER, CHAMPION, Registry
 from mlops.validation import validate_and_version
-from tests.dags.conftest import task_states
+from tests.dags.conftest import dag_id, task_states
 
 pytestmark = pytest.mark.airflow
 START, DAYS = dt.date(2026, 9, 1), 10
@@ -93,13 +93,13 @@ def api(manual_env: dict[str, str], tmp_path: Path) -> Iterator[Api]:
 
 def _run_and_answer(api: Api, env: dict[str, str], answer: str) -> subprocess.CompletedProcess:
     """Start `dags test`, wait for the approval request to appear in the API, answer it, wait for the end."""
-    run = subprocess.Popen([AIRFLOW, "dags", "test", "continuous_training", AS_OF.isoformat(), "-c",
+    run = subprocess.Popen([AIRFLOW, "dags", "test", dag_id("continuous_training"), AS_OF.isoformat(), "-c",
                             json.dumps({"reason": f"manual policy: {answer}"})], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 600
         while True:
-            pending = [d for d in api.call("GET", "/dags/continuous_training/dagRuns/~/hitlDetails")["hitl_details"]
+            pending = [d for d in api.call("GET", f"/dags/{dag_id('continuous_training')}/dagRuns/~/hitlDetails")["hitl_details"]
                        if not d.get("response_received")]  # fmt: skip
             if pending:
                 break
@@ -109,7 +109,7 @@ def _run_and_answer(api: Api, env: dict[str, str], answer: str) -> subprocess.Co
         request = pending[0]
         assert "Promote" in request["subject"] and "Gate evidence" in request["body"]
         run_id = request["task_instance"]["dag_run_id"]
-        api.call("PATCH", f"/dags/continuous_training/dagRuns/{run_id}/taskInstances/approve_promotion/-1/hitlDetails",
+        api.call("PATCH", f"/dags/{dag_id('continuous_training')}/dagRuns/{run_id}/taskInstances/approve_promotion/-1/hitlDetails",
                  {"chosen_options": [answer], "params_input": {}})  # fmt: skip
         output, _ = run.communicate(timeout=600)
     finally:
@@ -130,10 +130,10 @@ def test_manual_policy_approve_then_reject(manual_env: dict[str, str], api: Api,
     assert approved.returncode == 0, approved.stdout[-3000:]
     champion = registry.alias_version(CHAMPION)
     assert champion is not None
-    assert task_states(airflow_home, "continuous_training", AS_OF)["promote"] == "success"
+    assert task_states(airflow_home, dag_id("continuous_training"), AS_OF)["promote"] == "success"
 
     rejected = _run_and_answer(api, manual_env, "Reject")
     assert rejected.returncode == 0, rejected.stdout[-3000:]
-    assert task_states(airflow_home, "continuous_training", AS_OF)["promote"] == "skipped"
+    assert task_states(airflow_home, dag_id("continuous_training"), AS_OF)["promote"] == "skipped"
     assert registry.alias_version(CHAMPION) == champion, "a rejected candidate never becomes champion"
     assert registry.alias_version(CHALLENGER) != champion, "it stays the challenger"

@@ -6,12 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from mlops.config import ConfigError, check_run_overrides, load_settings, run_overrides_schema
+from mlops.config import (
+    ConfigError,
+    check_run_overrides,
+    load_settings,
+    model_names,
+    model_of_dag,
+    resolve_model,
+    run_overrides_schema,
+)
 
 
 def test_defaults_put_everything_under_mlops_home(tmp_path: Path) -> None:
     settings = load_settings(env={"MLOPS_HOME": str(tmp_path)})
-    assert settings.lake_uri == str(tmp_path / "lake")
+    assert settings.lake_uri == str(tmp_path / "lake" / "card_transactions")  # one lake folder per model
     assert settings.dvc_remote_url == str(tmp_path / "dvc-remote")
     assert settings.dvc_registry_path == tmp_path / "data-registry"
     assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
@@ -154,3 +162,59 @@ def test_a_ledger_uri_of_an_unknown_database_is_a_config_error_without_its_passw
     assert "s3cr3t-pass" not in str(refused.value) and "ledger:***@db" in str(refused.value)
     ok = load_settings(env={**env, "MLOPS__REGISTRY__LEDGER_URI": "postgresql+psycopg2://u:p@db:5432/ledger"})
     assert ok.ledger_uri.startswith("postgresql+psycopg2://")
+
+
+# -- models: one file each ---------------------------------------------------------------------------------
+CARD_MODEL = Path(__file__).resolve().parents[2] / "include" / "models" / "card_transactions.yaml"
+
+
+def _models(tmp_path: Path, **files: str) -> dict[str, str]:
+    """An env whose models folder holds ``files`` (name -> YAML text)."""
+    folder = tmp_path / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / f"{name}.yaml").write_text(text)
+    return {"MLOPS_HOME": str(tmp_path / "home"), "MLOPS_MODELS_DIR": str(folder)}
+
+
+def test_a_model_is_a_file_and_owns_its_namespace(tmp_path: Path) -> None:
+    env = _models(tmp_path, fraud=CARD_MODEL.read_text(), churn="dataset: {id_column: customer_id}\n", _notes="x: 1")
+    assert model_names(env) == ["churn", "fraud"]  # '_'-files are not models
+    fraud, churn = load_settings(model="fraud", env=env), load_settings(model="churn", env=env)
+    assert (fraud.model_name, fraud.dataset.name, churn.model_name, churn.dataset.id_column) == (
+        "fraud", "fraud", "churn", "customer_id")  # fmt: skip
+    assert fraud.lake_uri != churn.lake_uri and fraud.lake_uri.endswith("/lake/fraud")
+    assert fraud.reports_dir != churn.reports_dir
+    assert churn.dag_id("drift_monitoring") == "churn__drift_monitoring"
+    assert model_of_dag("churn__drift_monitoring") == "churn"
+    assert load_settings(model="churn", env={**env, "MLOPS__STORAGE__LAKE_ROOT": "s3://bucket/lake"}).lake_uri == (
+        "s3://bucket/lake/churn"
+    )
+
+
+def test_a_model_file_cannot_set_what_models_share(tmp_path: Path) -> None:
+    env = _models(tmp_path, rogue="mlflow: {tracking_uri: 'http://evil:5000'}\ndataset: {id_column: x}\n")
+    with pytest.raises(ConfigError, match=r"rogue\.yaml: mlflow: set only by the deployment config"):
+        load_settings(model="rogue", env=env)
+    env = _models(tmp_path, other="model: {name: someone_else}\n")
+    with pytest.raises(ConfigError, match="model.name is 'someone_else'"):
+        load_settings(model="other", env=env)
+
+
+def test_a_broken_model_file_is_named_with_its_key(tmp_path: Path) -> None:
+    env = _models(tmp_path, broken="training: {window_days: many}\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(model="broken", env=env)
+    assert "training.window_days" in str(error.value) and "broken.yaml" in str(error.value)
+
+
+def test_which_model_a_command_is_for(tmp_path: Path) -> None:
+    one = _models(tmp_path / "one", fraud="{}\n")
+    assert resolve_model(None, one) == "fraud"
+    two = _models(tmp_path / "two", fraud="{}\n", churn="{}\n")
+    with pytest.raises(ConfigError, match=r"2 models \(churn, fraud\): say which one with --model"):
+        resolve_model(None, two)
+    assert resolve_model("churn", two) == "churn"
+    assert resolve_model(None, {**two, "MLOPS_MODEL": "fraud"}) == "fraud"
+    with pytest.raises(ConfigError, match=r"no model 'nope'.*models: churn, fraud"):
+        resolve_model("nope", two)

@@ -209,7 +209,7 @@ def test_no_usable_training_data_is_its_own_exit_code_and_ends_the_task_skipped(
 
     def trainer_exiting(code: int) -> object:
         script = f"import sys; print('no usable training data: 0 positive labels'); sys.exit({code})"
-        return lambda command: subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+        return lambda command, env=None: subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                                                 stderr=subprocess.STDOUT, text=True)  # fmt: skip
 
     monkeypatch.setattr(local, "spawn_trainer", trainer_exiting(EXIT_NO_TRAINING_DATA))

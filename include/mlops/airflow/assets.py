@@ -12,7 +12,7 @@ from mlops.config import Settings
 
 def _lake_asset(settings: Settings, name: str, area: str) -> Asset:
     uri = settings.lake_uri if settings.lake_is_s3 else f"file://{settings.lake_uri}"
-    return Asset(name=f"{settings.dataset.name}.{name}", uri=f"{uri}/{area}", group="mlops")
+    return Asset(name=f"{settings.model_name}.{name}", uri=f"{uri}/{area}", group="mlops")
 
 
 def validated_data_asset(settings: Settings) -> Asset:

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from mlops.airflow.notifiers import LogFailureNotifier
+from mlops.config import Settings
 
 OWNER = "mlops"
 #: Every DAG carries this tag first (the UI filter for the platform's DAGs).
@@ -29,15 +30,19 @@ def default_args(**overrides: Any) -> dict[str, Any]:
     return args
 
 
-def dag_defaults(*tags: str, **task_overrides: Any) -> dict[str, Any]:
-    """The ``DAG(...)`` keywords every DAG repeats: ``DAG(dag_id=..., **dag_defaults("scoring"))``.
+def dag_defaults(settings: Settings, *tags: str, **task_overrides: Any) -> dict[str, Any]:
+    """The ``DAG(...)`` keywords every DAG repeats: ``DAG(dag_id=..., **dag_defaults(settings, "scoring"))``.
 
-    One start date, no catch-up (backfills are explicit), :func:`default_args` with ``task_overrides``,
-    and the tags led by :data:`TAG`.
+    One start date, no catch-up (backfills are explicit), :func:`default_args` with ``task_overrides``, the
+    model's concurrency limits (``dags.max_active_tasks``, its pool) so one model cannot take every worker
+    slot, and the tags: :data:`TAG`, the model's name (the UI's filter for one model), then ``tags``.
     """
+    if settings.dags.pool:
+        task_overrides.setdefault("pool", settings.dags.pool)
     return {
         "start_date": START_DATE,
         "catchup": False,
+        "max_active_tasks": settings.dags.max_active_tasks,
         "default_args": default_args(**task_overrides),
-        "tags": [TAG, *tags],
+        "tags": [TAG, settings.model_name, *tags],
     }

@@ -190,7 +190,7 @@ class ChampionChangeNotifier(BaseNotifier):
             log.warning("champion change alert: task %s returned no ledger move", getattr(ti, "task_id", "?"))
             return
         where = _where(context)
-        kind = "rollback" if where["dag_id"] == "model_rollback" else "promotion"
+        kind = "rollback" if where["dag_id"].endswith("model_rollback") else "promotion"
         previous = f"v{move['from_version']}" if move.get("from_version") else "none"
         reason = f"champion {previous} -> v{move['to_version']}: {move.get('reason', '')}"
         deliver(Alert(kind, reason=reason, details=f"by {move.get('actor')} in run {move.get('run')}", **where))

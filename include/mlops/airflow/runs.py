@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import Param, get_current_context
 
-from mlops.config import Settings, load_settings, overridable_keys, run_overrides_schema
+from mlops.config import Settings, load_settings, model_of_dag, overridable_keys, run_overrides_schema
 from mlops.redact import redact_text
 
 #: The DAG-run param holding config overrides, e.g. ``{"model": {"params": {"max_depth": 4}}}``.
@@ -31,7 +31,8 @@ def config_param() -> Param:
 
 
 def run_settings() -> Settings:
-    """The settings of the running task's DAG run: the deployment's config plus the run's ``config`` overrides.
+    """The settings of the running task's DAG run: the deployment's config, the model file of the DAG's model
+    (its id is ``<model>__<kind>``) and the run's ``config`` overrides.
 
     Every task that does work calls this, so all tasks of one run see the same overrides. Only the
     allow-list applies (:class:`~mlops.config.RunOverrides`), whatever DAG the conf was given to: a
@@ -39,8 +40,9 @@ def run_settings() -> Settings:
     secret-bearing values of the settings are registered with Airflow's log masker. The settings a DAG
     file loads at parse time only shape the DAG (schedule, sensors, backend) and never see a run's conf.
     """
-    params = get_current_context()["params"]
-    settings = load_settings(run_overrides=params.get(CONFIG_PARAM) or None)
+    context = get_current_context()
+    model = model_of_dag(context["ti"].dag_id)  # the DAG id names its model: a run never reads another's config
+    settings = load_settings(model=model, run_overrides=context["params"].get(CONFIG_PARAM) or None)
     _mask_secrets(settings)
     return settings
 

@@ -55,19 +55,23 @@ def _die_with_parent() -> Callable[[], None] | None:
     return preexec
 
 
-def spawn_trainer(command: list[str]) -> subprocess.Popen[str]:
+def spawn_trainer(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """Start ``command`` with stdout and stderr on one text pipe, dying (SIGTERM) with this process on Linux."""
     return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_die_with_parent()
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_die_with_parent(), env=env
     )
 
 
-def run_local(request: TrainingRequest) -> dict[str, Any]:
-    """Run the entrypoint on this machine, streaming its log; return its JSON result (last stdout line)."""
+def run_local(request: TrainingRequest, model: str | None = None) -> dict[str, Any]:
+    """Run the entrypoint on this machine, streaming its log; return its JSON result (last stdout line).
+
+    ``model`` names the model file the trainer loads (``MLOPS_MODEL``), as the task that starts it does.
+    """
     command = [sys.executable, "-m", "mlops.training", *request.to_argv()]
+    env = {**os.environ, "MLOPS_MODEL": model} if model else None
     log.info("running python -m mlops.training (as of %s, device %s)", request.as_of, request.device)
     tail: deque[str] = deque(maxlen=30)
-    with spawn_trainer(command) as process:
+    with spawn_trainer(command, env) as process:
         assert process.stdout is not None
         for line in process.stdout:
             line = line.rstrip()

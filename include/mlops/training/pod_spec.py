@@ -163,6 +163,9 @@ def trainer_env(settings: Settings) -> dict[str, str]:
     for section in TRAINER_CONFIG_SECTIONS:
         excluded = TRAINER_CONFIG_EXCLUDED.get(section, set())
         flatten(f"{ENV_PREFIX}{section.upper()}", getattr(settings, section), excluded)
+    lake_key = f"{ENV_PREFIX}DATASET__LAKE_URI"
+    if lake_key not in env and looks_like_secret_value(settings.lake_uri) is None:
+        env[lake_key] = json.dumps(settings.lake_uri)  # the model's lake as the worker resolves it (its own folder)
     return env
 
 
