@@ -1,10 +1,13 @@
-"""An operator's day in the Airflow UI, in a real browser, on the stack ``make up`` starts.
+"""An operator's day in the Airflow UI, in a real browser, on the stack ``make up`` starts, with two models.
 
-The home has a champion, a rejected candidate, a rollback and a week of drift history (``tests.browser.home``);
-promotion needs a human (policy ``manual``). In headless Chromium the operator logs in, reads the MLOps page
-(champion, gate table, a drawn chart), opens the ``continuous_training`` trigger form from it and triggers a
-run, follows a task's link to its MLflow run, and approves a promotion in Required actions; champion moves
-and the ``<model>.champion`` Asset records it. ``make down`` then leaves none of the stack's processes.
+The home has two models (``tests.browser.home``): ``card_transactions`` with a champion, a rejected candidate,
+a rollback and a week of drift history, and ``customer_churn`` with a champion of its own; promotion needs
+a human (policy ``manual``). In headless Chromium the operator logs in, opens the MLOps page on its list of
+models (each with its champion), opens each model's page (champion, gate table, a drawn chart), opens
+``card_transactions__continuous_training``'s trigger form from its page and triggers a run, follows a task's
+link to its MLflow run and its gate report (which the other model's page refuses), and approves a promotion
+in Required actions; champion moves and the ``<model>.champion`` Asset records it, the other model's champion
+stays. ``make down`` then leaves none of the stack's processes.
 
 ``MLOPS_BROWSER_HOME=<dir>`` reuses a home built by ``python -m tests.browser.home <dir>`` (faster by hand).
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -28,11 +32,12 @@ import pytest
 
 from mlops import models, stack
 from mlops.config import Settings, load_settings
+from mlops.data.lake import STATS, Lake
 from mlops.runtime import stack_env
-from tests.browser.home import build
+from tests.browser.home import CARDS, SECOND, build, models_dir
 
 pytestmark = pytest.mark.browser
-DAG = "continuous_training"
+DAG = f"{CARDS}__continuous_training"
 RUN_TIMEOUT = 420.0
 #: The stack's deployment config: a 3-day holdout of 6,000 rows a day gives a bootstrap CI of about +/-0.04
 #: on AUC-PR and slices of a dozen positives, so an equally good retrain fails the default gates by chance
@@ -59,7 +64,8 @@ def _free_port() -> int:
 
 @dataclass
 class Stack:
-    settings: Settings
+    settings: Settings  # the first model's (card_transactions)
+    second: Settings  # the other model's
     env: dict[str, str]
     airflow: str
     mlflow: str
@@ -102,14 +108,15 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not given:
         build(home)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS", "MLFLOW"))}
-    base.update(MLOPS_HOME=str(home), MLOPS__PROMOTION__POLICY="manual")
+    base.update(MLOPS_HOME=str(home), MLOPS_MODELS_DIR=str(models_dir(home)), MLOPS__PROMOTION__POLICY="manual")
     base.update(SMALL_DATA_GATES)
-    settings = load_settings(env=base)
+    settings = load_settings(env=base)  # the deployment's: what `make up` starts
     api_port, mlflow_port = _free_port(), _free_port()
     env = stack_env(settings, api_port, mlflow_port, base=base)
     urls = stack.up(settings, env, api_port, mlflow_port)
     try:
-        running = Stack(settings, env, urls["airflow"], urls["mlflow"], urls["password"])
+        cards, second = load_settings(model=CARDS, env=base), load_settings(model=SECOND, env=base)
+        running = Stack(cards, second, env, urls["airflow"], urls["mlflow"], urls["password"])
         _wait_for_dags(running)
         yield running
     finally:
@@ -121,10 +128,12 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def _wait_for_dags(stack_: Stack, timeout: float = 180.0) -> None:
     """The dag-processor of a fresh stack parses dags/ after it starts; the UI shows a DAG once it has."""
+    kinds = ("continuous_training", "model_rollback")
+    wanted = {settings.dag_id(kind) for settings in (stack_.settings, stack_.second) for kind in kinds}
     deadline = time.monotonic() + timeout
     while True:
         known = {dag["dag_id"] for dag in stack_.api("GET", "/dags?limit=100")["dags"]}
-        if {DAG, "model_rollback"} <= known:
+        if wanted <= known:
             return
         assert time.monotonic() < deadline, f"DAGs not parsed in {timeout:.0f} s (known: {sorted(known)})"
         time.sleep(2)
@@ -139,10 +148,26 @@ def _login(page: Any, stack_: Stack) -> None:
 
 
 def _mlops_frame(page: Any, stack_: Stack) -> Any:
+    """The MLOps entry of Airflow's navigation: the page in its frame, on the list of models."""
     page.goto(f"{stack_.airflow}/plugin/mlops")
     frame = page.frame_locator("iframe[title=MLOps]")
-    frame.locator("main[data-ready=true]").wait_for(timeout=120_000)
+    frame.locator("main[data-ready=true][data-page=models]").wait_for(timeout=120_000)
     return frame
+
+
+def _open_model(frame: Any, model: str) -> None:
+    """From the list, open a model's page (in the same frame) and wait until it is drawn."""
+    frame.locator(f"tr[data-model='{model}']").get_by_test_id("model-link").click()
+    frame.locator("main[data-ready=true][data-page=model]").wait_for(timeout=120_000)
+    assert frame.get_by_test_id("model-name").inner_text() == model
+
+
+def _listed_champions(frame: Any) -> dict[str, str]:
+    rows = frame.get_by_test_id("model-row")
+    return {
+        rows.nth(i).get_attribute("data-model"): rows.nth(i).get_by_test_id("model-champion").inner_text()
+        for i in range(rows.count())
+    }
 
 
 def _pending_approval(stack_: Stack) -> dict:
@@ -170,11 +195,12 @@ def test_operator_reads_the_page_retrains_follows_links_and_approves(running: St
                                                                      artifacts: Path) -> None:  # fmt: skip
     settings = running.settings
     champion = models.alias_version(settings, models.CHAMPION)
-    assert champion is not None
+    other = models.alias_version(running.second, models.CHAMPION)
+    assert champion is not None and other is not None
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     try:
-        _operator_day(running, context, page, champion, artifacts)
+        _operator_day(running, context, page, champion, other, artifacts)
     except BaseException:
         page.screenshot(path=str(artifacts / "failure.png"))
         raise
@@ -182,12 +208,33 @@ def test_operator_reads_the_page_retrains_follows_links_and_approves(running: St
         context.close()
 
 
-def _operator_day(running: Stack, context: Any, page: Any, champion: str, artifacts: Path) -> None:
+def _operator_day(running: Stack, context: Any, page: Any, champion: str, other: str, artifacts: Path) -> None:
     settings = running.settings
     _login(page, running)
 
-    # 1. The MLOps page in Airflow's navigation: champion, its gate table, a drawn drift chart, the history.
+    # 1. The MLOps page in Airflow's navigation opens on the models: one line each, with its own champion.
     frame = _mlops_frame(page, running)
+    assert _listed_champions(frame) == {CARDS: f"v{champion}", SECOND: f"v{other}"}
+    for model in (running.settings, running.second):  # each line: its own model's last days and drift state
+        row = frame.locator(f"tr[data-model='{model.model_name}']").inner_text()
+        last_scored = Lake.from_settings(model).days("scores", STATS)[-1].isoformat()
+        assert last_scored in row and re.search(r"\b(ok|breach|severe)\b", row), row
+    drifted = frame.locator(f"tr[data-model='{CARDS}']").inner_text()
+    assert re.search(r"\b(breach|severe)\b", drifted), f"the first model's last checked day drifted: {drifted}"
+    page.screenshot(path=str(artifacts / "00-models.png"))
+
+    # The second model's page: its own champion, gates and history, none of the first model's.
+    _open_model(frame, SECOND)
+    assert frame.get_by_test_id("champion-version").inner_text() == f"v{other}"
+    assert "absolute:auc_pr" in frame.get_by_test_id("gate-table").first.inner_text()
+    assert "rollback drill" not in frame.get_by_test_id("ledger").inner_text()
+    assert "QUARANTINED" not in frame.get_by_test_id("validation-table").inner_text()
+    page.screenshot(path=str(artifacts / "01-second-model-page.png"))
+    frame.get_by_test_id("all-models").click()
+    frame.locator("main[data-ready=true][data-page=models]").wait_for(timeout=60_000)
+
+    # The first model's page: champion, its gate table, a drawn drift chart, the history.
+    _open_model(frame, CARDS)
     assert frame.get_by_test_id("champion-version").inner_text() == f"v{champion}"
     gates = frame.get_by_test_id("gate-table").first
     assert gates.locator("tbody tr").count() >= 7
@@ -202,7 +249,7 @@ def _operator_day(running: Stack, context: Any, page: Any, champion: str, artifa
     frame.get_by_test_id("drift-chart").scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "01-drift-charts.png"))
 
-    # 2. "Retrain..." opens Airflow's own trigger form for continuous_training; trigger a run from it.
+    # 2. "Retrain..." opens Airflow's own trigger form for the model's continuous_training; trigger a run from it.
     frame.get_by_test_id("retrain").click()
     submit = page.get_by_test_id("trigger-dag-submit")
     submit.wait_for(timeout=60_000)
@@ -232,8 +279,13 @@ def _operator_day(running: Stack, context: Any, page: Any, champion: str, artifa
     mlflow_page.screenshot(path=str(artifacts / "03-mlflow-run.png"))
     mlflow_page.close()
     links = running.api("GET", f"/dags/{DAG}/dagRuns/{quoted}/taskInstances/assess/links")["extra_links"]
-    page.goto(running.airflow + links["Gate report"])
+    gate_link = links["Gate report"]
+    assert f"/mlops/models/{CARDS}/reports/gate/" in gate_link, gate_link
+    page.goto(running.airflow + gate_link)
     assert "absolute:auc_pr" in page.content()
+    # The same run under the other model's page is refused: a model's pages show only its own runs.
+    refused = page.goto(running.airflow + gate_link.replace(f"/models/{CARDS}/", f"/models/{SECOND}/"))
+    assert refused is not None and refused.status == 404
 
     # 4. Required actions: approve the promotion; champion moves and the champion Asset says so.
     page.goto(f"{running.airflow}/required_actions")
@@ -252,5 +304,7 @@ def _operator_day(running: Stack, context: Any, page: Any, champion: str, artifa
     assert events[-1]["version"] == new_champion and events[-1]["previous"] == champion, events
 
     frame = _mlops_frame(page, running)
+    assert _listed_champions(frame) == {CARDS: f"v{new_champion}", SECOND: f"v{other}"}
+    _open_model(frame, CARDS)
     assert frame.get_by_test_id("champion-version").inner_text() == f"v{new_champion}"
     page.screenshot(path=str(artifacts / "05-new-champion.png"))

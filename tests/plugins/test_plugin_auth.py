@@ -25,8 +25,11 @@ from mlops.runtime import embedded_env, ensure_airflow_db
 
 pytestmark = pytest.mark.airflow
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
-ENDPOINTS = ["/mlops/", "/mlops/static/app.js", "/mlops/api/models", "/mlops/api/drift", "/mlops/api/validation",
-             "/mlops/api/scoring", "/mlops/metrics", "/mlops/reports/drift/2026-11-10"]  # fmt: skip
+ENDPOINTS = ["/mlops/", "/mlops/static/app.js", "/mlops/api/models", "/mlops/api/models/card_transactions",
+             "/mlops/api/models/card_transactions/drift", "/mlops/api/models/card_transactions/validation",
+             "/mlops/api/models/card_transactions/scoring", "/mlops/metrics", "/mlops/models/card_transactions/",
+             "/mlops/models/card_transactions/reports/drift/2026-11-10",
+             "/mlops/api/drift"]  # fmt: skip  # the last: a path that does not exist still needs a login
 
 
 def _up(url: str) -> bool:
@@ -110,7 +113,7 @@ def test_a_logged_in_user_gets_the_data(server: str) -> None:
     bearer = {"Authorization": f"Bearer {token}"}
     status, body, _ = _status(url + "/mlops/api/models", bearer)
     assert status == 200 and json.loads(body)["models"][0]["model"] == "card_transactions"
-    assert _status(url + "/mlops/api/drift", bearer)[0] == 200
+    assert _status(url + "/mlops/api/models/card_transactions/drift", bearer)[0] == 200
     status, body, _ = _status(url + "/mlops/", {"Cookie": f"_token={token}"})  # the UI's session cookie
     assert status == 200 and b"static/app.js" in body
     status, body, _ = _status(url + "/mlops/metrics", bearer)

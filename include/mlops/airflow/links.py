@@ -5,7 +5,8 @@ Airflow 3 computes an operator's links in the worker when the task ends and stor
 (``_link_<class>``); the UI reads that XCom, so no plugin has to register these classes and the API server
 never runs our code. A link therefore reads what its task just produced: its return value (XCom), or, for
 a validation that failed, the day's quarantine reason in the lake. A link that finds nothing is left empty
-(the UI then hides it). URLs come from :mod:`mlops.web.urls`, the same as the MLOps page's.
+(the UI then hides it). URLs come from :mod:`mlops.web.urls`, the same as the MLOps page's, and point at the
+model's own pages: the model is named by the task's DAG id (``<model>__<kind>``, :func:`mlops.config.model_of_dag`).
 
 ``add_links(task, LINK, ...)`` in a DAG file puts links on a task (a ``@task`` call or an operator).
 """
@@ -38,10 +39,18 @@ def _returned(ti: Any) -> Any:
     return ti.xcom_pull(task_ids=ti.task_id)
 
 
-def _settings() -> Any:
+def _model(ti_key: Any) -> str:
+    """The link's model: its DAG id names it."""
+    from mlops.config import model_of_dag
+
+    return model_of_dag(ti_key.dag_id)
+
+
+def _settings(ti_key: Any) -> Any:
+    """The settings of the link's model."""
     from mlops.config import load_settings
 
-    return load_settings()
+    return load_settings(model=_model(ti_key))
 
 
 class MlflowRunLink(BaseOperatorLink):
@@ -53,7 +62,7 @@ class MlflowRunLink(BaseOperatorLink):
         from mlops import models
         from mlops.web import urls
 
-        settings = _settings()
+        settings = _settings(ti_key)
         try:
             found = models.find_training_run(settings, ti_key.dag_id, ti_key.run_id)
         except LookupError:
@@ -73,7 +82,7 @@ class ModelVersionLink(BaseOperatorLink):
         returned = _returned(ti_key) or {}
         if not returned.get("version"):
             return ""
-        settings = _settings()
+        settings = _settings(ti_key)
         return urls.mlflow_version(urls.mlflow_ui(settings), settings.model_name, str(returned["version"]))
 
 
@@ -86,7 +95,7 @@ class GateReportLink(BaseOperatorLink):
         from mlops.web import urls
 
         returned = _returned(ti_key) or {}
-        return _plugin_url(urls.gate_report(returned["run_id"])) if returned.get("run_id") else ""
+        return _plugin_url(urls.gate_report(_model(ti_key), returned["run_id"])) if returned.get("run_id") else ""
 
 
 class DriftReportLink(BaseOperatorLink):
@@ -98,7 +107,7 @@ class DriftReportLink(BaseOperatorLink):
         from mlops.web import urls
 
         day = urls.report_day((_returned(ti_key) or {}).get("report_uri"))
-        return _plugin_url(urls.drift_report(day)) if day else ""
+        return _plugin_url(urls.drift_report(_model(ti_key), day)) if day else ""
 
 
 class DataDocsLink(BaseOperatorLink):
@@ -112,14 +121,14 @@ class DataDocsLink(BaseOperatorLink):
         from mlops.data.lake import REASON, Lake
         from mlops.web import urls
 
-        settings = _settings()
+        settings = _settings(ti_key)
         lake = Lake.from_settings(settings)
         page = (_returned(ti_key) or {}).get("data_docs")
         if not page and hasattr(ti_key, "get_template_context"):
             day = dt.date.fromisoformat(ti_key.get_template_context()["ds"])
             reason = lake.marker("quarantine", day, REASON)
             page = lake.read_json(reason).get("data_docs") if lake.exists(reason) else None
-        path = urls.data_docs(lake, page)
+        path = urls.data_docs(settings.model_name, lake, page)
         return _plugin_url(path) if path else ""
 
 
@@ -132,7 +141,7 @@ class ScoresLink(BaseOperatorLink):
         from mlops.web import urls
 
         day = (_returned(ti_key) or {}).get("day")
-        return _plugin_url(urls.scores(day)) if day else ""
+        return _plugin_url(urls.scores(_model(ti_key), day)) if day else ""
 
 
 def add_links(task: Any, *links: BaseOperatorLink) -> Any:

@@ -1,23 +1,44 @@
-"""The MLOps page as a FastAPI app: the HTML page, its static files, its JSON endpoints, report pages, metrics.
+"""The MLOps page as a FastAPI app: the models list, a page per model, static files, JSON, reports, metrics.
 
 Airflow mounts it under ``/mlops`` (``plugins/mlops_plugin.py``) and shows the page in its navigation.
 Airflow does not protect plugin apps, so :func:`create_app` takes the login check as a dependency and puts
-it on every route, the static files included (they are served by a route, not a mount, for that reason).
-The app knows nothing about Airflow: the plugin passes Airflow's auth manager check, tests may pass another.
+it on every route, the static files and unknown paths included (static files are served by a route, not a
+mount, for that reason). The app knows nothing about Airflow: the plugin passes Airflow's auth manager check
+and what Airflow's DB knows of the DAG runs, tests may pass others.
+
+Routes (relative to the mount point)::
+
+    /                                   the models list (one line per model file of the models folder)
+    /models/<model>/                    the model's page
+    /api/models                         the list as JSON
+    /api/models/<model>                 champion, challenger, versions, ledger (also .../page, .../drift,
+                                        .../validation, .../scoring, .../scores/<day>, .../versions/<v>)
+    /models/<model>/reports/gate/<run>  a gate report of one of the model's training runs
+    /models/<model>/reports/drift/<day> the day's Evidently report in the model's lake
+    /models/<model>/data-docs/<page>    the model's GX Data Docs site
+    /metrics                            Prometheus text, every model
+
+A model route reads only ``load_settings(model=<model>)``: that model's lake, MLflow experiment and
+registered model, ledger rows and drift history. A model without a file in the models folder is 404 (its
+name is not echoed back).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
-from mlops.config import Settings, load_settings
+from mlops.config import Settings, load_settings, model_names
 from mlops.web import data, metrics
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 #: Files the page may load: the page's own and the vendored, pinned charting library (no CDN).
@@ -31,40 +52,82 @@ STATIC_FILES = {
 _DATA_DOCS_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".png": "image/png",
                     ".svg": "image/svg+xml", ".json": "application/json", ".ico": "image/x-icon"}  # fmt: skip
 NO_STORE = {"Cache-Control": "no-store"}
+#: The page's ``<base>``: its relative URLs (static files, API, reports) always resolve from the plugin's root.
+BASE_TAG = '<base href="./" />'
+UNKNOWN_MODEL = "no such model in the models folder (GET api/models lists them)"
 
 
 def _day(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise HTTPException(status_code=404, detail=f"not a day: {value!r}") from None
+        raise HTTPException(status_code=404, detail="not a day (YYYY-MM-DD)") from None
 
 
 def create_app(
     require_reader: Callable[..., Any],
-    settings_factory: Callable[[], Settings] = load_settings,
+    *,
+    env: Mapping[str, str] | None = None,
+    dag_runs: Callable[[], Iterable[data.DagRuns]] | None = None,
     extra_metrics: Callable[[], str] | None = None,
 ) -> FastAPI:
     """The app; ``require_reader`` raises 401/403 for requests that may not read the platform's data.
 
-    ``extra_metrics`` adds Prometheus lines that need the host (Airflow: last success per DAG).
+    ``env`` is where the settings come from (default: the process's environment, read on each request, so
+    a model file added to the folder shows without a restart). ``dag_runs`` returns what the host knows of
+    the DAG runs (Airflow: its metadata DB): the models list then shows each model's recent failed runs and
+    ``/metrics`` the per-DAG lines. ``extra_metrics`` adds any other Prometheus text the host has.
     """
     app = FastAPI(
         title="MLOps",
-        description="Champion, challenger, gate evidence, alias ledger, drift, validation and scoring.",
+        description="Per model: champion, challenger, gate evidence, alias ledger, drift, validation and scoring.",
         dependencies=[Depends(require_reader)],
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
 
+    def settings_of(model: str) -> Settings:
+        """The model's own settings; 404 for a name that is not a model file of the folder."""
+        if model not in model_names(env):
+            raise HTTPException(status_code=404, detail=UNKNOWN_MODEL)
+        try:
+            return load_settings(model=model, env=env)
+        except Exception as exc:  # a broken model file: say why (ConfigError names the key, redacts values)
+            log.exception("model file of %s cannot be loaded", model)
+            raise HTTPException(status_code=500, detail=f"the model file cannot be loaded: {exc}") from None
+
+    def runs() -> list[data.DagRuns] | None:
+        if dag_runs is None:
+            return None
+        try:
+            return list(dag_runs())
+        except Exception:
+            log.exception("could not read the DAG runs")
+            return None
+
+    def page_html(base: str) -> HTMLResponse:
+        html = (STATIC / "index.html").read_text().replace(BASE_TAG, f'<base href="{base}" />')
+        return HTMLResponse(html, headers=NO_STORE)
+
     @app.exception_handler(FileNotFoundError)
     async def _missing(_request: Request, exc: FileNotFoundError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
+    # -- pages ---------------------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
-    def page() -> HTMLResponse:
-        return HTMLResponse((STATIC / "index.html").read_text(), headers=NO_STORE)
+    def models_page() -> HTMLResponse:
+        return page_html("./")
+
+    @app.get("/models/{model}", response_class=HTMLResponse)
+    def model_page_no_slash(model: str) -> Response:
+        settings_of(model)
+        return RedirectResponse(quote(model, safe="") + "/", status_code=307)  # relative: keeps any proxy path
+
+    @app.get("/models/{model}/", response_class=HTMLResponse)
+    def model_page(model: str) -> HTMLResponse:
+        settings_of(model)
+        return page_html("../../")
 
     @app.get("/static/{name:path}")
     def static(name: str) -> Response:
@@ -72,58 +135,76 @@ def create_app(
             raise HTTPException(status_code=404, detail="not found")
         return Response((STATIC / name).read_bytes(), media_type=STATIC_FILES[name])
 
-    @app.get("/api/page")
-    def page_data() -> dict[str, Any]:
-        return data.page_data(settings_factory())
-
+    # -- JSON ----------------------------------------------------------------------------------------------
     @app.get("/api/models")
-    def models_overview() -> dict[str, Any]:
-        return {"models": [data.model_overview(settings_factory())]}
+    def models_list() -> dict[str, Any]:
+        known = runs()
+        listed = []
+        for name in model_names(env):
+            try:
+                listed.append(data.model_summary(load_settings(model=name, env=env), known))
+            except Exception as exc:  # one broken model never hides the others
+                log.exception("models list: %s cannot be read", name)
+                listed.append({"model": name, "page": data.urls.model_page(name), "error": str(exc)})
+        return {"models": listed, "failed_runs_days": data.RECENT_FAILURE_DAYS if known is not None else None}
+
+    @app.get("/api/models/{model}")
+    def model_overview(model: str) -> dict[str, Any]:
+        return data.model_overview(settings_of(model))
+
+    @app.get("/api/models/{model}/page")
+    def page_data(model: str) -> dict[str, Any]:
+        return data.page_data(settings_of(model))
 
     @app.get("/api/models/{model}/versions/{version}")
     def version(model: str, version: str) -> dict[str, Any]:
-        settings = settings_factory()
-        if model != settings.model_name:
-            raise HTTPException(status_code=404, detail=f"unknown model {model!r}")
+        settings = settings_of(model)
         try:
             return data.version_detail(settings, version)
         except Exception as exc:
-            raise HTTPException(status_code=404, detail=f"{model} has no version {version}") from exc
+            raise HTTPException(status_code=404, detail="the model has no such version") from exc
 
-    @app.get("/api/drift")
-    def drift() -> dict[str, Any]:
-        return data.drift_history(settings_factory())
+    @app.get("/api/models/{model}/drift")
+    def drift(model: str) -> dict[str, Any]:
+        return data.drift_history(settings_of(model))
 
-    @app.get("/api/validation")
-    def validation() -> dict[str, Any]:
-        return {"days": data.validation_days(settings_factory())}
+    @app.get("/api/models/{model}/validation")
+    def validation(model: str) -> dict[str, Any]:
+        return {"days": data.validation_days(settings_of(model))}
 
-    @app.get("/api/scoring")
-    def scoring() -> dict[str, Any]:
-        return {"days": data.scoring_days(settings_factory())}
+    @app.get("/api/models/{model}/scoring")
+    def scoring(model: str) -> dict[str, Any]:
+        return {"days": data.scoring_days(settings_of(model))}
 
-    @app.get("/api/scores/{day}")
-    def scores(day: str) -> dict[str, Any]:
-        return data.scores_day(settings_factory(), _day(day))
+    @app.get("/api/models/{model}/scores/{day}")
+    def scores(model: str, day: str) -> dict[str, Any]:
+        return data.scores_day(settings_of(model), _day(day))
 
-    @app.get("/reports/drift/{day}", response_class=HTMLResponse)
-    def drift_report(day: str) -> HTMLResponse:
-        return HTMLResponse(data.drift_report_html(settings_factory(), _day(day)))
+    # -- reports -------------------------------------------------------------------------------------------
+    @app.get("/models/{model}/reports/drift/{day}", response_class=HTMLResponse)
+    def drift_report(model: str, day: str) -> HTMLResponse:
+        return HTMLResponse(data.drift_report_html(settings_of(model), _day(day)))
 
-    @app.get("/reports/gate/{run_id}", response_class=HTMLResponse)
-    def gate_report(run_id: str) -> HTMLResponse:
-        return HTMLResponse(data.gate_report_html(settings_factory(), run_id))
+    @app.get("/models/{model}/reports/gate/{run_id}", response_class=HTMLResponse)
+    def gate_report(model: str, run_id: str) -> HTMLResponse:
+        return HTMLResponse(data.gate_report_html(settings_of(model), run_id))
 
-    @app.get("/data-docs/{page:path}")
-    def data_docs(page: str) -> Response:
-        body = data.data_docs_file(settings_factory(), page)
+    @app.get("/models/{model}/data-docs/{page:path}")
+    def data_docs(model: str, page: str) -> Response:
+        body = data.data_docs_file(settings_of(model), page)
         return Response(body, media_type=_DATA_DOCS_TYPES.get(Path(page).suffix, "application/octet-stream"))
 
+    # -- metrics -------------------------------------------------------------------------------------------
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> PlainTextResponse:
-        text = metrics.render(settings_factory())
+        text = metrics.render(env, runs())
         if extra_metrics is not None:
             text += extra_metrics()
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    # Last: any other path is 404, but only after the login check (no probing of the app without a login).
+    @app.api_route("/{anything:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def not_found(anything: str) -> Response:
+        raise HTTPException(status_code=404, detail="not found")
 
     return app

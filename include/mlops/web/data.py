@@ -1,4 +1,9 @@
-"""The MLOps page's data, as JSON-ready dicts: models and their evidence, drift, validation and scoring.
+"""The MLOps page's data, as JSON-ready dicts: the models list, and per model its evidence, drift, validation
+and scoring.
+
+Every function takes ONE model's settings (``load_settings(model=name)``) and reads only what that model
+owns: its registered model and experiment in MLflow, its ledger rows, its lake (``settings.lake_uri`` is per
+model) and its drift history; the app calls :func:`model_summary` once per model for the models list.
 
 Everything is read the way the pipeline wrote it: models through :mod:`mlops.models` (versions, runs,
 gate reports, the alias ledger), the lake through :class:`~mlops.data.lake.Lake` (markers, quarantine
@@ -12,9 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops import models
+from mlops.config import DAG_ID_SEPARATOR, model_of_dag
 from mlops.data.lake import REASON, STATS, VALIDATED, Lake
 from mlops.web import urls
 
@@ -27,6 +35,31 @@ log = logging.getLogger(__name__)
 VERSIONS_SHOWN = 20
 #: Days of validation and scoring shown.
 DAYS_SHOWN = 60
+#: The models list counts the failed DAG runs of this many last days.
+RECENT_FAILURE_DAYS = 7
+
+
+@dataclass(frozen=True)
+class DagRuns:
+    """What the host (Airflow's metadata DB) knows of one DAG's runs; the app itself cannot read it."""
+
+    dag_id: str
+    last_success: dt.datetime | None = None
+    failed: int = 0  # runs in the failed state, ever
+    failed_recent: int = 0  # of those, ended in the last RECENT_FAILURE_DAYS days
+
+    @property
+    def model(self) -> str | None:
+        """The model the DAG belongs to (``<model>__<kind>``), None for another DAG."""
+        try:
+            return model_of_dag(self.dag_id)
+        except ValueError:
+            return None
+
+    @property
+    def kind(self) -> str | None:
+        """One of :data:`mlops.config.DAG_KINDS`, None for another DAG."""
+        return self.dag_id.rsplit(DAG_ID_SEPARATOR, 1)[1] if self.model else None
 
 
 # -- models --------------------------------------------------------------------------------------------------
@@ -38,7 +71,7 @@ def _gate_report(settings: Settings, run_id: str) -> dict[str, Any] | None:
         return None
 
 
-def _lineage(tags: dict[str, str]) -> dict[str, Any]:
+def _lineage(model: str, tags: dict[str, str]) -> dict[str, Any]:
     report_uri = tags.get(models.Tags.TRIGGER_PREFIX + "report_uri") or None
     report_day = urls.report_day(report_uri)
     dag_id, run_id = tags.get(models.Tags.AIRFLOW_DAG_ID), tags.get(models.Tags.AIRFLOW_RUN_ID)
@@ -52,7 +85,7 @@ def _lineage(tags: dict[str, str]) -> dict[str, Any]:
         "backend": tags.get(models.Tags.BACKEND),
         "trigger_reason": tags.get(models.Tags.TRIGGER_REASON),
         "trigger_report_uri": report_uri,
-        "trigger_report": urls.drift_report(report_day) if report_day else None,
+        "trigger_report": urls.drift_report(model, report_day) if report_day else None,
         "airflow_dag_id": dag_id,
         "airflow_run_id": run_id,
         "airflow_run": urls.airflow_run(dag_id, run_id) if dag_id and run_id else None,
@@ -116,11 +149,11 @@ def version_detail(settings: Settings, version: str, model_version: Any | None =
         **_version_summary(model_version, None, None),
         "metrics": dict(sorted(metrics.items())),
         "gates": _gates(_gate_report(settings, model_version.run_id)),
-        "lineage": _lineage(tags),
+        "lineage": _lineage(settings.model_name, tags),
         "links": {
             "mlflow_run": urls.mlflow_run(mlflow_ui, run.info.experiment_id, run.info.run_id),
             "mlflow_version": urls.mlflow_version(mlflow_ui, settings.model_name, str(model_version.version)),
-            "gate_report": urls.gate_report(run.info.run_id),
+            "gate_report": urls.gate_report(settings.model_name, run.info.run_id),
         },
     }
 
@@ -146,9 +179,11 @@ def model_overview(settings: Settings) -> dict[str, Any]:
     if details["challenger"]:
         details["challenger"]["status"] = "challenger" if challenger != champion else "champion"
     ledger = overview["ledger"]
+    retrain, rollback = settings.dag_id("continuous_training"), settings.dag_id("model_rollback")
     return {
         "model": settings.model_name,
         "dataset": settings.dataset.name,
+        "page": urls.model_page(settings.model_name),
         "mlflow_ui": urls.mlflow_ui(settings),
         "champion": details["champion"],
         "challenger": details["challenger"],
@@ -157,8 +192,8 @@ def model_overview(settings: Settings) -> dict[str, Any]:
         "ledger": [{**move, "airflow_run": _ledger_run(move)} for move in ledger],
         "promotion_policy": settings.promotion.policy,
         "actions": {
-            "retrain": {"dag_id": "continuous_training", "href": "dags/continuous_training"},
-            "rollback": {"dag_id": "model_rollback", "href": "dags/model_rollback"},
+            "retrain": {"dag_id": retrain, "href": urls.airflow_dag(retrain)},
+            "rollback": {"dag_id": rollback, "href": urls.airflow_dag(rollback)},
         },
     }
 
@@ -201,7 +236,7 @@ def drift_history(settings: Settings) -> dict[str, Any]:
                 "triggered": bool(entry.get("triggered")),
                 "breached_features": entry.get("breached_features") or {},
                 "champion_version": entry.get("champion_version"),
-                "report": urls.drift_report(report_day) if report_day else None,
+                "report": urls.drift_report(settings.model_name, report_day) if report_day else None,
             }
         )
     return {
@@ -236,13 +271,13 @@ def validation_days(settings: Settings) -> list[dict[str, Any]]:
             marker = lake.read_json(validated)
             revision = (marker.get("dvc") or {}).get("revision")
             row.update(verdict="validated", rows=marker.get("rows"), dvc_revision=revision,
-                       data_docs=urls.data_docs(lake, marker.get("data_docs")))  # fmt: skip
+                       data_docs=urls.data_docs(settings.model_name, lake, marker.get("data_docs")))  # fmt: skip
         elif day in quarantined and lake.exists(reason):
             payload = lake.read_json(reason)
             row.update(verdict="quarantined", rows=payload.get("rows"),
                        reasons=[_failure_text(f) for f in payload.get("failures", [])],
                        quarantined_at=payload.get("quarantined_at"),
-                       data_docs=urls.data_docs(lake, payload.get("data_docs")))  # fmt: skip
+                       data_docs=urls.data_docs(settings.model_name, lake, payload.get("data_docs")))  # fmt: skip
         out.append(row)
     return out
 
@@ -262,7 +297,7 @@ def scoring_days(settings: Settings) -> list[dict[str, Any]]:
                 "positive_rate": stats.get("positive_rate"),
                 "rows_per_second": rows / seconds if seconds > 0 else None,
                 "model_version": stats.get("model_version"),
-                "stats": urls.scores(day.isoformat()),
+                "stats": urls.scores(settings.model_name, day.isoformat()),
             }
         )
     return out
@@ -295,11 +330,23 @@ def drift_report_html(settings: Settings, day: dt.date) -> bytes:
 
 
 def gate_report_html(settings: Settings, run_id: str) -> str:
-    """The gate report (HTML) logged to a training run by ``assess``."""
+    """The gate report (HTML) logged to a training run of THIS model by ``assess``.
+
+    A run of another model's experiment (or of no experiment of ours) is refused as not found: a model's
+    page never shows another model's evidence, whatever run id its URL carries.
+    """
+    client = models.client(settings)
+    try:
+        run = client.get_run(run_id)
+        experiment = client.get_experiment_by_name(settings.model_name)
+    except Exception as exc:
+        raise FileNotFoundError(f"{settings.model_name} has no training run {run_id!r}") from exc
+    if experiment is None or str(run.info.experiment_id) != str(experiment.experiment_id):
+        raise FileNotFoundError(f"{settings.model_name} has no training run {run_id!r}")
     try:
         return models.load_text_artifact(settings, run_id, models.Artifacts.GATE_REPORT_HTML)
     except Exception as exc:
-        raise FileNotFoundError(f"run {run_id} has no gate report") from exc
+        raise FileNotFoundError(f"run {run_id!r} of {settings.model_name} has no gate report") from exc
 
 
 def data_docs_file(settings: Settings, page: str) -> bytes:
@@ -316,12 +363,69 @@ def data_docs_file(settings: Settings, page: str) -> bytes:
 
 
 def page_data(settings: Settings) -> dict[str, Any]:
-    """Everything the page shows in one answer (the page draws each part from its own endpoint too)."""
+    """Everything a model's page shows in one answer (the page draws each part from its own endpoint too)."""
     return {
-        "models": [model_overview(settings)],
+        "model": model_overview(settings),
         "drift": drift_history(settings),
         "validation": validation_days(settings),
         "scoring": scoring_days(settings),
+    }
+
+
+# -- the models list -----------------------------------------------------------------------------------------
+def _drift_state(entry: dict[str, Any]) -> str:
+    """``ok``, ``breach`` or ``severe``: the drift policy's verdict on the day's window."""
+    if entry.get("severe"):
+        return "severe"
+    return "breach" if entry.get("breached") else "ok"
+
+
+def model_summary(settings: Settings, runs: Iterable[DagRuns] | None = None) -> dict[str, Any]:
+    """One line of the models list: champion and its age, last validated and scored days, the drift state
+    of the last checked day and (when the host knows its DAG runs) the failed runs of the last days.
+
+    Light on purpose (the list reads every model): the ledger head rather than MLflow, marker listings.
+    """
+    from mlops.drift import read_history
+    from mlops.ledger import Ledger
+
+    model = settings.model_name
+    ledger = Ledger(settings.ledger_uri)
+    try:
+        champion = ledger.head(model, models.CHAMPION)
+        moves = ledger.moves(model, models.CHAMPION)
+    finally:
+        ledger.dispose()
+    since = moves[-1].at if champion and moves else None
+    age = dt.datetime.now(dt.UTC).timestamp() - dt.datetime.fromisoformat(since).timestamp() if since else None
+    lake = Lake.from_settings(settings)
+    validated = lake.days("raw", VALIDATED)
+    scored = lake.days("scores", STATS)
+    history = read_history(lake, settings.dataset.name)
+    drift = None
+    if history:
+        last = history[-1]
+        report_day = urls.report_day(last.get("report_uri"))
+        drift = {
+            "day": str(last["day"])[:10],
+            "state": _drift_state(last),
+            "triggered": bool(last.get("triggered")),
+            "breached_features": sorted(last.get("breached_features") or {}),
+            "report": urls.drift_report(model, report_day) if report_day else None,
+        }
+    failed = None
+    if runs is not None:
+        failed = sum(run.failed_recent for run in runs if run.model == model)
+    return {
+        "model": model,
+        "dataset": settings.dataset.name,
+        "page": urls.model_page(model),
+        "champion": {"version": champion, "since": since, "age_seconds": age} if champion else None,
+        "last_validated": validated[-1].isoformat() if validated else None,
+        "last_scored": scored[-1].isoformat() if scored else None,
+        "drift": drift,
+        "failed_runs": failed,
+        "error": None,
     }
 
 

@@ -1,9 +1,13 @@
-"""The platform's state as Prometheus text: champion, gate metrics, drift, scoring and validation.
+"""The platform's state as Prometheus text: champion, gate metrics, drift, scoring and validation, per model.
 
 Gauges only, computed when scraped from what the pipeline wrote (MLflow through :mod:`mlops.models`, the
 lake, the drift history), so a restart loses nothing and the numbers always agree with the MLOps page.
-Served by the plugin at ``/mlops/metrics`` (Airflow login) and by ``python -m mlops.web.metrics`` on a
-separate bind for a Prometheus server (see ``include/monitoring/``).
+Every model of the models folder is read with its own settings, and every model-level sample carries a
+``model`` label (drift, scoring and validation samples also keep their ``dataset``); a model that cannot
+be read is logged and counted in ``mlops_metrics_errors_total``, the others are still served. DAG-run
+samples (:func:`dag_run_samples`, from what the host reads in Airflow's DB) carry ``dag_id``, ``model``
+and ``kind``. Served by the plugin at ``/mlops/metrics`` (Airflow login) and by
+``python -m mlops.web.metrics`` on a separate bind for a Prometheus server (see ``include/monitoring/``).
 """
 
 from __future__ import annotations
@@ -12,10 +16,14 @@ import argparse
 import datetime as dt
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
-from mlops.config import Settings, load_settings
+from mlops.config import Settings, load_settings, model_names
+
+if TYPE_CHECKING:
+    from mlops.web.data import DagRuns
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +49,11 @@ HELP = {
     "mlops_validation_quarantined_days": "Days currently in quarantine",
     "mlops_validation_validated_days": "Days validated",
     "mlops_validation_last_validated_timestamp_seconds": "Latest validated day (midnight UTC)",
+    "mlops_model_info": "1 for every model of the models folder (labels: model, dataset)",
     "mlops_metrics_errors_total": "Sections of this page that failed to read (see the server log)",
+    "mlops_dag_last_success_timestamp_seconds": "End of the latest successful run of the DAG",
+    "mlops_dag_failed_runs": "DAG runs in the failed state",
+    "mlops_dag_failed_runs_recent": "DAG runs that failed in the last 7 days",
 }
 
 
@@ -80,7 +92,7 @@ def _drift(settings: Settings) -> list[Sample]:
     from mlops.web.data import drift_history
 
     history = drift_history(settings)
-    dataset = {"dataset": history["dataset"]}
+    dataset = {"model": settings.model_name, "dataset": history["dataset"]}
     samples: list[Sample] = [("mlops_drift_psi_threshold", dataset, float(history["thresholds"]["psi"]))]
     if not history["days"]:
         return samples
@@ -98,7 +110,7 @@ def _drift(settings: Settings) -> list[Sample]:
 def _scoring_and_validation(settings: Settings) -> list[Sample]:
     from mlops.web.data import scoring_days, validation_days
 
-    dataset = {"dataset": settings.dataset.name}
+    dataset = {"model": settings.model_name, "dataset": settings.dataset.name}
     samples: list[Sample] = []
     scored = scoring_days(settings)
     if scored:
@@ -124,30 +136,71 @@ def _escape(value: str) -> str:
 
 
 def format_samples(samples: Iterable[Sample], help_text: dict[str, str] | None = None) -> str:
-    """Prometheus text exposition (0.0.4): ``# HELP``/``# TYPE gauge`` once per name, then its samples."""
-    help_text = help_text or HELP
-    lines: list[str] = []
-    seen: set[str] = set()
+    """Prometheus text exposition (0.0.4): per name, ``# HELP``/``# TYPE gauge`` once, then all its samples.
+
+    The format wants each metric's samples in one group: samples of one name given apart (one model after
+    the other) are gathered under the name's first place.
+    """
+    help_text = {**HELP, **(help_text or {})}
+    families: dict[str, list[str]] = {}
     for name, labels, value in samples:
-        if name not in seen:
-            seen.add(name)
-            lines += [f"# HELP {name} {help_text.get(name, name)}", f"# TYPE {name} gauge"]
         label_text = ",".join(f'{key}="{_escape(str(val))}"' for key, val in sorted(labels.items()))
         shown = "NaN" if math.isnan(value) else repr(float(value))
-        lines.append(f"{name}{{{label_text}}} {shown}" if label_text else f"{name} {shown}")
+        families.setdefault(name, []).append(f"{name}{{{label_text}}} {shown}" if label_text else f"{name} {shown}")
+    lines: list[str] = []
+    for name, family in families.items():
+        lines += [f"# HELP {name} {help_text.get(name, name)}", f"# TYPE {name} gauge", *family]
     return "\n".join(lines) + "\n"
 
 
-def render(settings: Settings) -> str:
-    """Every section; a section that fails is logged and counted, the others are still served."""
-    samples: list[Sample] = []
+def model_samples(settings: Settings) -> tuple[list[Sample], int]:
+    """Every section of one model, and how many failed (logged); each sample has the ``model`` label."""
+    model = settings.model_name
+    samples: list[Sample] = [("mlops_model_info", {"model": model, "dataset": settings.dataset.name}, 1.0)]
     errors = 0
     for section in (_models, _drift, _scoring_and_validation):
         try:
-            samples += section(settings)
+            samples += [(name, {**labels, "model": model}, value) for name, labels, value in section(settings)]
         except Exception:
             errors += 1
-            log.exception("metrics section %s failed", section.__name__)
+            log.exception("metrics section %s of model %s failed", section.__name__, model)
+    return samples, errors
+
+
+def dag_run_samples(runs: Iterable[DagRuns]) -> list[Sample]:
+    """Last success and failed runs per DAG (``dag_id``, and ``model`` and ``kind`` for a model's DAG)."""
+    samples: list[Sample] = []
+    for run in sorted(runs, key=lambda r: r.dag_id):
+        labels = {"dag_id": run.dag_id}
+        if run.model:
+            labels.update(model=run.model, kind=run.kind or "")
+        if isinstance(run.last_success, dt.datetime):
+            ended = run.last_success if run.last_success.tzinfo else run.last_success.replace(tzinfo=dt.UTC)
+            samples.append(("mlops_dag_last_success_timestamp_seconds", labels, ended.timestamp()))
+        samples.append(("mlops_dag_failed_runs", labels, float(run.failed)))
+        samples.append(("mlops_dag_failed_runs_recent", labels, float(run.failed_recent)))
+    return samples
+
+
+def render(env: Mapping[str, str] | None = None, runs: Iterable[DagRuns] | None = None) -> str:
+    """Every model of the models folder (``env``: default the process's), then the DAG runs when given.
+
+    A model file that does not load, or a section that fails, is logged and counted; the rest is served.
+    """
+    samples: list[Sample] = []
+    errors = 0
+    for name in model_names(env):
+        try:
+            settings = load_settings(model=name, env=env)
+        except Exception:
+            errors += 1
+            log.exception("metrics: model %s cannot be loaded", name)
+            continue
+        found, failed = model_samples(settings)
+        samples += found
+        errors += failed
+    if runs is not None:
+        samples += dag_run_samples(runs)
     samples.append(("mlops_metrics_errors_total", {}, float(errors)))
     return format_samples(samples)
 
@@ -160,7 +213,7 @@ def exporter(bind: str, port: int) -> ThreadingHTTPServer:
             if self.path.split("?")[0] != "/metrics":
                 self.send_error(404)
                 return
-            body = render(load_settings()).encode()
+            body = render().encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.send_header("Content-Length", str(len(body)))

@@ -1,8 +1,10 @@
-"""Where things are shown: the MLflow UI, the Airflow UI and the MLOps plugin's own report pages.
+"""Where things are shown: the MLflow UI, the Airflow UI and the MLOps plugin's own pages, per model.
 
 One module for the MLOps page (:mod:`mlops.web`) and the task links (``mlops.airflow.links``), so that a
-button on a task and a link on the page open the same place. Paths of the plugin's pages are given
-relative to the plugin's root (``reports/drift/2026-11-20``); :func:`plugin_path` makes them absolute.
+button on a task and a link on the page open the same place. Every page and report of a model lives under
+that model's path (``models/<model>/...``, ``api/models/<model>/...``), so a link never opens another model's
+evidence. Paths of the plugin's pages are given relative to the plugin's root
+(``models/card_transactions/reports/drift/2026-11-20``); :func:`plugin_path` makes them absolute.
 """
 
 from __future__ import annotations
@@ -48,16 +50,35 @@ def airflow_run(dag_id: str, run_id: str) -> str:
     return f"dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
 
-def gate_report(run_id: str) -> str:
-    return f"reports/gate/{quote(run_id, safe='')}"
+def airflow_dag(dag_id: str) -> str:
+    """The Airflow UI page of a DAG, relative to the Airflow UI's root."""
+    return f"dags/{quote(dag_id, safe='')}"
 
 
-def drift_report(day: str) -> str:
-    return f"reports/drift/{day}"
+def _model(model: str) -> str:
+    return quote(model, safe="")
 
 
-def scores(day: str) -> str:
-    return f"api/scores/{day}"
+def model_page(model: str) -> str:
+    """The model's page of the MLOps plugin (the models list is the plugin's root, ``""``)."""
+    return f"models/{_model(model)}/"
+
+
+def model_api(model: str, what: str = "") -> str:
+    """``api/models/<model>`` and its parts (``drift``, ``validation``, ``scoring``, ``versions/3``...)."""
+    return f"api/models/{_model(model)}" + (f"/{what}" if what else "")
+
+
+def gate_report(model: str, run_id: str) -> str:
+    return f"models/{_model(model)}/reports/gate/{quote(run_id, safe='')}"
+
+
+def drift_report(model: str, day: str) -> str:
+    return f"models/{_model(model)}/reports/drift/{day}"
+
+
+def scores(model: str, day: str) -> str:
+    return model_api(model, f"scores/{day}")
 
 
 def report_day(uri: str | None) -> str | None:
@@ -66,17 +87,17 @@ def report_day(uri: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def data_docs(lake: Lake, page_url: str | None) -> str | None:
-    """A GX Data Docs page (a file:// or s3:// URL inside the lake's site) as a plugin path, else None."""
+def data_docs(model: str, lake: Lake, page_url: str | None) -> str | None:
+    """A GX Data Docs page (a file:// or s3:// URL inside the model's lake's site) as a plugin path, else None."""
     if not page_url:
         return None
-    root = lake.url(lake.data_docs())
+    root = lake.url(lake.data_docs()).rstrip("/")
     path = page_url.removeprefix("file://")
-    if not path.startswith(root.rstrip("/") + "/"):
+    if not path.startswith(root + "/"):
         return None
-    return "data-docs/" + path[len(root.rstrip("/")) + 1 :]
+    return f"models/{_model(model)}/data-docs/" + path[len(root) + 1 :]
 
 
 def plugin_path(relative: str, base_path: str = "") -> str:
-    """``reports/drift/D`` -> ``<base path>/mlops/reports/drift/D`` (absolute path on the Airflow host)."""
+    """``models/m/reports/drift/D`` -> ``<base path>/mlops/models/m/reports/drift/D`` (absolute path on the host)."""
     return f"{base_path.rstrip('/')}{PLUGIN_PREFIX}/{relative.lstrip('/')}"

@@ -1,9 +1,12 @@
-/* The MLOps page: draws what the plugin's JSON endpoints return (api/models, api/drift, api/validation,
- * api/scoring). Charts use the vendored uPlot (static/vendor/uplot-1.6.32). Every URL is relative to the
- * page (served at <airflow>/mlops/), so the page works under any base path. */
+/* The MLOps page: draws what the plugin's JSON endpoints return. At the plugin's root (<airflow>/mlops/) it
+ * lists the models (api/models); at models/<model>/ it shows that model (api/models/<model>, .../drift,
+ * .../validation, .../scoring). Charts use the vendored uPlot (static/vendor/uplot-1.6.32). Every URL is
+ * relative to the document's base, which the app sets to the plugin's root on every page, so the page works
+ * under any base path. */
 "use strict";
 
-const AIRFLOW_ROOT = new URL("../", window.location.href); // the Airflow UI's root, one level above /mlops/
+const ROOT = new URL(document.baseURI); // the plugin's root: <airflow>/mlops/
+const AIRFLOW_ROOT = new URL("../", ROOT); // the Airflow UI's root, one level above /mlops/
 const COLORS = ["#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
   "#9333ea", "#ea580c", "#0d9488", "#4f46e5", "#be123c", "#15803d"];
 
@@ -31,8 +34,12 @@ function daySeconds(day) {
   return Date.parse(day + "T00:00:00Z") / 1000;
 }
 
+function fromRoot(path) {
+  return new URL(path, ROOT).href;
+}
+
 async function getJson(path) {
-  const response = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  const response = await fetch(fromRoot(path), { credentials: "same-origin", headers: { Accept: "application/json" } });
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }
@@ -52,7 +59,7 @@ function hostDocument() {
 function follow(url, newTab) {
   const doc = hostDocument() || document;
   const link = doc.createElement("a");
-  link.href = new URL(url, window.location.href).href;
+  link.href = fromRoot(url);
   if (newTab) {
     link.target = "_blank";
     link.rel = "noopener";
@@ -109,6 +116,10 @@ function externalLink(url, text) {
 
 function pluginLink(path, text) {
   return path ? `<a href="${esc(path)}" data-follow="new">${esc(text)}</a>` : "—";
+}
+
+function api(model, part) {
+  return "api/models/" + encodeURIComponent(model) + (part ? "/" + part : "");
 }
 
 // -- models ----------------------------------------------------------------------------------------------------
@@ -205,13 +216,14 @@ function ledgerTimeline(ledger) {
 }
 
 function renderModel(model) {
-  return `<header class="page-head">
-      <div><h1>${esc(model.model)}</h1>
+  return `<nav class="crumbs"><a href="./" data-testid="all-models">← All models</a></nav>
+    <header class="page-head">
+      <div><h1 data-testid="model-name">${esc(model.model)}</h1>
         <p class="muted">dataset ${esc(model.dataset)} · promotion policy <b>${esc(model.promotion_policy)}</b> ·
           ${externalLink(model.mlflow_ui, "MLflow UI")}</p></div>
       <div class="actions">
-        <button type="button" data-trigger="continuous_training" data-testid="retrain">Retrain…</button>
-        <button type="button" data-trigger="model_rollback" data-testid="rollback">Roll back…</button>
+        <button type="button" data-trigger="${esc(model.actions.retrain.dag_id)}" data-testid="retrain">Retrain…</button>
+        <button type="button" data-trigger="${esc(model.actions.rollback.dag_id)}" data-testid="rollback">Roll back…</button>
       </div>
     </header>
     ${versionCard("champion", model.champion, model.champion_since)}
@@ -360,18 +372,95 @@ function validationTable(days) {
       <th>DVC revision / quarantine reason</th><th></th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
+// -- the models list --------------------------------------------------------------------------------------------
+function ago(seconds) {
+  if (seconds === null || seconds === undefined) return "";
+  const s = Math.max(0, seconds);
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 2 * 86400) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86400)} days`;
+}
+
+function driftCell(drift) {
+  if (!drift) return '<span class="muted">not checked yet</span>';
+  const state = drift.state === "ok" ? '<span class="pass">ok</span>'
+    : `<span class="fail">${esc(drift.state)}</span>`;
+  const features = drift.breached_features.length ? ` · ${esc(drift.breached_features.join(", "))}` : "";
+  const triggered = drift.triggered ? " · <b>training triggered</b>" : "";
+  const report = drift.report ? ` · ${pluginLink(drift.report, "report")}` : "";
+  return `${state} <span class="muted">${esc(drift.day)}</span>${features}${triggered}${report}`;
+}
+
+function failedCell(count) {
+  if (count === null || count === undefined) return '<span class="muted">—</span>';
+  return count > 0 ? `<span class="fail">${esc(count)}</span>` : "0";
+}
+
+function modelsTable(list) {
+  if (!list.models.length) {
+    return '<p class="muted">No model yet: add a model file (&lt;model&gt;.yaml) to the models folder.</p>';
+  }
+  const days = list.failed_runs_days;
+  const rows = list.models.map((m) => {
+    const link = `<a href="${esc(m.page)}" data-testid="model-link"><b>${esc(m.model)}</b></a>`;
+    if (m.error) {
+      return `<tr class="failed" data-testid="model-row" data-model="${esc(m.model)}"><td>${link}</td>
+        <td colspan="5"><span class="fail">cannot be read:</span> ${esc(m.error)}</td></tr>`;
+    }
+    const champion = m.champion
+      ? `<b data-testid="model-champion">v${esc(m.champion.version)}</b>
+         <span class="muted" title="${esc(when(m.champion.since))}">for ${esc(ago(m.champion.age_seconds))}</span>`
+      : '<span class="muted" data-testid="model-champion">none yet</span>';
+    return `<tr data-testid="model-row" data-model="${esc(m.model)}">
+        <td>${link}<div class="muted">dataset ${esc(m.dataset)}</div></td>
+        <td>${champion}</td>
+        <td>${esc(m.last_validated || "—")}</td>
+        <td>${esc(m.last_scored || "—")}</td>
+        <td>${driftCell(m.drift)}</td>
+        <td class="num">${failedCell(m.failed_runs)}</td>
+      </tr>`;
+  }).join("");
+  return `<table data-testid="models-table"><thead><tr><th>model</th><th>champion</th><th>last validated day</th>
+      <th>last scored day</th><th>drift, last checked day</th>
+      <th>failed runs${days ? ` (${esc(days)} days)` : ""}</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+async function showModels(app) {
+  const list = await getJson("api/models");
+  document.title = "MLOps · models";
+  app.innerHTML = `<header class="page-head"><div><h1>Models</h1>
+      <p class="muted">${esc(list.models.length)} model${list.models.length === 1 ? "" : "s"}, one file each in
+        the models folder; open one for its champion, gates, lineage, drift, validation and scoring.</p></div></header>
+    <section class="card">${modelsTable(list)}</section>`;
+}
+
+async function showModel(app, name) {
+  const [model, drift, validation, scoring] = await Promise.all([
+    getJson(api(name)), getJson(api(name, "drift")), getJson(api(name, "validation")), getJson(api(name, "scoring"))]);
+  document.title = `MLOps · ${model.model}`;
+  app.innerHTML = `${renderModel(model)}
+    <section class="card"><h2>Drift over time</h2><div id="drift-charts"></div>${driftTable(drift)}</section>
+    <section class="card"><h2>Daily validation</h2>${validationTable(validation.days)}</section>
+    <section class="card"><h2>Scoring</h2><div id="scoring-charts"></div>${scoringTable(scoring.days)}</section>`;
+  drawDrift(drift, document.getElementById("drift-charts"));
+  drawScoring(scoring.days, document.getElementById("scoring-charts"));
+}
+
 // -- the page --------------------------------------------------------------------------------------------------
+// Which page: the plugin's root lists the models, models/<model>/ is a model's page.
+function modelOfPage() {
+  const rest = window.location.pathname.slice(ROOT.pathname.length);
+  const match = /^models\/([^/]+)\/?$/.exec(rest);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
 async function main() {
   const app = document.getElementById("app");
   try {
-    const [models, drift, validation, scoring] = await Promise.all([
-      getJson("api/models"), getJson("api/drift"), getJson("api/validation"), getJson("api/scoring")]);
-    app.innerHTML = `${models.models.map(renderModel).join("")}
-      <section class="card"><h2>Drift over time</h2><div id="drift-charts"></div>${driftTable(drift)}</section>
-      <section class="card"><h2>Daily validation</h2>${validationTable(validation.days)}</section>
-      <section class="card"><h2>Scoring</h2><div id="scoring-charts"></div>${scoringTable(scoring.days)}</section>`;
-    drawDrift(drift, document.getElementById("drift-charts"));
-    drawScoring(scoring.days, document.getElementById("scoring-charts"));
+    const model = modelOfPage();
+    if (model === null) await showModels(app);
+    else await showModel(app, model);
+    app.dataset.page = model === null ? "models" : "model";
     app.setAttribute("aria-busy", "false");
     app.dataset.ready = "true";
   } catch (error) {
