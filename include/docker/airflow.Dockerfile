@@ -2,6 +2,8 @@
 # The Airflow image of the platform: api-server, scheduler (with the LocalExecutor it also runs the tasks),
 # dag-processor and triggerer. The exact package set of `make install`: requirements.lock, then the
 # `mlops` package installed editable, so /opt/mlops/include can be bind-mounted over in development.
+# Installing the package registers the MLOps page (its `airflow.plugins` entry point): plugins/ holds no plugin of
+# ours. To add the platform to an image built FROM apache/airflow instead, see docs/installing.md.
 #
 # Build from the repository root (docker-compose.yaml does):
 #   docker build -f include/docker/airflow.Dockerfile -t mlops-airflow:local .
@@ -25,6 +27,7 @@ ENV PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:${PATH} \
     AIRFLOW_HOME=/opt/airflow \
     MLOPS_HOME=/opt/mlops/var \
+    MLOPS_MODELS_DIR=/opt/mlops/include/models \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/mlops/dags \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/mlops/plugins \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
@@ -47,14 +50,19 @@ WORKDIR /opt/mlops
 COPY requirements.lock ./
 RUN uv pip sync --python "${VIRTUAL_ENV}/bin/python" requirements.lock
 
-# The project: package, DAGs, plugins, contracts, pod templates. README.md is optional (glob).
+# The project: package, model files and contracts (include/), the DAG factory (dags/), the plugins folder (for
+# your own plugins). README.md is optional (glob).
 COPY pyproject.toml README.m[d] ./
 COPY include/ include/
 COPY dags/ dags/
 COPY plugins/ plugins/
 # The uv form of `pip install --no-deps -e .` (pip is not needed in the image; same as `make install`).
 RUN uv pip install --python "${VIRTUAL_ENV}/bin/python" --no-deps -e . \
-    && python -c "import mlops.config, airflow.providers.amazon, psycopg2, asyncpg"
+    && python -c "import mlops.config, airflow.providers.amazon, psycopg2, asyncpg; \
+from importlib.metadata import entry_points; \
+from mlops.config import load_settings, model_names; \
+assert [ep.value for ep in entry_points(group='airflow.plugins', name='mlops')] == ['mlops.airflow.plugin:MlopsPlugin']; \
+assert model_names() and all(load_settings(model=name).contract_path.is_file() for name in model_names())"
 
 # Non-root: uid 50000, group 0 (the Airflow image convention; works with arbitrary uids in group 0).
 # The directories that docker-compose mounts named volumes on are created here with their owner, so a

@@ -2,9 +2,11 @@
 # The GPU trainer image: `python -m mlops.training` in the KubernetesPodOperator pod of the continuous_training DAG
 # (training.backend: kubernetes; see include/mlops/airflow/pod.py and include/k8s/README.md).
 #
-# The exact package set of the Airflow image and of `make install`: `uv pip sync requirements.lock`, then the
-# project itself, installed non-editable (the image needs no source checkout). XGBoost 3.2's PyPI wheels are
-# built with CUDA 12.9 and NCCL (nvidia-nccl-cu12 is in the lock), so no extra GPU package is needed: the CUDA
+# Only what `python -m mlops.training` needs: the `trainer` extra of pyproject.toml (XGBoost, MLflow, DVC, pandas,
+# pyarrow...; no Airflow, no test tools) at the versions of requirements.lock, then the project itself, installed
+# non-editable (the image needs no source checkout). tests/install proves that set: the wheel with this extra in
+# a fresh venv trains a model and cannot import Airflow (docs/installing.md gives its size). XGBoost 3.2's PyPI
+# wheels are built with CUDA 12.9 and NCCL (nvidia-nccl-cu12 comes with xgboost), so no extra GPU package is needed: the CUDA
 # runtime base supplies the user-space libraries, the node's NVIDIA driver (>= 525 through CUDA minor-version
 # compatibility; >= 575 natively) and the device plugin supply the GPU.
 #
@@ -55,22 +57,29 @@ RUN uv python install "${PYTHON_VERSION}" \
 
 WORKDIR /opt/mlops
 
-# Dependencies first (their own layer: rebuilt only when the lock changes). Exactly the lock, nothing else.
-COPY requirements.lock ./
-RUN uv pip sync --python "${VIRTUAL_ENV}/bin/python" requirements.lock
+# Dependencies first (their own layer: rebuilt only when the lock or pyproject.toml changes): the trainer extra
+# resolved with requirements.lock as constraints into a lock of its own, then synced exactly (nothing else stays).
+COPY requirements.lock pyproject.toml ./
+RUN uv pip compile pyproject.toml --extra trainer --constraint requirements.lock \
+        --python "${VIRTUAL_ENV}/bin/python" --no-header --quiet --output-file /tmp/trainer-requirements.lock \
+    && uv pip sync --python "${VIRTUAL_ENV}/bin/python" /tmp/trainer-requirements.lock \
+    && rm /tmp/trainer-requirements.lock
 
-# The project, non-editable, built with the locked setuptools (no build isolation: no unpinned download).
-# include/ stays in the image: relative config paths such as dataset.contract (include/contracts/...) resolve
-# against MLOPS_PROJECT_ROOT (here /opt/mlops); the check below proves the default contract loads.
+# The project, non-editable, built with the locked setuptools (--build-constraint: no unpinned download).
+# include/ stays in the image: the model files (include/models, MLOPS_MODELS_DIR's default) and relative paths in
+# them such as dataset.contract (include/contracts/...) resolve against MLOPS_PROJECT_ROOT (here /opt/mlops); the
+# check below proves every model file loads and finds its contract, and that Airflow is not in the image.
 ENV MLOPS_PROJECT_ROOT=/opt/mlops
-COPY pyproject.toml README.m[d] ./
+COPY README.m[d] ./
 COPY include/ include/
-RUN uv pip install --python "${VIRTUAL_ENV}/bin/python" --no-deps --no-build-isolation . \
+RUN uv pip install --python "${VIRTUAL_ENV}/bin/python" --no-deps --build-constraint requirements.lock . \
     && rm -rf build include/*.egg-info \
-    && python -c "import mlops.training.__main__, xgboost; \
-from mlops.config import load_settings; \
+    && python -c "import importlib.util, mlops.training.__main__, xgboost; \
+from mlops.config import load_settings, model_names; \
 assert xgboost.build_info()['USE_CUDA'], 'this xgboost wheel has no CUDA support'; \
-assert load_settings().contract_path.is_file(), load_settings().contract_path"
+assert importlib.util.find_spec('airflow') is None, 'Airflow does not belong in the trainer image'; \
+paths = [load_settings(model=name).contract_path for name in model_names()]; \
+assert paths and all(path.is_file() for path in paths), paths"
 
 # Non-root (uid/gid 10001: the pod's securityContext in mlops/training/pod_spec.py runs as these ids).
 # HOME and MLOPS_HOME are writable scratch: MLflow, XGBoost and DVC write small caches there; results go to

@@ -24,9 +24,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlops.errors import InputError
 
-#: The repository root (``include/mlops/config.py`` -> repo); relative paths in the config resolve here.
-#: A non-editable install (the trainer image) sets ``MLOPS_PROJECT_ROOT`` to where ``include/`` lives.
-PROJECT_ROOT = Path(os.environ.get("MLOPS_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
+def _project_root() -> Path:
+    """Where relative paths in the config resolve: ``MLOPS_PROJECT_ROOT``, else the checkout this module runs from
+    (``include/mlops/config.py`` -> repo), else, installed as a wheel (no checkout around it), the working
+    directory: a deployment then names its folders absolutely (``MLOPS_MODELS_DIR``, ``MLOPS_CONFIG``)."""
+    if os.environ.get("MLOPS_PROJECT_ROOT"):
+        return Path(os.environ["MLOPS_PROJECT_ROOT"])
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+
+
+PROJECT_ROOT = _project_root()
 ENV_PREFIX = "MLOPS__"
 
 

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from mlops.config import load_settings
+from mlops.config import DEPLOYMENT_ONLY, load_settings, model_files
 from mlops.training.pod_spec import looks_like_secret_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -358,7 +358,7 @@ def test_buckets_the_stack_uses_are_created_by_minio_init():
     created = set(re.search(r"for bucket in ([\w\s-]+?);", script).group(1).split())
     env = environment("airflow-scheduler")
     used = {
-        urlsplit(env["MLOPS__DATASET__LAKE_URI"]).netloc,
+        urlsplit(env["MLOPS__STORAGE__LAKE_ROOT"]).netloc,
         urlsplit(env["MLOPS__VERSIONING__REMOTE_URL"]).netloc,
         urlsplit(command_args("mlflow")[command_args("mlflow").index("--artifacts-destination") + 1]).netloc,
     }
@@ -448,11 +448,59 @@ def test_dags_plugins_and_package_are_bind_mounted_read_only_where_airflow_looks
     for name in AIRFLOW_SERVICES:
         mounts = volume_mounts(name)
         assert mounts[env["AIRFLOW__CORE__DAGS_FOLDER"]] == ("./dags", True), name
-        assert mounts[env["AIRFLOW__CORE__PLUGINS_FOLDER"]] == ("./plugins", True), name
+        assert mounts[env["AIRFLOW__CORE__PLUGINS_FOLDER"]] == ("./plugins", True), name  # for your own plugins
         assert mounts["/opt/mlops/include"] == ("./include", True), name
         assert mounts[env["AIRFLOW_HOME"]][0] in compose()["volumes"], f"{name}: logs must be shared"
     dockerfile = dockerfile_text(AIRFLOW_DOCKERFILE)
     assert "WORKDIR /opt/mlops" in dockerfile, "the package's editable install must live where include/ is mounted"
+
+
+def host_path(service: str, container_path: str) -> Path:
+    """Where a container path of ``service`` comes from on the host, through its bind mounts (longest target wins)."""
+    for target, (source, _) in sorted(volume_mounts(service).items(), key=lambda item: -len(item[0])):
+        if source.startswith("./") and (container_path == target or container_path.startswith(target + "/")):
+            return ROOT / source / Path(container_path).relative_to(target)
+    raise AssertionError(f"{service}: {container_path} is not on a bind mount of the repository")
+
+
+def host_env(service: str) -> dict[str, str]:
+    """The service's env with the models folder translated to where the bind mount takes it from."""
+    env = environment(service)
+    return {**env, "MLOPS_MODELS_DIR": str(host_path(service, env["MLOPS_MODELS_DIR"]))}
+
+
+@pytest.mark.parametrize("service", AIRFLOW_SERVICES)
+def test_every_component_reads_the_same_models_folder_and_every_model_loads(service):
+    """The scheduler, the dag-processor and the workers must agree on the models, or DAGs and tasks diverge."""
+    env = environment(service)
+    assert env["MLOPS_MODELS_DIR"] == all_environments()["x-airflow-common"]["MLOPS_MODELS_DIR"]
+    folder = host_path(service, env["MLOPS_MODELS_DIR"])
+    assert folder == ROOT / "include" / "models", "the models folder the repository ships"
+    files = model_files(host_env(service))
+    assert len(files) >= 2, f"expected the repository's model files in {folder}, found {sorted(files)}"
+    lakes = {}
+    for name in files:
+        settings = load_settings(env=host_env(service), model=name)
+        assert settings.model_name == name and settings.contract_path.is_file(), (name, settings.contract_path)
+        lakes[name] = settings.lake_uri
+    assert lakes == {name: f"s3://lake/{name}" for name in files}, "each model gets its own lake in the lake bucket"
+
+
+def test_the_image_ships_the_models_folder_the_env_names():
+    """Without the development mounts the image must still hold the model files and contracts it points at."""
+    text = dockerfile_text(AIRFLOW_DOCKERFILE)
+    folder = all_environments()["x-airflow-common"]["MLOPS_MODELS_DIR"]
+    assert re.search(rf"\bMLOPS_MODELS_DIR={re.escape(folder)}\b", text), "the image and compose disagree"
+    assert folder.startswith("/opt/mlops/include/") and re.search(r"^COPY include/ include/", text, flags=re.M)
+    assert not dockerignored("include/models/card_transactions.yaml")
+
+
+def test_env_sets_only_what_every_model_shares():
+    """An env value wins over every model file: a per-model section (dataset, training, gates...) set here would
+    silently give all models the same lake, window or gates."""
+    for name in AIRFLOW_SERVICES:
+        sections = {key.split("__")[1].lower() for key in environment(name) if key.startswith("MLOPS__")}
+        assert sections <= set(DEPLOYMENT_ONLY), f"{name}: {sorted(sections - set(DEPLOYMENT_ONLY))} set for all models"
 
 
 def test_airflow_dockerfile_installs_the_lock_and_the_project_as_non_root():

@@ -8,7 +8,9 @@ nothing about Airflow and raise :mod:`mlops.errors`, which :func:`error_policy` 
 * :mod:`~mlops.airflow.runs`: a run's settings (its ``config`` overrides) and the partition day(s) it works on;
 * :mod:`~mlops.airflow.assets`: the Assets that chain the DAGs;
 * :mod:`~mlops.airflow.notifiers` and :mod:`~mlops.airflow.sensors`: failure and drift notifiers, the lake wait;
-* :mod:`~mlops.airflow.pod`: the GPU training pod (KubernetesPodOperator) and its security rules.
+* :mod:`~mlops.airflow.pod`: the GPU training pod (KubernetesPodOperator) and its security rules;
+* :mod:`~mlops.airflow.dags`: the DAG factory, five DAGs per model file;
+* :mod:`~mlops.airflow.plugin`: the MLOps page, registered by the package's ``airflow.plugins`` entry point.
 
 Imported at DAG-parse time: the Airflow SDK, :mod:`mlops.config`, :mod:`mlops.errors` and the pod rules
 (:mod:`mlops.training.pod_spec`) only; providers and the Kubernetes client are imported inside the

@@ -1,6 +1,6 @@
 """The MLOps page as a FastAPI app: the models list, a page per model, static files, JSON, reports, metrics.
 
-Airflow mounts it under ``/mlops`` (``plugins/mlops_plugin.py``) and shows the page in its navigation.
+Airflow mounts it under ``/mlops`` (``mlops.airflow.plugin``) and shows the page in its navigation.
 Airflow does not protect plugin apps, so :func:`create_app` takes the login check as a dependency and puts
 it on every route, the static files and unknown paths included (static files are served by a route, not a
 mount, for that reason). The app knows nothing about Airflow: the plugin passes Airflow's auth manager check

@@ -69,7 +69,9 @@ def build(settings: Settings) -> DAG:
     with DAG(
         dag_id=settings.dag_id("drift_monitoring"),
         description="Feature, prediction and performance drift vs the champion; debounced retraining trigger",
-        schedule=AssetOrTimeSchedule(timetable=CronDataIntervalTimetable(settings.dags.drift_schedule, timezone="UTC"), assets=SCORES),
+        schedule=AssetOrTimeSchedule(
+            timetable=CronDataIntervalTimetable(settings.dags.drift_schedule, timezone="UTC"), assets=SCORES
+        ),
         max_active_runs=1,
         doc_md=DOC,
         params={"date": Param(None, type=["null", "string"], format="date", description="check this day (again)")},

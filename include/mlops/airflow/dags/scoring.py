@@ -72,7 +72,8 @@ def build(settings: Settings) -> DAG:
         dag_id=settings.dag_id("batch_scoring"),
         description="Champion scoring of every validated day once (backlogs too): streaming, bounded memory, atomic output",
         schedule=AssetOrTimeSchedule(
-            timetable=CronDataIntervalTimetable(settings.dags.scoring_schedule, timezone="UTC"), assets=VALIDATED | CHAMPION
+            timetable=CronDataIntervalTimetable(settings.dags.scoring_schedule, timezone="UTC"),
+            assets=VALIDATED | CHAMPION,
         ),
         max_active_runs=1,  # two runs never score the same day at once: the second one finds it scored
         doc_md=DOC,

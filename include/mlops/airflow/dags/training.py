@@ -79,7 +79,9 @@ def build(settings: Settings) -> DAG:
     with DAG(
         dag_id=settings.dag_id("continuous_training"),
         description="Snapshot, train XGBoost, gate against the champion, register and promote",
-        schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(settings.dags.training_schedule, timezone="UTC"), assets=VALIDATED),
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(settings.dags.training_schedule, timezone="UTC"), assets=VALIDATED
+        ),
         max_active_runs=1,
         doc_md=DOC,
         params=PARAMS,
