@@ -1,11 +1,14 @@
-"""``mlops dataset init``: bring your own table through config alone.
+"""``mlops dataset init``: bring your own table through config alone; adding a model is one file.
 
-From one landed day (``raw/dt=D``, and ``labels/`` once any have landed) this drafts the two things a new
-dataset needs, the ``dataset:`` config block and a review-ready data contract, and lists what a person
-must review before committing them. Guesses (id, event time, label, positive class) are made only when
-the data leaves one answer; otherwise the error names the candidates and the flag that settles it.
-The drafted contract is checked against the day it came from before anything is written (the GX suite
-of ``mlops.validation``), so a fresh contract never rejects its own day.
+From one landed day (``raw/dt=D`` in the new model's lake, and ``labels/`` once any have landed) this drafts
+the two things a new model needs: its **model file** (``<models_dir>/<name>.yaml``: the ``dataset:`` block,
+and ``gates:`` sized to the observed positive rate when the defaults, made for rare positives, do not fit)
+and a review-ready data contract, and lists what a person must review before committing them. Once the
+file is in the models folder, the model's DAGs (``<name>__data_validation``, ...) are generated.
+Guesses (id, event time, label, positive class) are made only when the data leaves one answer; otherwise
+the error names the candidates and the flag that settles it. The drafted contract is checked against
+the day it came from before anything is written (the GX suite of ``mlops.validation``), so a fresh
+contract never rejects its own day.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from mlops.config import PROJECT_ROOT, DatasetSpec
+from mlops.config import MODEL_NAME, PROJECT_ROOT, DatasetSpec, GatesSpec
 from mlops.data.contract import (
     MAX_INFERRED_CATEGORIES,
     NULL_MARGIN,
@@ -45,6 +48,9 @@ MAX_SLICE_VALUES = 12
 POSITIVE_WORDS = ("1", "true", "yes", "y", "positive", "pos")
 #: Words that name an event-time column when a table has several timestamps (``created_at``, ``event_ts``).
 TIME_WORDS = {"time", "timestamp", "date", "datetime", "ts", "at"}
+#: Drafted absolute gates must beat the base rate by these margins: AUC-PR (whose chance level is the positive
+#: rate) at least this many times the rate, and a Brier score at least 10 % below the base rate's p(1 - p).
+AUC_PR_OVER_CHANCE, BRIER_SKILL = 1.5, 0.1
 
 
 class DraftRejected(InputError):
@@ -72,11 +78,18 @@ class DatasetDraft:
     dataset: dict[str, Any]
     contract: Contract
     review: list[str] = field(default_factory=list)
+    gates: dict[str, Any] | None = None  # drafted when the default gates do not fit the positive rate
+    positive_rate: float | None = None
     verdict: str = ""
     written: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def model(self) -> str:
+        return self.contract.name
+
     def to_dict(self) -> dict[str, Any]:
-        return {"day": self.day.isoformat(), "rows": self.rows, "dataset": self.dataset,
+        return {"model": self.model, "day": self.day.isoformat(), "rows": self.rows, "dataset": self.dataset,
+                "gates": self.gates, "positive_rate": self.positive_rate,
                 "contract": self.contract.model_dump(mode="json"), "review": self.review, "verdict": self.verdict,
                 "written": self.written}  # fmt: skip
 
@@ -172,6 +185,57 @@ def project_path(path: Path) -> str:
     return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
 
 
+def contract_ref(contract: Path, model_file: Path) -> str:
+    """How a model file names its contract: relative to the model file's folder when beside it (or below), else
+    as :func:`project_path` (the config resolves a relative contract beside the model file first)."""
+    contract, folder = contract.resolve(), model_file.resolve().parent
+    return str(contract.relative_to(folder)) if contract.is_relative_to(folder) else project_path(contract)
+
+
+def check_name(name: str) -> None:
+    """A model name is a file name, a DAG-id prefix, an MLflow model and a lake folder at once."""
+    if not re.fullmatch(MODEL_NAME, name) or "__" in name:
+        raise ValueError(f"--name {name!r}: a model name must match {MODEL_NAME} without '__' (it names a file, "
+                         "the DAG ids <name>__<kind>, an MLflow model and a lake folder)")  # fmt: skip
+
+
+def model_settings(settings: Settings, name: str, lake_uri: str | None = None) -> Settings:
+    """The deployment's settings for a model that has no file yet: its lake is ``lake_uri``, else the lake
+    every model gets (``<storage.lake_root>/<name>``, by default ``$MLOPS_HOME/lake/<name>``)."""
+    check_name(name)
+    return settings.model_copy(update={"dataset": DatasetSpec(name=name, lake_uri=lake_uri),
+                                       "model": settings.model.model_copy(update={"name": name})})  # fmt: skip
+
+
+def default_outputs(settings: Settings, name: str) -> tuple[Path, Path]:
+    """(model file, contract): ``<models_dir>/<name>.yaml``, and its contract in ``include/contracts/`` for the
+    project's own models folder, else in ``<models_dir>/contracts/`` (beside the model files, not among them)."""
+    folder = settings.models_path
+    own = folder.resolve() == (PROJECT_ROOT / "include" / "models").resolve()
+    contracts = PROJECT_ROOT / "include" / "contracts" if own else folder / "contracts"
+    return folder / f"{name}.yaml", contracts / f"{name}.yaml"
+
+
+def draft_gates(rate: float | None) -> dict[str, Any] | None:
+    """Absolute gates for a positive rate the defaults do not fit, else ``None`` (keep the defaults).
+
+    The default gates are sized for rare positives (~1 %): ``brier <= 0.05`` fails every model once the base
+    rate's own Brier score p(1 - p) is near it, and ``auc_pr >= 0.15`` is below chance level at a 20 % rate.
+    Drafted: AUC-PR at least :data:`AUC_PR_OVER_CHANCE` times the rate, Brier :data:`BRIER_SKILL` better than
+    the base rate; the other gates keep their defaults (a model file's ``absolute`` replaces them all).
+    """
+    defaults = GatesSpec().absolute
+    if rate is None or not 0.0 < rate < 1.0:
+        return None
+    auc_pr = min(0.9, round(AUC_PR_OVER_CHANCE * rate, 2))
+    brier = round((1.0 - BRIER_SKILL) * rate * (1.0 - rate), 3)
+    if auc_pr <= (defaults["auc_pr"].min or 0.0) and brier <= (defaults["brier"].max or 1.0):
+        return None
+    absolute = {key: bound.model_dump(exclude_none=True) for key, bound in defaults.items()}
+    absolute.update({"auc_pr": {"min": max(auc_pr, defaults["auc_pr"].min or 0.0)}, "brier": {"max": brier}})
+    return {"absolute": absolute}
+
+
 # -- the draft -----------------------------------------------------------------------------------
 def draft_dataset(settings: Settings, name: str, day: dt.date, choices: Choices, contract_ref: str) -> DatasetDraft:
     """Read ``raw/dt=D`` (and labels), guess what was not given, draft the contract and the review list."""
@@ -184,6 +248,7 @@ def draft_dataset(settings: Settings, name: str, day: dt.date, choices: Choices,
         DatasetSpec(name=name)
     except ValidationError as exc:
         raise ValueError(f"--name {name!r}: {exc.errors()[0]['msg']}") from None
+    check_name(name)
     lake = Lake.from_settings(settings)
     raw_partition = lake.partition("raw", day)
     if not lake.exists(lake.marker("raw", day, SUCCESS)):
@@ -236,7 +301,7 @@ def draft_dataset(settings: Settings, name: str, day: dt.date, choices: Choices,
     categorical = [c for c in features if contract.columns[c].allowed is not None]
     slices = [c for c in categorical if len(contract.columns[c].allowed or []) <= MAX_SLICE_VALUES]
 
-    block: dict[str, Any] = {"name": name}
+    block: dict[str, Any] = {}
     if settings.dataset.lake_uri:
         block["lake_uri"] = settings.dataset.lake_uri
     block.update({
@@ -256,11 +321,12 @@ def draft_dataset(settings: Settings, name: str, day: dt.date, choices: Choices,
     if labels is not None and label in labels.column_names:
         rows = labelled_rows(labels, id_column, label, raw.schema.field(id_column).type)
         y = binary_labels(rows.column(label), positive, label) if rows.num_rows else np.zeros(0)
+        positive_rate = float(y.mean()) if len(y) else None
         rate = f"{y.mean():.3f} ({int(y.sum())} of {len(y)} labelled rows)" if len(y) else "no labelled rows"
         if len(y) and not y.sum():
             rate += f": NO positive label on {labels_source}, check the positive class"
     else:
-        rate = "not measured"
+        positive_rate, rate = None, "not measured"
     classes = len(pc.unique(label_values.drop_null()))
     one_vs_rest = f"; {classes} classes: {positive!r} against the rest" if classes > 2 else ""
     review.append(f"label       {label} from {label_where}: positive {positive!r} ({how}){one_vs_rest}; "
@@ -293,7 +359,17 @@ def draft_dataset(settings: Settings, name: str, day: dt.date, choices: Choices,
     review.append(f"extra cols  {choices.extra_columns}: columns not in the contract "
                   f"{'are ignored' if choices.extra_columns == 'allow' else 'fail validation'}")  # fmt: skip
     review.append(f"slices      {slices or 'none'} (the gates compare candidate and champion per value)")
-    return DatasetDraft(day, raw.num_rows, block, contract, review)
+    gates = draft_gates(positive_rate)
+    if gates is not None:
+        drafted = ", ".join(f"{k} {'>=' if 'min' in b else '<='} {b.get('min', b.get('max'))}"
+                            for k, b in gates["absolute"].items() if k in ("auc_pr", "brier"))  # fmt: skip
+        review.append(f"gates       drafted for a positive rate of {positive_rate:.3f} (the defaults assume ~1 %): "
+                      f"{drafted}; set what your use needs")  # fmt: skip
+    else:
+        review.append(
+            "gates       the defaults (sized for rare positives); add gates: to the model file to change them"
+        )
+    return DatasetDraft(day, raw.num_rows, block, contract, review, gates, positive_rate)
 
 
 def contract_yaml(draft: DatasetDraft) -> str:
@@ -303,12 +379,24 @@ def contract_yaml(draft: DatasetDraft) -> str:
     return header + draft.contract.to_yaml()
 
 
-def config_yaml(draft: DatasetDraft) -> str:
+def model_yaml(draft: DatasetDraft) -> str:
+    """The model file: a header, the ``dataset:`` block and, when drafted, ``gates:``."""
+    name = draft.model
     header = (
-        f"# The dataset block for {draft.dataset['name']}, drafted by `mlops dataset init` from dt={draft.day}.\n"
-        "# Use it as MLOPS_CONFIG (add training:, gates:, drift: sections as needed); review, then commit.\n"
+        f"# The {name} model, drafted by `mlops dataset init` from dt={draft.day} ({draft.rows} rows): review, then "
+        f"commit.\n# In the models folder it gives the DAGs {name}__data_validation, {name}__continuous_training, "
+        f"{name}__batch_scoring,\n# {name}__drift_monitoring and {name}__model_rollback (paused when created). Add "
+        "training:, model:, drift:,\n# promotion: sections as needed; what models share (MLflow, storage, ledger, "
+        "Kubernetes) is the deployment's.\n"
     )
-    return header + yaml.safe_dump({"dataset": draft.dataset}, sort_keys=False, width=110, default_flow_style=None)
+    dump = {"width": 110, "sort_keys": False, "default_flow_style": None}
+    text = header + yaml.safe_dump({"dataset": draft.dataset}, **dump)
+    if draft.gates:
+        text += (f"# Drafted for a positive rate of {draft.positive_rate:.3f} (the default gates assume rare "
+                 f"positives):\n# AUC-PR >= {AUC_PR_OVER_CHANCE}x the rate (its chance level), Brier "
+                 f"{BRIER_SKILL:.0%} below the base rate's.\n")  # fmt: skip
+        text += yaml.safe_dump({"gates": draft.gates}, **dump)
+    return text
 
 
 def check_draft(settings: Settings, draft: DatasetDraft) -> str:
@@ -319,7 +407,7 @@ def check_draft(settings: Settings, draft: DatasetDraft) -> str:
     with tempfile.TemporaryDirectory(prefix="mlops-dataset-init-") as folder:
         path = Path(folder) / "contract.yaml"
         path.write_text(contract_yaml(draft))
-        dataset = DatasetSpec.model_validate({**draft.dataset, "contract": str(path)})
+        dataset = DatasetSpec.model_validate({"name": draft.model, **draft.dataset, "contract": str(path)})
         trial = settings.model_copy(update={"dataset": dataset})
         contract = Contract.load(path)
         contract.check_dataset(dataset)
@@ -331,16 +419,24 @@ def check_draft(settings: Settings, draft: DatasetDraft) -> str:
     return verdict.summary()
 
 
-def init_dataset(settings: Settings, name: str, day: dt.date, choices: Choices, contract_out: Path,
-                 config_out: Path, force: bool = False) -> DatasetDraft:  # fmt: skip
-    """Draft, check against the day, then write the contract and the config (never over a file unless ``force``)."""
-    for path in (contract_out, config_out):
+def init_dataset(settings: Settings, name: str, day: dt.date, choices: Choices, contract_out: Path | None = None,
+                 model_out: Path | None = None, force: bool = False,
+                 lake_uri: str | None = None) -> DatasetDraft:  # fmt: skip
+    """Draft the model ``name`` from ``raw/dt=D`` of its lake (``lake_uri``, else ``<lake_root>/<name>``), check
+    the contract against that day, then write the contract and the model file (never over a file unless ``force``).
+
+    ``settings`` are the deployment's; the outputs default to :func:`default_outputs`.
+    """
+    settings = model_settings(settings, name, lake_uri)
+    default_model, default_contract = default_outputs(settings, name)
+    model_out, contract_out = model_out or default_model, contract_out or default_contract
+    for path in (contract_out, model_out):
         if path.exists() and not force:
             raise ValueError(f"{path} exists; pass --force to overwrite it")
-    draft = draft_dataset(settings, name, day, choices, project_path(contract_out))
+    draft = draft_dataset(settings, name, day, choices, contract_ref(contract_out, model_out))
     draft.verdict = check_draft(settings, draft)
-    for path, text in ((contract_out, contract_yaml(draft)), (config_out, config_yaml(draft))):
+    for path, text in ((contract_out, contract_yaml(draft)), (model_out, model_yaml(draft))):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    draft.written = {"contract": str(contract_out), "config": str(config_out)}
+    draft.written = {"contract": str(contract_out), "model": str(model_out)}
     return draft

@@ -1,17 +1,22 @@
-"""``make demo``: the whole chain end to end on embedded defaults (SQLite Airflow, local lake and DVC remote).
+"""``make demo``: two models side by side through the real DAGs, on embedded defaults (SQLite Airflow, local
+lake and DVC remote). Each model is a file of ``include/models`` and has its own five DAGs, lake and MLflow model.
 
-1. lands about two weeks of synthetic transactions, corrupts one day on purpose, and runs the real
-   ``data_validation`` DAG for every day (``airflow dags test``): a table of verdicts;
-2. trains, gates and promotes through ``continuous_training``: the champion and every gate;
-3. scores the last days through ``batch_scoring``: rows, rows/s and the model version used;
-4. lands two more days with covariate drift from the second one, validates and scores them, runs
-   ``drift_monitoring`` on both (the clean day triggers nothing; the drifted day queues
-   ``continuous_training`` with its evidence), runs that queued training as the scheduler would,
-   and re-scores the drifted day: scoring switches to the new champion;
+1. lands about two weeks of synthetic card transactions (``card_transactions``), corrupts one day on purpose,
+   and six days of customer-renewal snapshots (``customer_churn``: string ids and labels, ~22 % churn, labels two
+   days late); runs each model's real ``<model>__data_validation`` DAG for every day (``airflow dags test``):
+   a table of verdicts per model;
+2. trains, gates and promotes each model's first champion through ``<model>__continuous_training``: the
+   champion and every gate (the churn model's gates are its own, sized for its positive rate);
+3. scores through ``<model>__batch_scoring``: rows, rows/s and the model version used; checks the churn model's
+   last day with ``customer_churn__drift_monitoring``;
+4. card transactions: lands two more days with covariate drift from the second one, validates and scores them,
+   runs ``drift_monitoring`` on both (the clean day triggers nothing; the drifted day queues
+   ``continuous_training`` with its evidence), runs that queued training as the scheduler would, and re-scores
+   the drifted day: scoring switches to the new champion; then a table of both models;
 5. simulates two months of operation with the same steps, no Airflow (``mlops simulate``, the default
    scenario): prints the operating record (detection and recovery times, false triggers, trainings,
    quarantines) and the path of its HTML report.
-Re-running it gives the same validation table: days are re-landed identically and keep their DVC revisions.
+Re-running it gives the same validation tables: days are re-landed identically and keep their DVC revisions.
 """
 
 from __future__ import annotations
@@ -30,13 +35,15 @@ from typing import Any
 from mlops import models
 from mlops.config import Settings, load_settings
 from mlops.data.faults import FAULTS, inject_fault
-from mlops.data.generator import DriftSpec
 from mlops.data.lake import REASON, STATS, SUCCESS, VALIDATED, Lake
-from mlops.data.landing import land_days
+from mlops.data.landing import land_days, source_of
 from mlops.drift import history_path
 from mlops.runtime import airflow, embedded_env, ensure_airflow_db
 from mlops.simulation import DEFAULT_SCENARIO, load_scenario, simulate
 from mlops.simulation.summary import format_table
+
+#: The demo's two models (their files: include/models/<name>.yaml).
+CARDS, CHURN = "card_transactions", "customer_churn"
 
 
 class DemoFailed(RuntimeError):
@@ -48,14 +55,19 @@ def _say(text: str = "") -> None:
 
 
 class Demo:
+    """One model's part of the demo: its DAGs (``<model>__<kind>``), its lake and its MLflow model."""
+
     def __init__(self, env: dict[str, str], settings: Settings) -> None:
         self.env, self.settings = env, settings
+        self.model = settings.model_name
         self.lake = Lake.from_settings(settings)
         self.logs = settings.home / "demo-logs"
         self.logs.mkdir(parents=True, exist_ok=True)
+        self.metrics: dict[str, Any] = {}  # the champion's holdout metrics, for the closing table
 
-    def dag(self, dag_id: str, day: dt.date, conf: dict[str, Any] | None = None, expect_ok: bool = True) -> float:
-        """`airflow dags test DAG D [-c conf]`, logged to a file; returns its duration."""
+    def dag(self, kind: str, day: dt.date, conf: dict[str, Any] | None = None, expect_ok: bool = True) -> float:
+        """`airflow dags test <model>__<kind> D [-c conf]`, logged to a file; returns its duration."""
+        dag_id = self.settings.dag_id(kind)
         args = ["dags", "test", dag_id, day.isoformat(), *(["-c", json.dumps(conf)] if conf else [])]
         started = time.monotonic()
         run = airflow(args, self.env, check=False, capture_output=True)
@@ -85,7 +97,8 @@ class Demo:
         return "-", "missing", "no marker and no quarantine (see the run log)"
 
     def validate(self, days: list[dt.date], bad_day: dt.date | None) -> None:
-        _say("==> data_validation for each day (`airflow dags test data_validation D`)")
+        _say(f"==> {self.model}: data_validation for each day (`airflow dags test "
+             f"{self.settings.dag_id('data_validation')} D`)")  # fmt: skip
         for day in days:
             self.dag("data_validation", day, expect_ok=day != bad_day)
         _say()
@@ -99,7 +112,8 @@ class Demo:
     def champion(self) -> str:
         version = models.alias_version(self.settings, models.CHAMPION)
         if version is None:
-            raise DemoFailed("no champion after training; see the continuous_training log")
+            raise DemoFailed(f"no {self.model} champion after training; see the "
+                             f"{self.settings.dag_id('continuous_training')} log")  # fmt: skip
         return version
 
     def train(self, as_of: dt.date, conf: dict[str, Any]) -> str:
@@ -107,13 +121,14 @@ class Demo:
         champion = self.champion()
         version = models.pin_version(self.settings, champion)
         report = models.load_artifact(self.settings, version.run_id, models.Artifacts.GATE_REPORT_JSON)
-        _say(f"champion: {self.settings.model_name} v{champion}  (MLflow run {version.run_id})")
+        _say(f"champion: {self.model} v{champion}  (MLflow run {version.run_id})")
         _say(f"    {'gate':<40} {'value':>10}  {'threshold':<34} result")
         for check in report["checks"]:
             value = check["value"]
             shown = f"{value:.4f}" if isinstance(value, float) else str(value)
             verdict = "pass" if check["passed"] else "FAIL"
             _say(f"    {check['name']:<40} {shown:>10}  {str(check['threshold'])[:34]:<34} {verdict}")
+            self.metrics[check["name"]] = value
         return champion
 
     # -- 3. scoring ----------------------------------------------------------------------------
@@ -126,24 +141,46 @@ class Demo:
              f"(read + features + predict + write), positive rate {stats['positive_rate']:.4f}")  # fmt: skip
         return stats
 
+    def scored(self) -> str:
+        """How many validated days have scores, e.g. ``6 of 6 (2026-11-01..2026-11-06)``."""
+        scored, validated = self.lake.days("scores", SUCCESS), self.lake.days("raw", VALIDATED)
+        span = f" ({scored[0]}..{scored[-1]})" if scored else ""
+        return f"{len(scored)} of {len(validated)}{span}"
+
     # -- 4. drift ------------------------------------------------------------------------------
+    def check_drift(self, day: dt.date) -> dict[str, Any]:
+        """A drift_monitoring run for ``day`` (it checks every scored day not yet checked); the day's entry."""
+        self.dag("drift_monitoring", day)
+        result = self.lake.read_json(history_path(self.lake, self.settings.dataset.name, day))
+        _say(f"    drift dt={day}: breached={result['breached']} severe={result.get('severe')} "
+             f"features {result['breached_features']} -> triggered={result['triggered']}")  # fmt: skip
+        return result
+
     def queued_training_conf(self) -> dict[str, Any] | None:
-        """The conf of the newest queued continuous_training run (what drift_monitoring triggered)."""
+        """The conf of the newest queued continuous_training run of this model (what drift_monitoring triggered)."""
         with closing(sqlite3.connect(Path(self.env["AIRFLOW_HOME"]) / "airflow.db")) as db:
-            row = db.execute("SELECT conf FROM dag_run WHERE dag_id = 'continuous_training' AND state = 'queued' "
-                             "ORDER BY id DESC LIMIT 1").fetchone()  # fmt: skip
+            row = db.execute("SELECT conf FROM dag_run WHERE dag_id = ? AND state = 'queued' ORDER BY id DESC LIMIT 1",
+                             (self.settings.dag_id("continuous_training"),)).fetchone()  # fmt: skip
         if row is None:
             return None
         return json.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
 
 
+def _land(demo: Demo, start: dt.date, days: int, rows: int, seed: int, drift: Any = None) -> None:
+    source = source_of(demo.settings)
+    _say(f"==> {demo.model}: landing {days} day(s) x {rows:,} {source.rows} in {demo.settings.lake_uri}")
+    land_days(demo.settings, start, days, rows, seed, drift=drift)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlops.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 11, 1))
-    parser.add_argument("--days", type=int, default=14)
-    parser.add_argument("--rows-per-day", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=14, help="card-transaction days (%(default)s)")
+    parser.add_argument("--rows-per-day", type=int, default=20_000, help="card transactions a day (%(default)s)")
+    parser.add_argument("--churn-days", type=int, default=6, help="customer-churn days (%(default)s)")
+    parser.add_argument("--churn-rows-per-day", type=int, default=3_000, help="renewals a day (%(default)s)")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--corrupt-day", type=int, default=10, help="which day (1-based) to corrupt")
+    parser.add_argument("--corrupt-day", type=int, default=10, help="which card day (1-based) to corrupt")
     parser.add_argument("--fault", choices=sorted(FAULTS), default="out_of_range")
     parser.add_argument("--scenario", default=str(DEFAULT_SCENARIO), help="the simulation at the end (step 5)")
     parser.add_argument("--no-simulation", action="store_true", help="skip step 5")
@@ -151,55 +188,61 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     env = embedded_env()
-    settings = load_settings(env=env)
-    demo = Demo(env, settings)
+    cards, churn = (Demo(env, load_settings(env=env, model=name)) for name in (CARDS, CHURN))
+    settings = cards.settings
     days = [args.start + dt.timedelta(days=i) for i in range(args.days)]
+    churn_days = [args.start + dt.timedelta(days=i) for i in range(args.churn_days)]
     bad_day = days[args.corrupt_day - 1]
     try:
-        _say(f"==> MLOPS_HOME={settings.home}  AIRFLOW_HOME={env['AIRFLOW_HOME']}")
+        _say(f"==> MLOPS_HOME={settings.home}  AIRFLOW_HOME={env['AIRFLOW_HOME']}  models: {CARDS}, {CHURN}")
         ensure_airflow_db(env)
-        _say(f"==> landing {args.days} days x {args.rows_per_day:,} card transactions in {settings.lake_uri}")
-        land_days(settings, args.start, args.days, args.rows_per_day, args.seed)
-        fault = inject_fault(demo.lake, bad_day, args.fault, settings.dataset.id_column)
-        _say(f"==> corrupted {bad_day} on purpose: {fault.description} ({fault.name})")
-        demo.validate(days, bad_day)
+        _land(cards, args.start, args.days, args.rows_per_day, args.seed)
+        fault = inject_fault(cards.lake, bad_day, args.fault, settings.dataset.id_column)
+        _say(f"==> {CARDS}: corrupted {bad_day} on purpose: {fault.description} ({fault.name})")
+        _land(churn, args.start, args.churn_days, args.churn_rows_per_day, args.seed)
+        cards.validate(days, bad_day)
+        _say()
+        churn.validate(churn_days, None)
+
+        for demo, as_of in ((cards, days[-1]), (churn, churn_days[-1])):
+            _say()
+            _say(f"==> {demo.model}: continuous_training as of {as_of} (backend {demo.settings.training.backend}, "
+                 f"promotion {demo.settings.promotion.policy})")  # fmt: skip
+            demo.train(as_of, {"reason": "make demo"})
+        first_champion = cards.champion()
 
         _say()
-        _say(f"==> continuous_training as of {days[-1]} (backend {settings.training.backend}, "
-             f"promotion {settings.promotion.policy})")  # fmt: skip
-        first_champion = demo.train(days[-1], {"reason": "make demo"})
-
-        _say()
-        _say("==> batch_scoring with the champion: the first run scores every validated day waiting")
+        _say("==> batch_scoring with each champion: the first run scores every validated day waiting")
         for day in days[-2:]:
-            demo.score(day)
-        scored = demo.lake.days("scores", SUCCESS)
-        _say(f"    scores exist for {len(scored)} of {len(demo.lake.days('raw', VALIDATED))} validated days "
-             f"({scored[0]}..{scored[-1]}): each scored once, by the first run")  # fmt: skip
+            cards.score(day)
+        churn.score(churn_days[-1])
+        for demo in (cards, churn):
+            _say(f"    {demo.model}: scores exist for {demo.scored()} validated days: each scored once, by the "
+                 "first run")  # fmt: skip
+        _say(f"==> {CHURN}: drift_monitoring checks every scored day not checked yet")
+        churn.check_drift(churn_days[-1])
 
         # Past the training cooldown (drift.cooldown_days after the data day the champion was trained on).
         clean = days[-1] + dt.timedelta(days=settings.drift.cooldown_days)
         drifted = clean + dt.timedelta(days=1)
-        shift = DriftSpec(start=drifted, kind="covariate", features=("amount", "device_risk_score"), magnitude=2.0)
+        shift = source_of(settings).drift(drifted, "covariate", ("amount", "device_risk_score"), 2.0)
         _say()
-        _say(f"==> drift: landing {clean} (clean) and {drifted} (covariate shift of amount and device risk)")
+        _say(f"==> {CARDS}: drift: landing {clean} (clean) and {drifted} (covariate shift of amount and device risk)")
         land_days(settings, clean, 2, args.rows_per_day, args.seed, drift=shift)  # + labels that came due
         for day in (clean, drifted):
-            demo.dag("data_validation", day)
-            demo.score(day)
-            demo.dag("drift_monitoring", day)
-            result = demo.lake.read_json(history_path(demo.lake, settings.dataset.name, day))
-            _say(f"    drift dt={day}: breached={result['breached']} severe={result.get('severe')} "
-                 f"features {result['breached_features']} -> triggered={result['triggered']}")  # fmt: skip
-        conf = demo.queued_training_conf()
+            cards.dag("data_validation", day)
+            cards.score(day)
+            cards.check_drift(day)
+        conf = cards.queued_training_conf()
         if conf is None:
-            raise DemoFailed(f"drift_monitoring did not queue continuous_training for {drifted}")
-        _say(f"    queued continuous_training with conf: reason={conf['reason']!r}, "
+            raise DemoFailed(f"{cards.settings.dag_id('drift_monitoring')} did not queue continuous_training for "
+                             f"{drifted}")  # fmt: skip
+        _say(f"    queued {cards.settings.dag_id('continuous_training')} with conf: reason={conf['reason']!r}, "
              f"breached={sorted(conf['breached_features'])}, report={conf['report_uri']}")  # fmt: skip
         _say("==> running that queued training now (a scheduler would; `dags test` runs one DAG at a time)")
-        new_champion = demo.train(drifted, conf)
+        new_champion = cards.train(drifted, conf)
         _say(f"==> re-scoring {drifted}: scoring follows the champion (v{first_champion} -> v{new_champion})")
-        stats = demo.score(drifted, again=True)
+        stats = cards.score(drifted, again=True)
         if stats["model_version"] != new_champion:
             raise DemoFailed(f"scores of {drifted} carry v{stats['model_version']}, not the champion v{new_champion}")
     except DemoFailed as exc:
@@ -207,16 +250,34 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     errors = airflow(["dags", "list-import-errors", "-o", "plain"], env, check=False, capture_output=True)
     _say()
+    _say(models_table([cards, churn]))
+    _say()
     _say(f"Import errors: {'none' if 'No data found' in errors.stdout + errors.stderr else errors.stdout.strip()}")
-    lake = Lake.from_settings(settings)
-    _say(f"Data Docs:     {lake.url(lake.data_docs('index.html'))}")
-    _say(f"Drift history: {lake.url(lake.drift_history_dir(settings.dataset.name))} (reports beside it, per day)")
+    for demo in (cards, churn):
+        lake = demo.lake
+        _say(f"{demo.model}:")
+        _say(f"  Data Docs:     {lake.url(lake.data_docs('index.html'))}")
+        _say(f"  Drift history: {lake.url(lake.drift_history_dir(demo.settings.dataset.name))} (reports beside it)")
     _say(f"MLflow:        {settings.mlflow_tracking_uri}  (`make up` serves the UI)")
-    _say("Ledger:        .venv/bin/mlops models")
-    _say("Demo finished: validated -> trained -> gated -> champion -> scored -> drift -> retrained -> re-scored.")
+    _say("Ledger:        .venv/bin/mlops models  (one model: --model NAME)")
+    _say("Demo finished: validated -> trained -> gated -> champion -> scored -> drift -> retrained -> re-scored, for "
+         "two models side by side.")  # fmt: skip
     if not args.no_simulation:
         simulate_operation(settings, Path(args.scenario))
     return 0
+
+
+def models_table(demos: list[Demo]) -> str:
+    """The closing table: per model its DAGs' prefix, champion, holdout AUC-PR, validated and scored days."""
+    lines = [f"{'model':<20} {'champion':>8}  {'AUC-PR':>7}  {'validated':>9}  {'quarantined':>11}  scored days",
+             "-" * 100]  # fmt: skip
+    for demo in demos:
+        auc_pr = demo.metrics.get("absolute:auc_pr")
+        shown = f"{auc_pr:.4f}" if isinstance(auc_pr, float) else "-"
+        validated, quarantined = len(demo.lake.days("raw", VALIDATED)), len(demo.lake.days("quarantine"))
+        lines.append(f"{demo.model:<20} {'v' + demo.champion():>8}  {shown:>7}  {validated:>9}  {quarantined:>11}  "
+                     f"{demo.scored()}")  # fmt: skip
+    return "\n".join(lines)
 
 
 def simulate_operation(settings: Settings, path: Path) -> None:
@@ -226,7 +287,7 @@ def simulate_operation(settings: Settings, path: Path) -> None:
     _say(f"==> simulating {scenario.days} days of operation (`mlops simulate --scenario {path.name}`: the same "
          "steps without Airflow, a frozen and an oracle model alongside)")  # fmt: skip
     home = settings.home / "simulation" / scenario.name
-    summary, report = simulate(scenario, home, settings.reports_dir / "simulation" / scenario.name, say=_say)
+    summary, report = simulate(scenario, home, settings.home / "reports" / "simulation" / scenario.name, say=_say)
     _say()
     _say(format_table(summary))
     _say(f"Report:        {report}")

@@ -14,13 +14,18 @@ from pathlib import Path
 import pytest
 
 from mlops.cli import build_parser, main
+from mlops.config import model_names
 from mlops.data.contract import Contract
+
+#: The project's models folder has two model files, so a command about a model names it.
+CARDS = ["--model", "card_transactions"]
+CHURN = ["--model", "customer_churn"]
 
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
-    for key in ("MLOPS_CONFIG", "MLOPS__DATASET__LAKE_URI"):
+    for key in ("MLOPS_CONFIG", "MLOPS_MODEL", "MLOPS_MODELS_DIR", "MLOPS__DATASET__LAKE_URI"):
         monkeypatch.delenv(key, raising=False)
     return tmp_path
 
@@ -33,20 +38,21 @@ def test_help_lists_every_step() -> None:
 
 
 def test_generate_validate_and_corrupt(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["data", "generate", "--start", "2026-11-01", "--days", "2", "--rows-per-day", "1000"]) == 0
+    assert main(["data", "generate", *CARDS, "--start", "2026-11-01", "--days", "2", "--rows-per-day", "1000"]) == 0
     assert "2026-11-02" in capsys.readouterr().out
-    assert main(["--json", "validate", "--date", "2026-11-01"]) == 0
+    assert main(["--json", *CARDS, "validate", "--date", "2026-11-01"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["passed"] is True and len(result["dvc"]["revision"]) == 40
 
-    assert main(["data", "corrupt", "--date", "2026-11-02", "--fault", "duplicate_ids"]) == 0
+    assert main(["data", "corrupt", "--date", "2026-11-02", "--fault", "duplicate_ids", *CARDS]) == 0
     capsys.readouterr()
-    assert main(["validate", "--date", "2026-11-02"]) == 1
+    assert main(["validate", "--date", "2026-11-02", *CARDS]) == 1
     out = capsys.readouterr().out
     assert "[unique] column 'transaction_id'" in out and "part-00000.parquet" in out
 
 
-def test_contract_infer_drafts_a_loadable_contract(home: Path, tmp_path: Path) -> None:
+def test_contract_infer_drafts_a_loadable_contract(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOPS_MODEL", "card_transactions")  # the shell's default model: no --model needed
     main(["data", "generate", "--start", "2026-11-01", "--rows-per-day", "500"])
     out = tmp_path / "draft.yaml"
     assert main(["contract", "infer", "--date", "2026-11-01", "--out", str(out)]) == 0
@@ -57,28 +63,28 @@ def test_bad_config_and_bad_usage_exit_2(
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("MLOPS__VALIDATION__OFFENDING_IDS_SAMPLE", "-1")
-    assert main(["validate", "--date", "2026-11-01"]) == 2
+    assert main(["validate", "--date", "2026-11-01", *CARDS]) == 2
     assert "validation.offending_ids_sample" in capsys.readouterr().err
     monkeypatch.delenv("MLOPS__VALIDATION__OFFENDING_IDS_SAMPLE")
-    assert main(["data", "generate", "--start", "2026-11-01", "--days", "0"]) == 2
+    assert main(["data", "generate", *CARDS, "--start", "2026-11-01", "--days", "0"]) == 2
     with pytest.raises(SystemExit) as usage:
         main(["validate", "--date", "yesterday"])
     assert usage.value.code == 2
 
 
 def test_requeue_returns_a_quarantined_day_for_revalidation(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    main(["data", "generate", "--start", "2026-11-01", "--rows-per-day", "1000"])
-    main(["data", "corrupt", "--date", "2026-11-01", "--fault", "duplicate_ids"])
-    assert main(["validate", "--date", "2026-11-01"]) == 1  # quarantined
+    main([*CARDS, "data", "generate", "--start", "2026-11-01", "--rows-per-day", "1000"])
+    main([*CARDS, "data", "corrupt", "--date", "2026-11-01", "--fault", "duplicate_ids"])
+    assert main([*CARDS, "validate", "--date", "2026-11-01"]) == 1  # quarantined
     capsys.readouterr()
-    assert main(["requeue", "--date", "2026-11-01", "--reason", "rule relaxed"]) == 0
+    assert main([*CARDS, "requeue", "--date", "2026-11-01", "--reason", "rule relaxed"]) == 0
     assert "back for re-validation" in capsys.readouterr().out
-    reason = json.loads((home / "lake" / "raw" / "dt=2026-11-01" / "reason.json").read_text())
+    reason = json.loads((home / "lake" / "card_transactions" / "raw" / "dt=2026-11-01" / "reason.json").read_text())
     assert [(e["event"], e.get("note")) for e in reason["history"]] == [
         ("quarantined", None),
         ("requeued", "rule relaxed"),
     ]
-    assert main(["requeue", "--date", "2026-11-01"]) == 1
+    assert main([*CARDS, "requeue", "--date", "2026-11-01"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("mlops requeue: ") and "holds no data to requeue" in err and len(err.splitlines()) == 1
 
@@ -104,37 +110,85 @@ COMMANDS = list(_parsers(build_parser()))
 
 
 @pytest.mark.parametrize(
-    ("argv", "json_", "verbose", "config"),
+    ("argv", "json_", "verbose", "config", "model"),
     [
-        (["models"], False, False, None),
-        (["models", "--json"], True, False, None),
-        (["--json", "models"], True, False, None),  # not reset by the subcommand's copy of --json
-        (["models", "-v"], False, True, None),
-        (["--verbose", "models", "--json"], True, True, None),
-        (["--config", "a.yaml", "models"], False, False, "a.yaml"),
-        (["--config", "a.yaml", "models", "--config", "b.yaml"], False, False, "b.yaml"),  # after wins
-        (["data", "generate", "--start", "2026-11-01", "-v", "--json"], True, True, None),
-        (["data", "--json", "corrupt", "--date", "2026-11-01", "--fault", "empty"], True, False, None),
+        (["models"], False, False, None, None),
+        (["models", "--json"], True, False, None, None),
+        (["--json", "models"], True, False, None, None),  # not reset by the subcommand's copy of --json
+        (["models", "-v"], False, True, None, None),
+        (["--verbose", "models", "--json"], True, True, None, None),
+        (["--config", "a.yaml", "models"], False, False, "a.yaml", None),
+        (["--config", "a.yaml", "models", "--config", "b.yaml"], False, False, "b.yaml", None),  # after wins
+        (["--model", "a", "models"], False, False, None, "a"),
+        (["--model", "a", "models", "--model", "b"], False, False, None, "b"),
+        (["data", "generate", "--start", "2026-11-01", "-v", "--json", "--model", "m"], True, True, None, "m"),
+        (["data", "--json", "corrupt", "--date", "2026-11-01", "--fault", "empty"], True, False, None, None),
     ],
 )
 def test_global_options_go_before_or_after_the_command(
-    argv: list[str], json_: bool, verbose: bool, config: str | None
+    argv: list[str], json_: bool, verbose: bool, config: str | None, model: str | None
 ) -> None:
     args = build_parser().parse_args(argv)
-    assert (args.json, args.verbose, args.config) == (json_, verbose, config)
+    assert (args.json, args.verbose, args.config, args.model) == (json_, verbose, config, model)
 
 
 def test_dataset_init_config_after_the_command_is_the_global_option() -> None:
-    argv = ["dataset", "init", "--name", "t", "--date", "2026-03-02", "--config", "c.yaml", "--config-out", "o.yaml"]
+    argv = ["dataset", "init", "--name", "t", "--date", "2026-03-02", "--config", "c.yaml", "--model-out", "o.yaml"]
     args = build_parser().parse_args(argv)
-    assert (args.config, args.config_out) == ("c.yaml", "o.yaml")
+    assert (args.config, args.model_out, args.model) == ("c.yaml", "o.yaml", None)
 
 
-def test_models_json_before_or_after_the_command(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_models_without_a_model_lists_every_model(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert model_names() == ["card_transactions", "customer_churn"]
     for argv in (["models", "--json"], ["--json", "models"]):
         assert main(argv) == 0
-        result = json.loads(capsys.readouterr().out)
-        assert result["champion"] is None and result["out_of_sync"] == [] and result["ledger"] == []
+        listed = json.loads(capsys.readouterr().out)
+        assert [(m["model"], m["champion"], m["challenger"], m["last_moves"]) for m in listed] == [
+            ("card_transactions", None, None, []),
+            ("customer_churn", None, None, []),
+        ]
+    assert main([*CHURN, "models", "--json"]) == 0  # one model: the detail of before
+    result = json.loads(capsys.readouterr().out)
+    assert result["model"] == "customer_churn" and result["champion"] is None and result["ledger"] == []
+
+
+def test_a_command_about_a_model_names_it_when_there_are_several(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", "--date", "2026-11-01"]) == 2
+    err = capsys.readouterr().err
+    assert err == "mlops validate: 2 models (card_transactions, customer_churn): say which one with --model NAME\n"
+    assert main(["score", "--model", "fraud", "--date", "2026-11-01"]) == 2
+    err = capsys.readouterr().err
+    assert "no model 'fraud'" in err and "(models: card_transactions, customer_churn)" in err
+    assert main(["models", "--resync"]) == 2, "a repair is of one model"
+    assert "say which one with --model NAME" in capsys.readouterr().err
+    # Commands about no model run without one.
+    assert main(["env"]) == 0 and "MLOPS_HOME=" in capsys.readouterr().out
+    # The shell's default model ($MLOPS_MODEL), and --model over it.
+    monkeypatch.setenv("MLOPS_MODEL", "customer_churn")
+    assert main(["data", "generate", "--start", "2026-11-01", "--rows-per-day", "200"]) == 0
+    assert main(["data", "generate", *CARDS, "--start", "2026-11-01", "--rows-per-day", "100"]) == 0
+    assert sorted(path.name for path in (home / "lake").iterdir()) == ["card_transactions", "customer_churn"]
+
+
+def test_each_model_lands_its_own_synthetic_table(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow.parquet as pq
+
+    assert main([*CHURN, "data", "generate", "--start", "2026-11-01", "--days", "3", "--rows-per-day", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "customer renewal snapshots in " + str(home / "lake" / "customer_churn") in out
+    lake = home / "lake" / "customer_churn"
+    raw = pq.read_table(lake / "raw" / "dt=2026-11-03" / "part-00000.parquet")
+    assert raw.column_names[:2] == ["customer_id", "renewal_at"] and raw.num_rows == 300
+    assert sorted(p.name for p in (lake / "labels").iterdir()) == ["dt=2026-11-01"], "labels land 2 days after"
+    labels = pq.read_table(lake / "labels" / "dt=2026-11-01" / "part-00000.parquet")
+    assert set(labels.column("churn_status").to_pylist()) == {"churned", "stayed"}
+
+    argv = ["data", "generate", *CHURN, "--start", "2026-11-04", "--drift-start", "2026-11-04", "--drift-kind"]
+    assert main([*argv, "covariate", "--drift-features", "amount"]) == 2, "a card column is not a churn column"
+    assert "unknown drift feature(s) ['amount']" in capsys.readouterr().err
+    assert main([*argv, "covariate", "--drift-features", "monthly_charges", "--rows-per-day", "300"]) == 0
 
 
 def test_verbose_after_the_command(
@@ -149,9 +203,9 @@ def test_verbose_after_the_command(
     assert levels == [logging.INFO, logging.WARNING]
 
     monkeypatch.setenv("MLOPS__VALIDATION__OFFENDING_IDS_SAMPLE", "-1")  # a config error: exit 2, traceback with -v
-    assert main(["validate", "--date", "2026-11-01"]) == 2
+    assert main(["validate", "--date", "2026-11-01", *CARDS]) == 2
     assert not [r for r in caplog.records if r.exc_info]
-    assert main(["validate", "--date", "2026-11-01", "--verbose"]) == 2
+    assert main(["validate", "--date", "2026-11-01", "--verbose", *CARDS]) == 2
     assert [r.getMessage() for r in caplog.records if r.exc_info] == ["mlops validate failed"]
 
 

@@ -1,7 +1,8 @@
 """Bring your own data: tables no generator here made go through the whole chain by config alone.
 
-For each table: land daily partitions (raw and labels) as a producer would, `mlops dataset init` on the
-first day, then the user's own training/gates section beside the drafted `dataset:` block
+For each table: land daily partitions (raw and labels) in the new model's lake as a producer would,
+`mlops dataset init` on the first day (it writes the model file into the models folder and its contract
+beside it), then the user's own training/gates sections added to the drafted model file
 (``tests/unit/datasets/<name>.yaml``), and the same functions the DAGs run: validate every day, train,
 gates, promote, score, drift check. No code knows these tables.
 """
@@ -30,7 +31,7 @@ from mlops.config import Settings, load_settings
 from mlops.data.contract import Contract
 from mlops.data.lake import SUCCESS, VALIDATED, Lake
 from mlops.data.publish import publish_partition
-from mlops.datasets import Choices, init_dataset
+from mlops.datasets import Choices, contract_ref, default_outputs, init_dataset, model_settings
 from mlops.features import FeatureSpec, binary_labels, build_matrix, feature_spec, hash_codes, labelled_rows
 from mlops.models import pin_champion
 from mlops.validation import validate_partition
@@ -172,11 +173,12 @@ def _land(lake: Lake, area: str, day: dt.date, table: pa.Table) -> None:
     publish_partition(lake, partition, lambda staging: lake.write_parquet(table, f"{staging}/part-00000.parquet"))
 
 
-def _cli(home: Path, *argv: str) -> tuple[int, str]:
-    """Run `mlops ...` in-process as a user would, with only MLOPS_HOME set."""
+def _cli(home: Path, *argv: str, models: Path | None = None) -> tuple[int, str]:
+    """Run `mlops ...` in-process as a user would, with only MLOPS_HOME (and the models folder) set."""
     out = io.StringIO()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_CONFIG", "MLOPS__"))}
-    with mock.patch.dict(os.environ, {**env, "MLOPS_HOME": str(home)}, clear=True), contextlib.redirect_stdout(out):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_CONFIG", "MLOPS__", "MLOPS_MODEL"))}
+    env = {**env, "MLOPS_HOME": str(home), **({"MLOPS_MODELS_DIR": str(models)} if models else {})}
+    with mock.patch.dict(os.environ, env, clear=True), contextlib.redirect_stdout(out):
         code = main(list(argv))
     return code, out.getvalue()
 
@@ -203,21 +205,22 @@ def chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
     name = request.param
     home = tmp_path_factory.mktemp(name)
+    models = home / "models"  # the deployment's models folder (MLOPS_MODELS_DIR)
+    env = {"MLOPS_HOME": str(home), "MLOPS_MODELS_DIR": str(models)}
     table = TABLES[name]()
-    lake = Lake.from_settings(load_settings(env={"MLOPS_HOME": str(home)}))
+    lake = Lake.from_settings(load_settings(env=env, conf={"dataset": {"name": name}}))  # the model's own lake
     for day, raw, labels in table.days:
         _land(lake, "raw", day, raw)
         _land(lake, "labels", day, labels)
 
     first, last = table.days[0][0], table.days[-1][0]
-    contract, block = home / "contracts" / f"{name}.yaml", home / f"{name}.dataset.yaml"
-    code, out = _cli(home, "--json", "dataset", "init", "--name", name, "--date", first.isoformat(),
-                     "--contract-out", str(contract), "--config-out", str(block), *table.flags)  # fmt: skip
+    code, out = _cli(home, "--json", "dataset", "init", "--name", name, "--date", first.isoformat(), *table.flags,
+                     models=models)  # fmt: skip
     assert code == 0, out
-    config = {**yaml.safe_load(block.read_text()), **yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())}
-    config_path = home / "mlops.yaml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    settings = load_settings(env={"MLOPS_HOME": str(home), "MLOPS_CONFIG": str(config_path)})
+    model_file = models / f"{name}.yaml"
+    config = {**yaml.safe_load(model_file.read_text()), **yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())}
+    model_file.write_text(yaml.safe_dump(config, sort_keys=False))  # the user's review: training and gates
+    settings = load_settings(model=name, env=env)
 
     markers = [validate_and_version(settings, day) for day, _, _ in table.days]
     training = run_all(settings, last, {"reason": f"bring your own data: {name}"}, actor="test")
@@ -233,6 +236,18 @@ def test_init_drafts_config_and_a_contract_that_accepts_its_own_day(chain: Chain
         assert (dataset[key] if key != "label" else {k: dataset["label"][k] for k in value}) == value, key
     first_day = chain.table.days[0][0].isoformat()
     assert f"raw/dt={first_day}:" in chain.init["verdict"] and "passed contract" in chain.init["verdict"]
+    models = chain.settings.models_path
+    written = {
+        "model": str(models / f"{chain.name}.yaml"),
+        "contract": str(models / "contracts" / f"{chain.name}.yaml"),
+    }
+    assert chain.init["written"] == written, "the model file in the models folder, its contract beside them"
+    assert dataset["contract"] == f"contracts/{chain.name}.yaml" and "name" not in dataset, "named by its file"
+    assert chain.settings.contract_path == models / "contracts" / f"{chain.name}.yaml"
+    assert chain.settings.dag_id("batch_scoring") == f"{chain.name}__batch_scoring"
+    rate = chain.init["positive_rate"]
+    drafted = chain.init["gates"]["absolute"]  # every table here has far more than the defaults' ~1 % positives
+    assert rate < drafted["auc_pr"]["min"] < 1 and drafted["brier"]["max"] < rate * (1 - rate), "above chance"
     contract = Contract.load(chain.settings.contract_path)
     raw = chain.table.days[0][1]
     assert list(contract.columns) == raw.column_names
@@ -398,20 +413,56 @@ def test_a_string_feature_without_categories_is_named(tmp_path: Path) -> None:
 def test_init_asks_for_what_the_data_cannot_tell(tmp_path: Path) -> None:
     """Guesses only when one answer is left; otherwise the error names the candidates and the flag."""
     settings = load_settings(env={"MLOPS_HOME": str(tmp_path)})
-    lake = Lake.from_settings(settings)
+    lake = Lake.from_settings(model_settings(settings, "orders"))  # the new model's lake: $MLOPS_HOME/lake/orders
+    assert lake.url(lake.area("raw")) == str(tmp_path / "lake" / "orders" / "raw")
     base = np.datetime64("2026-03-02", "ms") + np.arange(20).astype("timedelta64[m]")
     raw = pa.table({"order_id": np.arange(20), "created_at": pa.array(base), "paid_at": pa.array(base),
                     "x": np.arange(20) * 1.5})  # fmt: skip
     _land(lake, "raw", START, raw)
-    outputs = {"contract_out": tmp_path / "c.yaml", "config_out": tmp_path / "d.yaml"}
+    outputs = {"contract_out": tmp_path / "c.yaml", "model_out": tmp_path / "orders.yaml"}
     with pytest.raises(ValueError, match="no labels/ partition"):
         init_dataset(settings, "orders", START, Choices(), **outputs)
     _land(lake, "labels", START, pa.table({"order_id": np.arange(20), "grade": np.arange(20) % 3}))
     with pytest.raises(ValueError, match=r"event-time column, candidates: \['created_at', 'paid_at'\]; pass --time"):
         init_dataset(settings, "orders", START, Choices(), **outputs)
     argv = ["dataset", "init", "--name", "orders", "--date", START.isoformat(), "--contract-out",
-            str(outputs["contract_out"]), "--config-out", str(outputs["config_out"])]  # fmt: skip
+            str(outputs["contract_out"]), "--model-out", str(outputs["model_out"])]  # fmt: skip
     assert _cli(tmp_path, *argv)[0] == 2, "a usage error"
     with pytest.raises(ValueError, match=r"positive class of label column 'grade' \(values \['0', '1', '2'\]\)"):
         init_dataset(settings, "orders", START, Choices(time_column="created_at"), **outputs)
-    assert not outputs["contract_out"].exists() and not outputs["config_out"].exists()
+    assert not outputs["contract_out"].exists() and not outputs["model_out"].exists()
+    with pytest.raises(ValueError, match=r"--name 'my__orders': a model name must match .* without '__'"):
+        init_dataset(settings, "my__orders", START, Choices(time_column="created_at"), **outputs)
+
+
+def test_init_writes_into_the_models_folder_and_names_the_contract_from_there(tmp_path: Path) -> None:
+    """The project's own folder keeps contracts in include/contracts; another folder keeps them beside the models."""
+    from mlops.config import PROJECT_ROOT
+
+    project = load_settings(env={"MLOPS_HOME": str(tmp_path)})
+    assert default_outputs(project, "orders") == (PROJECT_ROOT / "include" / "models" / "orders.yaml",
+                                                  PROJECT_ROOT / "include" / "contracts" / "orders.yaml")  # fmt: skip
+    assert contract_ref(*reversed(default_outputs(project, "orders"))) == "include/contracts/orders.yaml"
+    elsewhere = load_settings(env={"MLOPS_HOME": str(tmp_path), "MLOPS_MODELS_DIR": str(tmp_path / "models")})
+    model_file, contract = default_outputs(elsewhere, "orders")
+    assert (model_file, contract) == (tmp_path / "models" / "orders.yaml", tmp_path / "models" / "contracts" /
+                                      "orders.yaml")  # fmt: skip
+    assert contract_ref(contract, model_file) == "contracts/orders.yaml"
+    assert contract_ref(tmp_path / "c.yaml", model_file) == str(tmp_path / "c.yaml")
+
+    lake = Lake.from_settings(model_settings(elsewhere, "orders"))
+    ts = pa.array(np.datetime64("2026-03-02", "ms") + np.arange(40).astype("timedelta64[m]"))
+    _land(lake, "raw", START, pa.table({"order_id": np.arange(40), "created_at": ts, "x": np.arange(40) * 1.5}))
+    _land(lake, "labels", START, pa.table({"order_id": np.arange(40), "late": np.arange(40) % 4 == 0}))
+    model_file.parent.mkdir()
+    model_file.write_text("dataset: {}\n")
+    with pytest.raises(ValueError, match="orders.yaml exists; pass --force"):
+        init_dataset(elsewhere, "orders", START, Choices())
+    draft = init_dataset(elsewhere, "orders", START, Choices(), force=True)
+    assert draft.written == {"contract": str(contract), "model": str(model_file)}
+    loaded = load_settings(
+        model="orders", env={"MLOPS_HOME": str(tmp_path), "MLOPS_MODELS_DIR": str(model_file.parent)}
+    )
+    assert (loaded.dataset.id_column, loaded.dataset.label.positive, loaded.contract_path) == ("order_id", True,
+                                                                                                contract)  # fmt: skip
+    assert loaded.gates.absolute["brier"].max == draft.gates["absolute"]["brier"]["max"] < 0.25 * 0.75

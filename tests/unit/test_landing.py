@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
-from mlops.config import Settings
+from mlops.config import Settings, load_settings
 from mlops.data.lake import SUCCESS, VALIDATED, Lake
 from mlops.data.landing import land_days
 
@@ -42,3 +44,11 @@ def test_relanding_a_day_replaces_it(settings: Settings, lake: Lake) -> None:
     assert not lake.exists(lake.marker("raw", day, VALIDATED)), "re-landed data must be validated again"
     assert lake.days("raw", SUCCESS) == [day]
     assert lake.fs.ls(lake.area("raw"), detail=False) == [lake.partition("raw", day)], "no staging left beside it"
+
+
+def test_a_dataset_no_generator_makes_is_refused_by_name(tmp_path: Path) -> None:
+    settings = load_settings(env={"MLOPS_HOME": str(tmp_path)}, conf={"dataset": {"name": "orders"}})
+    with pytest.raises(ValueError, match=r"no synthetic source feeds dataset 'orders' \(sources: card_transactions, "
+                       r"customer_churn\): land its days with your own producer"):  # fmt: skip
+        land_days(settings, dt.date(2026, 11, 1), days=1, rows_per_day=10, seed=1)
+    assert not (tmp_path / "lake").exists(), "nothing landed"

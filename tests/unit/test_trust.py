@@ -67,7 +67,8 @@ def model_uri(mlops_home: Path) -> str:
 @pytest.fixture
 def settings(mlops_home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The shared MLflow home, a model name of this test's own; the same settings for the CLI (env)."""
-    env = {"MLOPS_HOME": str(mlops_home), "MLOPS__MODEL__NAME": f"fraud_{uuid.uuid4().hex[:10]}"}
+    env = {"MLOPS_HOME": str(mlops_home), "MLOPS_MODEL": "card_transactions",  # the CLI's model (several exist)
+           "MLOPS__MODEL__NAME": f"fraud_{uuid.uuid4().hex[:10]}"}  # fmt: skip
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("MLOPS_CONFIG", raising=False)
