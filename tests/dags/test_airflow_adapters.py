@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -67,19 +68,37 @@ def test_error_policy_keeps_what_taskflow_reads(adapters: ModuleType) -> None:
 
 
 def test_run_settings_apply_the_runs_config_overrides(adapters: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    ti = SimpleNamespace(dag_id="card_transactions__continuous_training")
     conf = {"model": {"num_boost_round": 50}, "training": {"window_days": 14}}
-    monkeypatch.setattr(adapters.runs, "get_current_context", lambda: {"params": {"config": conf, "reason": "x"}})
+    monkeypatch.setattr(adapters.runs, "get_current_context", lambda: {"ti": ti, "params": {"config": conf}})
     settings = adapters.run_settings()
     assert settings.model.num_boost_round == 50 and settings.training.window_days == 14
 
     # What only the deployment may set is refused, naming the key (the allow-list).
-    forbidden = {"params": {"config": {"gates": {"champion_tolerance": 1.0}}}}
+    forbidden = {"ti": ti, "params": {"config": {"gates": {"champion_tolerance": 1.0}}}}
     monkeypatch.setattr(adapters.runs, "get_current_context", lambda: forbidden)
     with pytest.raises(ConfigError, match="gates"):
         adapters.run_settings()
 
-    monkeypatch.setattr(adapters.runs, "get_current_context", lambda: {"params": {"date": None}})
-    assert adapters.run_settings() == load_settings()
+    monkeypatch.setattr(adapters.runs, "get_current_context", lambda: {"ti": ti, "params": {"date": None}})
+    assert adapters.run_settings() == load_settings(model="card_transactions")
+
+
+def test_a_task_reads_the_model_file_its_dag_id_names(
+    adapters: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "fraud.yaml").write_text("training: {window_days: 11}\n")
+    (models / "churn.yaml").write_text("training: {window_days: 22}\ndataset: {id_column: customer_id}\n")
+    monkeypatch.setenv("MLOPS_MODELS_DIR", str(models))
+    for dag_id, window, id_column in (("fraud__batch_scoring", 11, "transaction_id"),
+                                      ("churn__drift_monitoring", 22, "customer_id")):  # fmt: skip
+        context = {"ti": SimpleNamespace(dag_id=dag_id), "params": {}}
+        monkeypatch.setattr(adapters.runs, "get_current_context", lambda context=context: context)
+        settings = adapters.run_settings()
+        assert (settings.model_name, settings.training.window_days, settings.dataset.id_column) == (
+            dag_id.split("__")[0], window, id_column)  # fmt: skip
 
 
 def test_partition_day_prefers_params_then_the_newest_event_then_the_logical_date(adapters: ModuleType) -> None:
@@ -157,8 +176,11 @@ def test_max_map_length_follows_airflows_setting(adapters: ModuleType, monkeypat
 
 
 def test_dag_defaults_share_start_tags_and_retrying_task_args(adapters: ModuleType) -> None:
-    defaults = adapters.dag_defaults("scoring", "xgboost", retries=1, execution_timeout=dt.timedelta(minutes=5))
-    assert defaults["tags"] == ["mlops", "scoring", "xgboost"]
+    settings = load_settings(conf={"model": {"name": "fraud"}, "dags": {"max_active_tasks": 3, "pool": "fraud_pool"}})
+    defaults = adapters.dag_defaults(settings, "scoring", "xgboost", retries=1,
+                                     execution_timeout=dt.timedelta(minutes=5))  # fmt: skip
+    assert defaults["tags"] == ["mlops", "fraud", "scoring", "xgboost"]  # the model's name: the UI filter
+    assert defaults["max_active_tasks"] == 3 and defaults["default_args"]["pool"] == "fraud_pool"
     assert defaults["start_date"] == adapters.START_DATE and defaults["catchup"] is False
     args = defaults["default_args"]
     assert args["owner"] == "mlops" and args["retries"] == 1 and args["retry_exponential_backoff"] is True

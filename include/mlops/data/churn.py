@@ -18,11 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from mlops.data import generator
+from mlops.data.generator import categorical_codes
 
 __all__ = [
     "CATEGORIES",
@@ -38,8 +40,6 @@ __all__ = [
     "generate_day",
 ]
 
-DriftKind = Literal["covariate", "concept", "prior"]
-_DRIFT_KINDS: tuple[str, ...] = get_args(DriftKind)
 
 MAX_ROWS_PER_DAY = 1_000_000  # customer_id = CU<yyyymmdd>-<6-digit row index>
 ZONE = "Europe/Berlin"
@@ -158,8 +158,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-@dataclass(frozen=True)
-class DriftSpec:
+class DriftSpec(generator.DriftSpec):
     """Drift applied to every generated day on or after ``start``; the same kinds as the card source's.
 
     - covariate: the named ``features`` (default: monthly_charges and support_calls_30d) change distribution
@@ -171,41 +170,11 @@ class DriftSpec:
     - prior: inputs identical; the churn logit moves by m * ln(2).
     """
 
-    start: dt.date
-    kind: DriftKind
-    features: tuple[str, ...] = ()
-    magnitude: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.start, dt.date) or isinstance(self.start, dt.datetime):
-            raise ValueError(f"DriftSpec.start must be a datetime.date (not a datetime), got {self.start!r}")
-        if self.kind not in _DRIFT_KINDS:
-            raise ValueError(f"unknown drift kind {self.kind!r}; expected one of {_DRIFT_KINDS}")
-        if isinstance(self.features, str):
-            raise ValueError(f"DriftSpec.features must be a tuple of names, got the string {self.features!r}")
-        features = tuple(self.features)
-        unknown = [f for f in features if f not in FEATURE_COLUMNS]
-        if unknown:
-            raise ValueError(f"unknown drift feature(s) {unknown}; expected names from {FEATURE_COLUMNS}")
-        object.__setattr__(self, "features", features)
-        magnitude = float(self.magnitude)
-        if not math.isfinite(magnitude) or magnitude < 0:
-            raise ValueError(f"DriftSpec.magnitude must be a finite number >= 0, got {self.magnitude!r}")
-        object.__setattr__(self, "magnitude", magnitude)
-
-    def covariate_shifts(self) -> dict[str, float]:
-        if self.kind != "covariate":
-            return {}
-        return {f: self.magnitude for f in (self.features or DEFAULT_DRIFT_FEATURES)}
+    feature_columns = FEATURE_COLUMNS
+    default_covariate_features = DEFAULT_DRIFT_FEATURES
 
 
 # -- generation ------------------------------------------------------------------------------------------------
-def _categorical(u: np.ndarray, probs: np.ndarray, flatten: float = 0.0) -> np.ndarray:
-    p = probs ** (1.0 / (1.0 + flatten))
-    cdf = np.cumsum(p / p.sum())
-    return np.minimum(np.searchsorted(cdf, u, side="right"), len(probs) - 1)
-
-
 _DICTIONARIES = {name: pa.array(values, pa.string()) for name, values in CATEGORIES.items()}
 _LABEL_VALUES = pa.array([NEGATIVE, POSITIVE], pa.string())
 
@@ -249,7 +218,7 @@ def generate_day(day: dt.date, rows: int, seed: int, drift: DriftSpec | None = N
     renewal_ms = np.sort(day_start_ms + r_time.integers(0, 86_400_000, n, dtype=np.int64))
 
     codes = {
-        name: _categorical(stream.random(n), _PROBS[name], m(name))
+        name: categorical_codes(stream.random(n), _PROBS[name], m(name))
         for name, stream in (
             ("plan", r_plan),
             ("contract_type", r_contract),

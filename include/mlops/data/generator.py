@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import ClassVar, Literal, get_args
 
 import numpy as np
 import pyarrow as pa
@@ -252,8 +252,12 @@ class DriftSpec:
     - concept: inputs bit-identical to no drift; P(fraud) = (1-w) p_base + w p_drifted with
       w = min(m, 1), so the overall rate stays ~1 % (``drifted_fraud_logit`` is the new concept).
     - prior: inputs bit-identical; the fraud logit moves by m * ln(3.8), ~2x the rate at m = 1.
-    ``features`` only matters for covariate drift, but names are validated for every kind.
+    ``features`` only matters for covariate drift, but names are validated for every kind. Another synthetic
+    source subclasses it with its own ``feature_columns`` and ``default_covariate_features``.
     """
+
+    feature_columns: ClassVar[tuple[str, ...]] = FEATURE_COLUMNS
+    default_covariate_features: ClassVar[tuple[str, ...]] = _DEFAULT_COVARIATE_FEATURES
 
     start: dt.date
     kind: DriftKind
@@ -269,9 +273,9 @@ class DriftSpec:
         if isinstance(self.features, str):
             raise ValueError(f"DriftSpec.features must be a tuple of names, got the string {self.features!r}")
         features = tuple(self.features)
-        unknown = [f for f in features if f not in FEATURE_COLUMNS]
+        unknown = [f for f in features if f not in self.feature_columns]
         if unknown:
-            raise ValueError(f"unknown drift feature(s) {unknown}; expected names from {FEATURE_COLUMNS}")
+            raise ValueError(f"unknown drift feature(s) {unknown}; expected names from {self.feature_columns}")
         object.__setattr__(self, "features", features)
         magnitude = float(self.magnitude)
         if not math.isfinite(magnitude) or magnitude < 0:
@@ -282,13 +286,13 @@ class DriftSpec:
         """Per-feature magnitude of covariate drift (empty for other kinds)."""
         if self.kind != "covariate":
             return {}
-        return {f: self.magnitude for f in (self.features or _DEFAULT_COVARIATE_FEATURES)}
+        return {f: self.magnitude for f in (self.features or self.default_covariate_features)}
 
 
 # --- Generation ------------------------------------------------------------------------------------
 
 
-def _categorical(u: np.ndarray, probs: np.ndarray, flatten: float = 0.0) -> np.ndarray:
+def categorical_codes(u: np.ndarray, probs: np.ndarray, flatten: float = 0.0) -> np.ndarray:
     """Inverse-CDF sample codes from uniforms; ``flatten`` > 0 pulls frequencies towards uniform."""
     p = probs ** (1.0 / (1.0 + flatten))
     cdf = np.cumsum(p / p.sum())
@@ -363,14 +367,14 @@ def generate_day(day: dt.date, rows: int, seed: int, drift: DriftSpec | None = N
     n = rows
 
     # Event time: hour from a diurnal profile, then uniform within the hour; sorted ascending.
-    hour = _categorical(r_time.random(n), _HOUR_WEIGHTS, flatten=m("hour_of_day"))
+    hour = categorical_codes(r_time.random(n), _HOUR_WEIGHTS, flatten=m("hour_of_day"))
     offsets = hour.astype(np.int64) * _US_PER_HOUR + r_micro.integers(0, _US_PER_HOUR, n, dtype=np.int64)
     offsets.sort()
     hour_of_day = offsets // _US_PER_HOUR
     day_start_us = (day - dt.date(1970, 1, 1)).days * _US_PER_DAY
 
-    merchant = _categorical(r_merchant.random(n), np.array(list(_MERCHANT_P.values())), m("merchant_category"))
-    country = _categorical(r_country.random(n), np.array(list(_COUNTRY_P.values())), m("country"))
+    merchant = categorical_codes(r_merchant.random(n), np.array(list(_MERCHANT_P.values())), m("merchant_category"))
+    country = categorical_codes(r_country.random(n), np.array(list(_COUNTRY_P.values())), m("country"))
     # Channel depends on the merchant (digital goods are online, fuel is in person).
     channel_cdf = np.cumsum(_CHANNEL_GIVEN_MERCHANT ** (1.0 / (1.0 + m("channel"))), axis=1)
     channel_cdf /= channel_cdf[:, -1:]
