@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlops.errors import InputError
 
+
 def _project_root() -> Path:
     """Where relative paths in the config resolve: ``MLOPS_PROJECT_ROOT``, else the checkout this module runs from
     (``include/mlops/config.py`` -> repo), else, installed as a wheel (no checkout around it), the working
@@ -679,14 +680,14 @@ def load_settings(
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
-        from mlops.redact import redact_text  # a refused URI may carry a password: never echo it
+        from mlops.secret_rules import mask, secret_values  # a refused URI may carry a password: never echo it
 
         problems = []
         for error in exc.errors():
             loc = tuple(error["loc"])
             source = next((name for name, layer in reversed(layers) if _has_key(layer, loc)), "defaults")
             key = ".".join(str(part) for part in loc)
-            shown = redact_text(repr(error["input"]))
+            shown = mask(repr(error["input"]), secret_values())
             given = f" (got {shown})" if error["type"] != "missing" and _has_key(merged, loc) else ""
             problems.append(f"  {key}: {error['msg']}{given} [set by {source}]")
         raise ConfigError("invalid configuration:\n" + "\n".join(problems)) from None

@@ -13,42 +13,26 @@ database. Imported at DAG-parse time: the standard library and ``mlops.training.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from mlops.training.pod_spec import _AWS_ACCESS_KEY_ID, _URL_CREDENTIALS, looks_like_secret_key
+from mlops.secret_rules import MASK, MIN_SECRET_LENGTH, mask, secret_values
+from mlops.training.pod_spec import looks_like_secret_key
 
 if TYPE_CHECKING:
     from mlops.config import Settings
 
-MASK = "***"
-#: Environment values shorter than this are not masked by value (``"testing"`` would mask every test name).
-MIN_SECRET_LENGTH = 8
-
-
-def _mask_url_password(match: Any) -> str:
-    """``scheme://user:password@`` -> ``scheme://user:***@`` (the rule's user part holds no ``:``)."""
-    scheme, _, rest = match.group(0).partition("://")
-    user = rest.split(":", 1)[0]
-    return f"{scheme}://{user}:{MASK}@"
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "env_secrets", "redact", "redact_settings", "redact_text"]
 
 
 def env_secrets(env: Mapping[str, str] | None = None) -> list[str]:
     """Values of this process's secret-looking environment variables, longest first."""
-    env = os.environ if env is None else env
-    values = {value for key, value in env.items() if looks_like_secret_key(key) and len(value) >= MIN_SECRET_LENGTH}
-    return sorted(values, key=len, reverse=True)
+    return secret_values(env, is_secret=looks_like_secret_key)
 
 
 def redact_text(text: str, env: Mapping[str, str] | None = None) -> str:
     """``text`` with URL passwords, AWS access key ids and secret env values replaced by ``***``."""
-    if not text:
-        return text
-    for secret in env_secrets(env):
-        text = text.replace(secret, MASK)
-    text = _URL_CREDENTIALS.sub(_mask_url_password, text)
-    return _AWS_ACCESS_KEY_ID.sub(MASK, text)
+    return mask(text, env_secrets(env)) if text else text
 
 
 def redact(value: Any, env: Mapping[str, str] | None = None, *, keys: bool = True) -> Any:

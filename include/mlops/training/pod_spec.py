@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mlops.config import ENV_PREFIX, Settings
+from mlops.secret_rules import AWS_ACCESS_KEY_ID, URL_CREDENTIALS, has_secret_word
 
 #: The container's command: the same entrypoint as the local backend.
 TRAINING_COMMAND = ["python", "-m", "mlops.training"]
@@ -49,15 +50,8 @@ SCRATCH_MOUNTS = {"/tmp": "tmp", "/home/trainer": "home", "/opt/mlops/var": "mlo
 SCRATCH_SIZE_LIMIT = "20Gi"
 
 # --- the env rule ------------------------------------------------------------------------------------------
-#: A word of an env key (split on ``_``) that contains one of these marks a secret ...
-SECRET_WORD_PARTS = ("SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL", "PRIVATE")
-#: ... as does a word that ends with ``KEY`` (``KEY``, ``APIKEY``, ``ACCESSKEY``). Deliberately broad: a harmless
-#: name caught by it (``HOTKEY``) is renamed; a secret let through would end up in the pod spec.
-SECRET_WORD_SUFFIX = "KEY"
 #: Variables the GPU device plugin owns: setting them would override the GPUs the pod was given.
 DEVICE_PLUGIN_ENV = frozenset({"NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES"})
-_URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@")
-_AWS_ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
 _TEMPLATE_CONNECTION = re.compile(r"(\{\{|\{%)[^}]*\bconn\s*[.\[]")
 
 _LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
@@ -106,10 +100,7 @@ def looks_like_secret_key(name: str) -> bool:
     ``MLOPS__STORAGE__SECRET_KEY`` (no such field) are secrets; ``MLFLOW_TRACKING_URI``, ``MLOPS_HOME``,
     ``AWS_DEFAULT_REGION`` and ``MLOPS__DATASET__ID_COLUMN`` are not.
     """
-    if is_config_key(name):
-        return False
-    words = [word for word in name.upper().split("_") if word]
-    return any(any(part in word for part in SECRET_WORD_PARTS) or word.endswith(SECRET_WORD_SUFFIX) for word in words)
+    return not is_config_key(name) and has_secret_word(name)
 
 
 def looks_like_secret_value(value: str) -> str | None:
@@ -119,9 +110,9 @@ def looks_like_secret_value(value: str) -> str | None:
     Jinja templates that read an Airflow connection (``{{ conn.x.password }}`` would render the secret into
     the pod spec, which anyone who can read pods sees).
     """
-    if _URL_CREDENTIALS.search(value):
+    if URL_CREDENTIALS.search(value):
         return "a URL with an embedded password"
-    if _AWS_ACCESS_KEY_ID.search(value):
+    if AWS_ACCESS_KEY_ID.search(value):
         return "an AWS access key id"
     if _TEMPLATE_CONNECTION.search(value):
         return "a template that reads an Airflow connection"
