@@ -56,37 +56,59 @@ STOP_SECONDS = 20.0
 T = TypeVar("T")
 
 
-def platform_config(*, s3: str, mlflow: str, ledger: str, registry_remote: str) -> dict[str, Any]:
-    """The deployment's reviewed config (``MLOPS_CONFIG``): S3 lake and DVC remote on moto, Postgres ledger,
-    MLflow over HTTP, and small-data settings so that the whole chain fits in minutes on 2 cores.
+#: The deployment's models: two models of the same synthetic card source, each in its own lake folder
+#: (``storage.lake_root``/<model>), with its own DAGs, MLflow registered model, ledger rows and DVC folder.
+MODELS = ("card_transactions", "cards_eu")
+#: The card model as the repository ships it; every model file of the deployment starts from it.
+CARD_MODEL = PROJECT_ROOT / "include" / "models" / "card_transactions.yaml"
 
-    Training: a 2-day holdout, 1 early-stopping day and at least 1 training day, so the first model is
-    possible once 4 labelled days are validated (labels arrive 1 day late). Gates: the loosened tolerances
-    the browser suite uses for small data (``tests/browser/test_operator_experience.py``), fewer bootstrap
-    samples. Promotion: automatic.
-    """
-    versioning = {"remote_url": f"s3://{BUCKETS['dvc']}/remote", "registry_remote": registry_remote}
+
+def platform_config(*, s3: str, mlflow: str, ledger: str, registry_remote: str) -> dict[str, Any]:
+    """The deployment's reviewed config (``MLOPS_CONFIG``): what every model shares. The lake root and the DVC
+    remote on moto S3, the Postgres ledger, MLflow over HTTP; each model's lake is ``<lake_root>/<model>``."""
     return {
-        "dataset": {"lake_uri": f"s3://{BUCKETS['lake']}/lake", "label": {"delay_days": 1}},
-        "storage": {"s3_endpoint_url": s3, "s3_region": AWS["AWS_DEFAULT_REGION"]},
-        "versioning": versioning,
-        "validation": {"sensor_poke_seconds": 5, "sensor_timeout_seconds": 1800, "sensor_deferrable": True},
-        "training": {"backend": "local", "window_days": 6, "holdout_days": 2, "validation_days": 1},
-        "model": {"num_boost_round": 40, "early_stopping_rounds": 10, "nthread": 1},
-        "gates": {
-            "champion_tolerance": 0.08,
-            "slice_tolerance": 0.15,
-            "slice_min_positives": 40,
-            "bootstrap_samples": 50,
+        "storage": {
+            "lake_root": f"s3://{BUCKETS['lake']}/lake",
+            "s3_endpoint_url": s3,
+            "s3_region": AWS["AWS_DEFAULT_REGION"],
         },
-        "promotion": {"policy": "auto"},
+        "versioning": {"remote_url": f"s3://{BUCKETS['dvc']}/remote", "registry_remote": registry_remote},
         "registry": {"ledger_uri": ledger},
         "mlflow": {"tracking_uri": mlflow},
-        # A day of ROWS_PER_DAY rows landed in row groups of SMALL_ROW_GROUPS rows is scored as 3 mapped chunks.
-        "scoring": {"shadow_sample_rows": 0, "chunk_rows": 1_000},
-        # A severe breach triggers at once; no cooldown, so the drifted day right after a training triggers.
-        "drift": {"cooldown_days": 0, "report_sample_rows": 2_000},
     }
+
+
+#: What each model file of the deployment sets on top of the shipped card model, so that the whole chain of
+#: two models fits in minutes on 2 cores.
+#: Labels arrive 1 day late. Training: a 2-day holdout, 1 early-stopping day and at least 1 training day, so
+#: the first model is possible once 4 labelled days are validated. Gates: the loosened tolerances the browser
+#: suite uses for small data (``tests/browser/test_operator_experience.py``), fewer bootstrap samples.
+SMALL_DATA: dict[str, Any] = {
+    "dataset": {"label": {"delay_days": 1}, "contract": str(PROJECT_ROOT / "include/contracts/card_transactions.yaml")},
+    "validation": {"sensor_poke_seconds": 5, "sensor_timeout_seconds": 1800, "sensor_deferrable": True},
+    "training": {"backend": "local", "window_days": 6, "holdout_days": 2, "validation_days": 1},
+    "model": {"num_boost_round": 40, "early_stopping_rounds": 10, "nthread": 1},
+    "gates": {
+        "champion_tolerance": 0.08,
+        "slice_tolerance": 0.15,
+        "slice_min_positives": 40,
+        "bootstrap_samples": 50,
+    },
+    "promotion": {"policy": "auto"},
+    # A day of ROWS_PER_DAY rows landed in row groups of SMALL_ROW_GROUPS rows is scored as 3 mapped chunks.
+    "scoring": {"shadow_sample_rows": 0, "chunk_rows": 1_000},
+    # A severe breach triggers at once; no cooldown, so the drifted day right after a training triggers.
+    "drift": {"cooldown_days": 0, "report_sample_rows": 2_000},
+}
+
+
+def model_file() -> dict[str, Any]:
+    """A model file of the deployment: the shipped card model (same dataset block, same contract, by absolute
+    path) with :data:`SMALL_DATA`. Its file name names the model (and its dataset)."""
+    from mlops.config import deep_merge
+
+    shipped = yaml.safe_load(CARD_MODEL.read_text())
+    return deep_merge(shipped, SMALL_DATA)
 
 
 # -- processes -------------------------------------------------------------------------------------------------
@@ -222,8 +244,12 @@ class Deployment:
         return self.root / "mlops.yaml"
 
     @property
-    def settings(self) -> Settings:
-        return load_settings(env=self.env)
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    def settings(self, model: str) -> Settings:
+        """One model's settings as its tasks see them: the deployment config, its model file, the env."""
+        return load_settings(env=self.env, model=model)
 
     def step(self, text: str) -> None:
         print(f"  [{time.monotonic() - self.started:6.1f} s] {text}", flush=True)
@@ -255,7 +281,11 @@ class Deployment:
         config = platform_config(s3=self.s3, mlflow=self.mlflow, ledger=f"{pg}/ledger",
                                  registry_remote=self.registry_remote.as_uri())  # fmt: skip
         self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.models_dir.mkdir()
+        for name in MODELS:
+            (self.models_dir / f"{name}.yaml").write_text(yaml.safe_dump(model_file(), sort_keys=False))
         self.env = self._airflow_env(base, pg, api_port, mlflow_port)
+        shutil.copytree(self.models_dir, self.artifacts / "models", dirs_exist_ok=True)
         (self.artifacts / "mlops.yaml").write_text(self.config_file.read_text())
 
         migrate = self.airflow_cli(["db", "migrate"], "airflow-db-migrate", timeout=600)
@@ -320,6 +350,7 @@ class Deployment:
         overrides = {
             "MLOPS_HOME": str(self.home),
             "MLOPS_CONFIG": str(self.config_file),
+            "MLOPS_MODELS_DIR": str(self.models_dir),
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{pg}/airflow",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -495,9 +526,22 @@ def s3_client(endpoint: str) -> Any:
 
 
 def s3_keys(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
+    return list(s3_etags(endpoint, bucket, prefix))
+
+
+def s3_etags(endpoint: str, bucket: str, prefix: str = "") -> dict[str, str]:
+    """``{key: ETag}`` of every object under ``prefix``: a rewritten object gets a new ETag."""
     paginator = s3_client(endpoint).get_paginator("list_objects_v2")
     pages = paginator.paginate(Bucket=bucket, Prefix=prefix)
-    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+    return {item["Key"]: item["ETag"] for page in pages for item in page.get("Contents", [])}
+
+
+def lake_prefix(settings: Settings) -> str:
+    """A model's lake as a key prefix in the lake bucket: ``s3://lake-bucket/lake/<model>`` -> ``lake/<model>``."""
+    bucket = f"s3://{BUCKETS['lake']}/"
+    if not settings.lake_uri.startswith(bucket):
+        raise ValueError(f"{settings.model_name}'s lake {settings.lake_uri} is not in {bucket}")
+    return settings.lake_uri.removeprefix(bucket)
 
 
 def s3_json(endpoint: str, bucket: str, key: str) -> dict[str, Any] | None:

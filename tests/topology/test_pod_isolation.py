@@ -1,7 +1,8 @@
 """The GPU pod needs only URLs and its Secret: its exact command, run where none of the worker's disk is visible.
 
-The ``train`` task of the real ``continuous_training`` DAG (kubernetes backend) is rendered by the provider
-into the pod manifest it would submit (validated against the Kubernetes schema). Its container's command,
+The ``train`` task of a model's real ``<model>__continuous_training`` DAG (kubernetes backend), as the DAG
+factory (``dags/mlops_models.py``) builds it from the model file, is rendered by the provider into the pod
+manifest it would submit (validated against the Kubernetes schema). Its container's command,
 arguments and environment -- plus the Secret's keys, as ``envFrom`` would add them -- then run as a process
 in a fresh mount namespace with an empty tmpfs over ``$MLOPS_HOME`` and over the checkout's ``var/``: the
 worker's registry working copy, lake caches and MLflow files are gone, so the trainer can reach the data
@@ -24,8 +25,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 
-from mlops.config import Settings, load_settings
+from mlops.config import Settings, deep_merge, load_settings
 from tests.services import ObjectStore, mlflow_server
 
 pytestmark = pytest.mark.topology
@@ -35,6 +37,8 @@ FIRST_DAY = dt.date(2026, 11, 1)
 DAYS = 6
 ROWS = 3_000
 RUN_ID = "manual__2026-11-08T00:00:00+00:00"
+#: The model trained here: a copy of the shipped model file, in the worker's models folder.
+MODEL = "card_transactions"
 #: The keys of the Kubernetes Secret ``kubernetes.credentials_secret`` (include/k8s/secret.example.yaml).
 SECRET = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -53,24 +57,30 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
         bare = root / "registry.git"
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
         home = root / "worker-home"
-        config = {
-            "dataset": {"lake_uri": "s3://lake/lake", "label": {"delay_days": 0}},
-            "storage": {"s3_endpoint_url": s3.endpoint},
+        config = {  # the deployment's: every model's lake is <lake_root>/<model>
+            "storage": {"lake_root": "s3://lake/lake", "s3_endpoint_url": s3.endpoint},
             "versioning": {"remote_url": "s3://dvc/remote", "registry_remote": f"file://{bare}"},
-            "training": {"window_days": DAYS, "holdout_days": 1, "validation_days": 1, "min_positives": 5},
-            "model": {"num_boost_round": 20, "early_stopping_rounds": 5},
             "mlflow": {"tracking_uri": tracking},
             "kubernetes": {"gpu_count": 0},
         }
         config_file = root / "mlops.yaml"
         config_file.write_text(json.dumps(config))
-        env = {**s3.env, "MLOPS_HOME": str(home), "MLOPS_CONFIG": str(config_file),
+        models = root / "models"
+        models.mkdir()
+        small = {
+            "dataset": {"label": {"delay_days": 0}, "contract": str(ROOT / "include/contracts/card_transactions.yaml")},
+            "training": {"window_days": DAYS, "holdout_days": 1, "validation_days": 1, "min_positives": 5},
+            "model": {"num_boost_round": 20, "early_stopping_rounds": 5},
+        }
+        shipped = yaml.safe_load((ROOT / "include" / "models" / f"{MODEL}.yaml").read_text())
+        (models / f"{MODEL}.yaml").write_text(yaml.safe_dump(deep_merge(shipped, small)))
+        env = {**s3.env, "MLOPS_HOME": str(home), "MLOPS_CONFIG": str(config_file), "MLOPS_MODELS_DIR": str(models),
                "MLOPS_TRAINING_BACKEND": "kubernetes", "AIRFLOW_HOME": str(root / "airflow"),
                "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "True"}  # fmt: skip
         with pytest.MonkeyPatch.context() as patch:
             for key, value in env.items():
                 patch.setenv(key, value)
-            yield {"settings": load_settings(), "home": home, "s3": s3, "root": root}
+            yield {"settings": load_settings(model=MODEL), "home": home, "s3": s3, "root": root}
 
 
 def _validated_days(settings: Settings) -> None:
@@ -86,15 +96,16 @@ def _validated_days(settings: Settings) -> None:
 
 
 def _rendered_train_pod(settings: Settings, request_strings: dict[str, str]) -> dict[str, Any]:
-    """The manifest the real DAG's `train` task submits for RUN_ID, rendered by the KubernetesPodOperator."""
+    """The manifest the `train` task of the model's real DAG (made by the DAG factory from the models folder)
+    submits for RUN_ID, rendered by the KubernetesPodOperator."""
     from kubernetes.client import ApiClient
 
-    path = ROOT / "dags" / "continuous_training.py"
-    spec = importlib.util.spec_from_file_location("continuous_training_under_test", path)
+    path = ROOT / "dags" / "mlops_models.py"
+    spec = importlib.util.spec_from_file_location("mlops_models_under_test", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    dag = module.dag
+    dag = getattr(module, settings.dag_id("continuous_training"))
     operator = dag.get_task("train")
     assert type(operator).__name__ == "KubernetesPodOperator"
     xcoms = {"resolve_snapshot": request_strings}
@@ -141,10 +152,14 @@ def test_the_training_pod_needs_only_urls_and_its_secret(deployment: dict[str, A
     snapshot = resolve_snapshot(settings, FIRST_DAY + dt.timedelta(days=DAYS))
     assert snapshot.registry == settings.versioning.registry_remote  # a URL, not the worker's working copy
     request = TrainingRequest(as_of=snapshot.as_of, snapshot=snapshot.to_dict(), device="cuda",
-                              trigger={"reason": "pod isolation test", "airflow_dag_id": "continuous_training",
-                                       "airflow_run_id": RUN_ID})  # fmt: skip
+                              trigger={"reason": "pod isolation test", "airflow_run_id": RUN_ID,
+                                       "airflow_dag_id": settings.dag_id("continuous_training")})  # fmt: skip
     manifest = _rendered_train_pod(settings, request.to_strings())
     (container,) = manifest["spec"]["containers"]
+    # The pod is told its model's lake (<lake_root>/<model>), as the worker resolves it.
+    pod_env = {item["name"]: item["value"] for item in container.get("env", [])}
+    assert settings.lake_uri == f"s3://lake/lake/{MODEL}"
+    assert json.loads(pod_env["MLOPS__DATASET__LAKE_URI"]) == settings.lake_uri
 
     log = deployment["root"] / "pod.log"
     code = _run_isolated(container, manifest, deployment["home"], log)
@@ -152,7 +167,7 @@ def test_the_training_pod_needs_only_urls_and_its_secret(deployment: dict[str, A
     assert (deployment["home"] / "data-registry").exists()  # the worker's copy is still here, the pod never saw it
 
     # The worker side finds the pod's run in MLflow and gates it, as `assess` does after `train`.
-    found = models.find_training_run(settings, "continuous_training", RUN_ID)
+    found = models.find_training_run(settings, settings.dag_id("continuous_training"), RUN_ID)
     run = models.get_run(settings, found.run_id)
     assert run.data.tags[Tags.DVC_REGISTRY] == settings.versioning.registry_remote
     assert run.data.tags[Tags.DVC_REVISION] == snapshot.registry_revision
