@@ -92,6 +92,14 @@ def test_models_never_reach_each_other(two_models: dict) -> None:
             assert not any(name.startswith(f"{other}.") for name in dag["assets"] + dag["outlets"])
 
 
+def test_two_models_on_one_dataset_name_are_refused_not_mixed(tmp_path: Path) -> None:
+    copy = CARD_MODEL.replace("dataset:\n", "dataset:\n  name: cards\n", 1)
+    parsed = _parse(tmp_path, {"cards": CARD_MODEL, "copycat": copy})
+    error = parsed["errors"]["mlops_model_check.py"]
+    assert "copycat.yaml" in error and "dataset.name 'cards' is already model 'cards'" in error
+    assert set(parsed["dags"]) == {f"cards__{kind}" for kind in KINDS}  # the first keeps its DAGs
+
+
 def test_removing_a_model_file_removes_its_dags(tmp_path: Path) -> None:
     parsed = _parse(tmp_path, {"cards": CARD_MODEL})
     assert parsed["errors"] == {}

@@ -40,14 +40,29 @@ def model_dags(settings: Settings) -> dict[str, DAG]:
 
 
 def load_models() -> tuple[dict[str, Settings], dict[str, str]]:
-    """Every model file loaded: ``({name: settings}, {file: why it cannot be loaded})``."""
+    """Every model file loaded: ``({name: settings}, {file: why it cannot be loaded})``.
+
+    Two models may not share a ``dataset.name``: the data registry keeps each dataset's days in one folder
+    (``data/<dataset>/dt=D``), so the second would train on the first one's snapshots. The later file (by
+    name) is refused, naming the earlier one.
+    """
     loaded: dict[str, Settings] = {}
     broken: dict[str, str] = {}
+    owners: dict[str, str] = {}
     for name, path in model_files().items():
         try:
-            loaded[name] = load_settings(model=name)
+            settings = load_settings(model=name)
         except ConfigError as exc:
             broken[str(path)] = str(exc)
+            continue
+        owner = owners.setdefault(settings.dataset.name, name)
+        if owner != name:
+            broken[str(path)] = (
+                f"{path}: dataset.name {settings.dataset.name!r} is already model {owner!r}'s: each model needs "
+                "its own dataset name (its folder in the data registry)"
+            )
+            continue
+        loaded[name] = settings
     return loaded, broken
 
 
