@@ -36,7 +36,7 @@ print(json.dumps({
 """
 
 
-def _parse(tmp_path: Path, models: dict[str, str]) -> dict:
+def _parse(tmp_path: Path, models: dict[str, str], **extra_env: str) -> dict:
     folder = tmp_path / "models"
     folder.mkdir(exist_ok=True)
     for stale in folder.glob("*.yaml"):
@@ -50,6 +50,7 @@ def _parse(tmp_path: Path, models: dict[str, str]) -> dict:
         "PATH": "/usr/bin:/bin",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/a.db",
+        **extra_env,
     }
     result = subprocess.run(
         [sys.executable, "-c", PROBE, str(DAGS)], env=env, capture_output=True, text=True, check=True
@@ -104,3 +105,11 @@ def test_removing_a_model_file_removes_its_dags(tmp_path: Path) -> None:
     parsed = _parse(tmp_path, {"cards": CARD_MODEL})
     assert parsed["errors"] == {}
     assert set(parsed["dags"]) == {f"cards__{kind}" for kind in KINDS}
+
+
+def test_a_task_process_builds_only_its_own_dag(tmp_path: Path) -> None:
+    """A task's start-up does not grow with the models folder: Airflow's parsing context names the one DAG."""
+    models = {"cards": CARD_MODEL, "cards_eu": CARD_MODEL, "broken": "training: {window_days: plenty}\n"}
+    parsed = _parse(tmp_path, models, _AIRFLOW_PARSING_CONTEXT_DAG_ID="cards_eu__batch_scoring")
+    assert list(parsed["dags"]) == ["cards_eu__batch_scoring"]
+    assert parsed["dags"]["cards_eu__batch_scoring"]["assets"] == ["cards_eu.champion", "cards_eu.validated"]
