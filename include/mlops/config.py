@@ -502,6 +502,9 @@ def run_overrides_schema() -> dict[str, Any]:
     # No root "title" or "description": Airflow passes the root keys as Param arguments when it deserializes.
     schema.pop("title", None)
     schema.pop("description", None)
+    # Draft 7 has every keyword used here, and jsonschema checks a draft-7 schema about 6x faster than a
+    # 2020-12 one: Airflow checks it for every DAG parse and every task of the run (many models, many DAGs).
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
     # Shown with a refusal (Airflow prints the failing schema): which keys a run may set, and why no other.
     why = f"a run may set only {', '.join(overridable_keys())}; every other setting is {NOT_PER_RUN}"
     for node in schema["properties"].values():
