@@ -6,7 +6,8 @@ without a baseline (``raw`` null) states an absolute target on ``ours``; a row w
 reported, not judged (``pass`` null). Each row also carries ``measured_at``.
 
 ``var/bench/results.json`` keeps the latest measurement of every step: a run replaces the rows it measured
-and keeps the others, so ``make bench PYTEST_ARGS="-k scoring"`` does not erase the rest. Run as a script,
+and keeps the others, so ``make bench PYTEST_ARGS="-k scoring"`` does not erase the rest. A benchmark that
+renames or replaces a step names the old one with ``retire(step)``, and its row is dropped. Run as a script,
 this module prints the table of a results file, or (``--readme``) rewrites the README's benchmark table
 between its marker comments:
 
@@ -52,6 +53,7 @@ class BenchResults:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
+        self.retired: set[str] = set()
 
     def add(self, step: str, ours: float, raw: float | None, unit: str, target: str | None) -> dict[str, Any]:
         """Record one measured step; ``target`` applies to ours/raw (or to ours without a baseline)."""
@@ -59,11 +61,17 @@ class BenchResults:
         self.rows = [r for r in self.rows if r["step"] != step] + [row]
         return row
 
+    def retire(self, step: str) -> None:
+        """A step no benchmark measures any more (renamed or replaced): its row is dropped from the results file."""
+        self.retired.add(step)
+
     def merge_into(self, path: Path) -> dict[str, Any]:
-        """Replace this session's steps in ``path`` (kept in place, new ones appended); write atomically."""
+        """Replace this session's steps in ``path`` (kept in place, new ones appended), drop the retired ones;
+        write atomically."""
         existing: list[dict[str, Any]] = []
         if path.exists():
             existing = json.loads(path.read_text()).get("rows", [])
+        existing = [r for r in existing if r["step"] not in self.retired]
         fresh = {r["step"]: r for r in self.rows}
         rows = [fresh.pop(r["step"], r) for r in existing] + list(fresh.values())
         payload = {
@@ -114,8 +122,12 @@ def format_markdown(payload: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in _cells(r)) + " |" for r in payload["rows"]]
     machine = payload.get("machine", {})
+    dates = sorted(str(r.get("measured_at") or payload.get("updated_at", "?"))[:10] for r in payload["rows"])
+    when = (
+        dates[0] if not dates or dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]} (each row's date in the file)"
+    )
     lines.append("")
-    lines.append(f"Measured {payload.get('updated_at', '?')[:10]} on {machine.get('cpus', '?')} CPUs "
+    lines.append(f"Measured {when} on {machine.get('cpus', '?')} CPUs "
                  f"({machine.get('platform', '?')}); `var/bench/results.json` holds every row.")  # fmt: skip
     return "\n".join(lines)
 

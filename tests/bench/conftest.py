@@ -29,4 +29,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if out:
         path = Path(out) / RESULTS_FILE
         payload = _SESSION.merge_into(path)
-        terminalreporter.write_line(f"{path}: {len(_SESSION.rows)} row(s) measured now, {len(payload['rows'])} in all")
+        retired = f", retired: {', '.join(sorted(_SESSION.retired))}" if _SESSION.retired else ""
+        terminalreporter.write_line(
+            f"{path}: {len(_SESSION.rows)} row(s) measured now, {len(payload['rows'])} in all{retired}"
+        )
