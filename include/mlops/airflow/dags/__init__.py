@@ -19,7 +19,7 @@ from typing import Any
 from airflow.sdk import DAG
 
 from mlops.airflow.dags import drift, rollback, scoring, training, validation
-from mlops.config import DAG_ID_SEPARATOR, ConfigError, Settings, load_settings, model_files, model_of_dag
+from mlops.config import ConfigError, Settings, load_settings, model_files, model_of_dag
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,10 @@ def generate(namespace: MutableMapping[str, Any]) -> list[str]:
     """Put every loadable model's DAGs into ``namespace`` (a DAG file's ``globals()``); returns their ids.
 
     A task process parses the DAG file only to find its own DAG: Airflow's parsing context names it, and
-    then only that one DAG is built (Airflow's documented optimisation for generated DAGs), so a task's
-    start-up does not grow with the number of model files.
+    then only that model's DAGs are built (Airflow's documented optimisation for generated DAGs), so a
+    task's start-up does not grow with the number of model files. All five of the model, not the one DAG:
+    ``airflow dags test`` parses under that context too and then writes the bag to the database, where a
+    drift run's trigger must find its model's training DAG.
     """
     from airflow.sdk import get_parsing_context
 
@@ -81,9 +83,9 @@ def generate(namespace: MutableMapping[str, Any]) -> list[str]:
             model = model_of_dag(wanted)
         except ValueError:
             return []  # another file's DAG: nothing of ours to build
-        dag = BUILDERS[wanted.rpartition(DAG_ID_SEPARATOR)[2]](load_settings(model=model))
-        namespace[dag.dag_id] = dag
-        return [dag.dag_id]
+        dags = model_dags(load_settings(model=model))
+        namespace.update(dags)
+        return list(dags)
     loaded, broken = load_models()
     for path, why in broken.items():
         log.error("model file %s skipped, its DAGs are not generated: %s", path, why)
