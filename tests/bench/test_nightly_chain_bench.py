@@ -47,7 +47,6 @@ import gc
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import sqlite3
@@ -65,6 +64,7 @@ import psutil
 import pytest
 import yaml
 from bench_results import BenchResults
+from test_parse_bench import models_folder
 from test_validation_bench import _read, pyarrow_check
 
 from mlops import models
@@ -116,17 +116,6 @@ def _clean_env(**overrides: str) -> dict[str, str]:
     """This process's env without any Airflow/MLOps settings a developer's shell may carry."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS", "MLFLOW"))}
     return {**env, **overrides}
-
-
-def models_folder(root: Path, count: int) -> Path:
-    """The model's file, and ``count - 1`` copies of it under other names (models whose DAGs are only parsed)."""
-    folder = root / f"models-{count}"
-    folder.mkdir(parents=True)
-    source = PROJECT_ROOT / "include" / "models" / f"{MODEL}.yaml"
-    shutil.copy(source, folder / f"{MODEL}.yaml")
-    for index in range(2, count + 1):
-        shutil.copy(source, folder / f"{MODEL}_copy_{index:02d}.yaml")
-    return folder
 
 
 @pytest.fixture(scope="module")
