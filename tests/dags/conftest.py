@@ -14,7 +14,6 @@ import pytest
 from mlops.config import load_settings
 from mlops.runtime import airflow, embedded_env, ensure_airflow_db
 
-
 #: The model these tests run (its file: include/models/card_transactions.yaml).
 MODEL = "card_transactions"
 

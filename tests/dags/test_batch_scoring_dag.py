@@ -38,9 +38,9 @@ def _mapped_states(airflow_home: Path, task_id: str) -> list[str]:
     """States of every map index of ``task_id`` in the latest batch_scoring run."""
     with closing(sqlite3.connect(airflow_home / "airflow.db")) as db:
         rows = db.execute(
-            "SELECT state FROM task_instance WHERE dag_id = 'card_transactions__batch_scoring' AND task_id = ? AND run_id = "
-            "(SELECT run_id FROM dag_run WHERE dag_id = 'card_transactions__batch_scoring' ORDER BY id DESC LIMIT 1) ORDER BY map_index",
-            (task_id,),
+            "SELECT state FROM task_instance WHERE dag_id = :dag AND task_id = :task AND run_id = "
+            "(SELECT run_id FROM dag_run WHERE dag_id = :dag ORDER BY id DESC LIMIT 1) ORDER BY map_index",
+            {"dag": dag_id("batch_scoring"), "task": task_id},
         )
         return [row[0] for row in rows.fetchall()]
 

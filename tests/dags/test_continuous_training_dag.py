@@ -86,7 +86,8 @@ def test_train_promote_reject_and_roll_back(dag_env: dict[str, str], airflow_hom
     assert [(m.from_version, m.to_version) for m in moves] == [(None, champion), (champion, newer), (newer, champion)]
     assert moves[-1].reason == "bad deploy drill"
 
-    refused = _trigger(dag_id("model_rollback"), dag_env, {"reason": "try the rejected one", "to_version": str(rejected)})
+    conf = {"reason": "try the rejected one", "to_version": str(rejected)}
+    refused = _trigger(dag_id("model_rollback"), dag_env, conf)
     assert refused.returncode != 0 and "gates" in _tail(refused)
     assert registry.alias_version(CHAMPION) == champion
 
@@ -103,5 +104,6 @@ def test_a_conf_that_relaxes_the_gates_or_moves_mlflow_is_refused_before_the_run
     assert "Invalid input for param config: Additional properties are not allowed" in output, _tail(refused)
     assert "('gates', 'mlflow' were unexpected)" in output
     with sqlite3.connect(airflow_home / "airflow.db") as db:
-        runs = db.execute("SELECT count(*) FROM dag_run WHERE dag_id = 'card_transactions__continuous_training'").fetchone()[0]
+        query = "SELECT count(*) FROM dag_run WHERE dag_id = ?"
+        runs = db.execute(query, (dag_id("continuous_training"),)).fetchone()[0]
     assert runs == 0, "no run was created, nothing was trained"

@@ -14,8 +14,8 @@ DAGS = PROJECT_ROOT / "dags"
 HEAVY = ("pandas", "xgboost", "mlflow", "evidently", "great_expectations", "dvc", "sklearn", "pyarrow")
 MODEL = "card_transactions"
 EXPECTED_DAG_IDS = {
-    f"{MODEL}__{kind}" for kind in ("data_validation", "continuous_training", "model_rollback", "batch_scoring",
-                                    "drift_monitoring")
+    f"{MODEL}__{kind}"
+    for kind in ("data_validation", "continuous_training", "model_rollback", "batch_scoring", "drift_monitoring")
 }
 
 # Run in a fresh interpreter: this test process may already hold the heavy modules.

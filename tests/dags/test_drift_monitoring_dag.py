@@ -31,7 +31,8 @@ CLEAN, DRIFTED = START + dt.timedelta(days=15), START + dt.timedelta(days=16)
 
 def _training_runs(airflow_home: Path) -> list[tuple[str, dict]]:
     with closing(sqlite3.connect(airflow_home / "airflow.db")) as db:
-        rows = db.execute("SELECT state, conf FROM dag_run WHERE dag_id = 'card_transactions__continuous_training' ORDER BY id")
+        query = "SELECT state, conf FROM dag_run WHERE dag_id = ? ORDER BY id"
+        rows = db.execute(query, (dag_id("continuous_training"),))
         return [(state, json.loads(conf) if isinstance(conf, str) else conf) for state, conf in rows.fetchall()]
 
 

@@ -99,8 +99,8 @@ def _run_and_answer(api: Api, env: dict[str, str], answer: str) -> subprocess.Co
     try:
         deadline = time.monotonic() + 600
         while True:
-            pending = [d for d in api.call("GET", f"/dags/{dag_id('continuous_training')}/dagRuns/~/hitlDetails")["hitl_details"]
-                       if not d.get("response_received")]  # fmt: skip
+            details = api.call("GET", f"/dags/{dag_id('continuous_training')}/dagRuns/~/hitlDetails")["hitl_details"]
+            pending = [d for d in details if not d.get("response_received")]
             if pending:
                 break
             assert run.poll() is None, "the run ended without asking for approval:\n" + run.stdout.read()[-3000:]
@@ -109,8 +109,8 @@ def _run_and_answer(api: Api, env: dict[str, str], answer: str) -> subprocess.Co
         request = pending[0]
         assert "Promote" in request["subject"] and "Gate evidence" in request["body"]
         run_id = request["task_instance"]["dag_run_id"]
-        api.call("PATCH", f"/dags/{dag_id('continuous_training')}/dagRuns/{run_id}/taskInstances/approve_promotion/-1/hitlDetails",
-                 {"chosen_options": [answer], "params_input": {}})  # fmt: skip
+        task = f"/dags/{dag_id('continuous_training')}/dagRuns/{run_id}/taskInstances/approve_promotion/-1"
+        api.call("PATCH", f"{task}/hitlDetails", {"chosen_options": [answer], "params_input": {}})
         output, _ = run.communicate(timeout=600)
     finally:
         if run.poll() is None:
