@@ -4,6 +4,6 @@ Kept apart from ``mlops_models.py`` so that one broken model file never stops th
 (Airflow marks every DAG of a file with an import error stale). This file defines no DAG.
 """
 
-from mlops.airflow.dags import check_model_files
+from mlops.models_folder import check_model_files
 
 check_model_files()

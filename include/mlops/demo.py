@@ -237,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         if conf is None:
             raise DemoFailed(f"{cards.settings.dag_id('drift_monitoring')} did not queue continuous_training for "
                              f"{drifted}")  # fmt: skip
+        evidence = conf["drift"]
         _say(f"    queued {cards.settings.dag_id('continuous_training')} with conf: reason={conf['reason']!r}, "
-             f"breached={sorted(conf['breached_features'])}, report={conf['report_uri']}")  # fmt: skip
+             f"breached={sorted(evidence['breached_features'])}, report={evidence['report_uri']}")  # fmt: skip
         _say("==> running that queued training now (a scheduler would; `dags test` runs one DAG at a time)")
         new_champion = cards.train(drifted, conf)
         _say(f"==> re-scoring {drifted}: scoring follows the champion (v{first_champion} -> v{new_champion})")

@@ -204,9 +204,7 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
     append_history(lake, settings.dataset.name, entry)
     conf = {
         "reason": f"drift: {decision['reason']}",
-        "window": {"days": window},
-        "breached_features": result.breached_features,
-        "report_uri": report_uri,
+        "drift": {"window": {"days": window}, "breached_features": result.breached_features, "report_uri": report_uri},
     }
     log.info("drift dt=%s: breached=%s severe=%s -> trigger=%s (%s)", day, result.breached, result.severe,
              decision["trigger"], decision["reason"])  # fmt: skip

@@ -5,7 +5,8 @@ A deployment's models are YAML files (``MLOPS_MODELS_DIR``); ``dags/mlops_models
 (under other names) into a models folder of its own and parses ``dags/`` the way Airflow 3's dag-processor does:
 
 * a fresh interpreter that has imported Airflow (the dag-processor's manager) pre-imports the ``airflow``
-  modules each file names, then **forks one child per file**;
+  modules each file names, freezes its heap out of the garbage collector (``gc.freeze()``, as the manager
+  does before its parsing loop), then **forks one child per file**;
 * the child runs Airflow's own per-file entry point (``airflow.dag_processing.processor._parse_file``): the
   file's import into a ``BundleDagBag`` (our factory: model files read, DAGs built) **and the serialisation of
   every DAG** (what the manager stores in the metadata DB). A DagBag alone leaves out the serialisation.
@@ -42,7 +43,7 @@ HEAVY = ("pandas", "xgboost", "mlflow", "evidently", "great_expectations", "dvc"
 RETIRED_STEPS = ("DAG folder parse, 5 DAGs (embedded config)",)
 
 PROBE = r"""
-import json, os, resource, sys, time
+import gc, json, os, resource, sys, time
 from pathlib import Path
 
 import structlog
@@ -94,6 +95,7 @@ def parse_in_child(path):
 
 for path in files:
     _pre_import_airflow_modules(path, log)  # what the manager does before it forks a file's child
+gc.freeze()  # so does the manager (DagFileProcessorManager.before_run): children never collect the parent's heap
 for path in files:
     parse_in_child(path)  # warm-up: bytecode written, caches warm
 runs = []

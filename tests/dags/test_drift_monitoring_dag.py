@@ -106,7 +106,9 @@ def test_every_scored_day_is_checked_once_and_drift_triggers_training(
     assert len(runs) == before + 1
     state, conf = runs[-1]
     assert state == "queued"  # `dags test` runs one DAG; the triggered run waits for a scheduler
-    assert conf["reason"].startswith("drift") and "amount" in conf["breached_features"]
-    assert conf["window"]["days"] == [DRIFTED.isoformat()]
-    assert conf["report_uri"].endswith(f"reports/drift/{settings.dataset.name}/dt={DRIFTED.isoformat()}/report.html")
-    assert Path(conf["report_uri"]).is_file()
+    evidence = conf["drift"]
+    assert conf["reason"].startswith("drift") and "amount" in evidence["breached_features"]
+    assert evidence["window"]["days"] == [DRIFTED.isoformat()]
+    report = f"reports/drift/{settings.dataset.name}/dt={DRIFTED.isoformat()}/report.html"
+    assert evidence["report_uri"].endswith(report)
+    assert Path(evidence["report_uri"]).is_file()

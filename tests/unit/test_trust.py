@@ -119,9 +119,9 @@ def test_a_training_request_carries_only_allowed_overrides_and_a_masked_trigger(
 
     with pytest.raises(ConfigError, match=r"config\.gates"):
         TrainingRequest(as_of="2026-11-10", overrides={"gates": {"absolute": {}}})
-    trigger = {"reason": "drift", "report_uri": "https://rep:hunter2-secret@reports/x.html"}
+    trigger = {"reason": "drift", "drift": {"report_uri": "https://rep:hunter2-secret@reports/x.html"}}
     request = TrainingRequest(as_of="2026-11-10", overrides={"model": {"num_boost_round": 5}}, trigger=trigger)
-    assert request.trigger["report_uri"] == "https://rep:***@reports/x.html"
+    assert request.trigger["drift"]["report_uri"] == "https://rep:***@reports/x.html"
     assert "hunter2-secret" not in " ".join(request.to_argv())
 
 
@@ -170,7 +170,7 @@ def test_a_planted_secret_reaches_no_artifact_tag_lake_file_log_or_pod_spec(
         validate_and_version(settings, start + dt.timedelta(days=offset))
 
     snapshot = resolve_snapshot(settings, as_of)
-    trigger = {"reason": "drift: amount", "report_uri": f"https://reports:{PLANTED['trigger']}@reports.example/r.html",
+    trigger = {"reason": "drift: amount", "drift": {"report_uri": f"https://reports:{PLANTED['trigger']}@reports.example/r.html"},
                "airflow_dag_id": "continuous_training", "airflow_run_id": RUN_ID}  # fmt: skip
     request = TrainingRequest(as_of=as_of.isoformat(), snapshot=snapshot.to_dict(), trigger=trigger,
                               overrides={"model": {"num_boost_round": 60}})  # fmt: skip

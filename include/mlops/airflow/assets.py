@@ -28,9 +28,13 @@ def scores_asset(settings: Settings) -> Asset:
 def champion_asset(settings: Settings) -> Asset:
     """``<model>.champion``: emitted when ``champion`` moves (extra: version, previous, reason, actor, run).
 
-    Its URI is the MLflow URI that loads the champion, so a DAG scheduled on it knows what to load.
+    Its URI is the MLflow URI that loads the champion behind Airflow's custom-scheme prefix ``x-mlflow:``
+    (strip it to load), so a DAG scheduled on it knows what to load. An ``x-`` scheme is taken as written;
+    any other unknown scheme (``models:``) makes every parse load all providers' URI normalizers (the Amazon
+    provider and boto3, about 0.2 s per DAG file) to find none.
     """
-    return Asset(name=f"{settings.model_name}.champion", uri=f"models:/{settings.model_name}@champion", group="mlops")
+    uri = f"x-mlflow:models:/{settings.model_name}@champion"
+    return Asset(name=f"{settings.model_name}.champion", uri=uri, group="mlops")
 
 
 def record_champion_change(outlet_events: Any, asset: Asset, move: dict[str, Any]) -> None:

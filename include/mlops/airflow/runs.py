@@ -7,12 +7,29 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from airflow.sdk import Param, get_current_context
+from airflow.sdk.definitions._internal.types import NOTSET
 
-from mlops.config import Settings, load_settings, model_of_dag, overridable_keys, run_overrides_schema
+from mlops.config import (
+    JSON_SCHEMA_DRAFT,
+    Settings,
+    load_settings,
+    model_of_dag,
+    overridable_keys,
+    run_overrides_schema,
+)
 from mlops.redact import redact_text
 
 #: The DAG-run param holding config overrides, e.g. ``{"model": {"params": {"max_depth": 4}}}``.
 CONFIG_PARAM = "config"
+
+
+def run_param(default: Any = NOTSET, *, description: str, **schema: Any) -> Param:
+    """A DAG param whose JSON schema declares draft 7 (:data:`~mlops.config.JSON_SCHEMA_DRAFT`).
+
+    Airflow re-validates every param's schema against its meta-schema each time it resolves the param: about
+    20 times per DAG while the dag-processor serialises it, so with many model files this is most of the parse.
+    """
+    return Param(default, description=description, **schema, **{"$schema": JSON_SCHEMA_DRAFT})
 
 
 def config_param() -> Param:

@@ -84,10 +84,11 @@ def lineage_tags(settings: Settings, snapshot: TrainingSnapshot, trigger: dict[s
         Tags.RUN_OVERRIDES: json.dumps(overrides or {}, sort_keys=True),
         Tags.VERSIONS: f"xgboost={xgboost.__version__} mlflow={mlflow.__version__} python={platform.python_version()}",
     }
+    evidence = trigger.get("drift") or {}  # what drift_monitoring passed: window, breached_features, report_uri
     for key in ("report_uri", "window", "breached_features"):
-        if trigger.get(key) is not None:
+        if evidence.get(key) is not None:
             tags[f"{Tags.TRIGGER_PREFIX}{key}"] = (
-                json.dumps(trigger[key]) if not isinstance(trigger[key], str) else trigger[key]
+                json.dumps(evidence[key]) if not isinstance(evidence[key], str) else evidence[key]
             )
     airflow_ids = {"dag_id": Tags.AIRFLOW_DAG_ID, "run_id": Tags.AIRFLOW_RUN_ID, "try_number": Tags.AIRFLOW_TRY_NUMBER}
     for key, tag in airflow_ids.items():

@@ -7,7 +7,7 @@ imports only the Airflow SDK and the light :mod:`mlops` modules (``make bench`` 
 A broken model file must not take the other models down: Airflow records an import error per *Python* file
 and marks every DAG of that file stale, so the factory skips a broken model (its DAGs disappear: they never
 run on a config nobody could load) and the separate check file fails with an import error naming each
-broken model file and key.
+broken model file and key (:func:`mlops.models_folder.check_model_files`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 from airflow.sdk import DAG
 
 from mlops.airflow.dags import drift, rollback, scoring, training, validation
-from mlops.config import ConfigError, Settings, load_settings, model_files, model_of_dag
+from mlops.config import Settings, load_settings, model_of_dag
+from mlops.models_folder import load_models
 
 log = logging.getLogger(__name__)
 
@@ -37,33 +38,6 @@ def model_dags(settings: Settings) -> dict[str, DAG]:
     """The five DAGs of one model, by DAG id."""
     dags = (build(settings) for build in BUILDERS.values())
     return {dag.dag_id: dag for dag in dags}
-
-
-def load_models() -> tuple[dict[str, Settings], dict[str, str]]:
-    """Every model file loaded: ``({name: settings}, {file: why it cannot be loaded})``.
-
-    Two models may not share a ``dataset.name``: the data registry keeps each dataset's days in one folder
-    (``data/<dataset>/dt=D``), so the second would train on the first one's snapshots. The later file (by
-    name) is refused, naming the earlier one.
-    """
-    loaded: dict[str, Settings] = {}
-    broken: dict[str, str] = {}
-    owners: dict[str, str] = {}
-    for name, path in model_files().items():
-        try:
-            settings = load_settings(model=name)
-        except ConfigError as exc:
-            broken[str(path)] = str(exc)
-            continue
-        owner = owners.setdefault(settings.dataset.name, name)
-        if owner != name:
-            broken[str(path)] = (
-                f"{path}: dataset.name {settings.dataset.name!r} is already model {owner!r}'s: each model needs "
-                "its own dataset name (its folder in the data registry)"
-            )
-            continue
-        loaded[name] = settings
-    return loaded, broken
 
 
 def generate(namespace: MutableMapping[str, Any]) -> list[str]:
@@ -95,11 +69,3 @@ def generate(namespace: MutableMapping[str, Any]) -> list[str]:
             namespace[dag_id] = dag
             ids.append(dag_id)
     return ids
-
-
-def check_model_files() -> None:
-    """Raise one :class:`ConfigError` naming every broken model file and key (Airflow shows it as an import error)."""
-    _, broken = load_models()
-    if broken:
-        details = "\n".join(f"- {path}: {why}" for path, why in broken.items())
-        raise ConfigError(f"{len(broken)} model file(s) cannot be loaded; their DAGs are not generated:\n{details}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from textwrap import dedent
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, task
 
 from mlops.airflow import (
     DriftBreachNotifier,
@@ -21,6 +21,7 @@ from mlops.airflow import (
     skip,
 )
 from mlops.airflow.links import DriftReportLink, add_links
+from mlops.airflow.runs import run_param
 from mlops.config import Settings
 
 
@@ -55,7 +56,7 @@ def build(settings: Settings) -> DAG:
     Trigger policy: {policy.consecutive_windows} breaching window(s) in a row (or one severe breach), no trigger
     within {policy.cooldown_days} day(s) after a training run, none while `{settings.dag_id("continuous_training")}` is queued or
     running; at most one trigger per run (the days after a triggering day see a training as active). The trigger
-    passes `{{reason, window, breached_features, report_uri}}` of the triggering day to `{settings.dag_id("continuous_training")}`,
+    passes `{{reason, drift: {{window, breached_features, report_uri}}}}` of the triggering day to `{settings.dag_id("continuous_training")}`,
     which records it on the MLflow run and the model version. Every breach goes through the drift notifier.
 
     | step | what happens |
@@ -74,7 +75,7 @@ def build(settings: Settings) -> DAG:
         ),
         max_active_runs=1,
         doc_md=DOC,
-        params={"date": Param(None, type=["null", "string"], format="date", description="check this day (again)")},
+        params={"date": run_param(None, type=["null", "string"], format="date", description="check this day (again)")},
         render_template_as_native_obj=True,
         **dag_defaults(settings, "drift", "evidently"),
     ) as dag:

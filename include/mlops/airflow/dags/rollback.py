@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from textwrap import dedent
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, task
 
 from mlops.airflow import dag_defaults, error_policy, run_settings
 from mlops.airflow.assets import champion_asset, record_champion_change
 from mlops.airflow.notifiers import ChampionChangeNotifier
+from mlops.airflow.runs import run_param
 from mlops.config import Settings
 
 
@@ -45,8 +46,8 @@ def build(settings: Settings) -> DAG:
         max_active_runs=1,
         doc_md=DOC,
         params={
-            "reason": Param(type="string", minLength=3, description="why roll back (recorded in the ledger)"),
-            "to_version": Param(
+            "reason": run_param(type="string", minLength=3, description="why roll back (recorded in the ledger)"),
+            "to_version": run_param(
                 None,
                 type=["null", "string", "integer"],
                 description="empty = the last earlier champion never rolled back",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from textwrap import dedent
 
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronDataIntervalTimetable, task
 
 from mlops.airflow import (
     dag_defaults,
@@ -22,7 +22,7 @@ from mlops.airflow import (
 )
 from mlops.airflow.assets import champion_asset
 from mlops.airflow.links import ScoresLink, add_links
-from mlops.airflow.runs import max_map_length
+from mlops.airflow.runs import max_map_length, run_param
 from mlops.config import Settings
 
 
@@ -77,7 +77,7 @@ def build(settings: Settings) -> DAG:
         ),
         max_active_runs=1,  # two runs never score the same day at once: the second one finds it scored
         doc_md=DOC,
-        params={"date": Param(None, type=["null", "string"], format="date", description="score this day (again)")},
+        params={"date": run_param(None, type=["null", "string"], format="date", description="score this day (again)")},
         **dag_defaults(settings, "scoring", "xgboost"),
     ) as dag:
 

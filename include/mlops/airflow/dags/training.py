@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from textwrap import dedent
 
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, task
 
 from mlops.airflow import (
     CONFIG_PARAM,
@@ -24,7 +24,7 @@ from mlops.airflow import (
 from mlops.airflow.assets import champion_asset, record_champion_change
 from mlops.airflow.links import GateReportLink, MlflowRunLink, ModelVersionLink, add_links
 from mlops.airflow.notifiers import ChampionChangeNotifier
-from mlops.airflow.runs import config_param
+from mlops.airflow.runs import config_param, run_param
 from mlops.config import ConfigError, Settings
 from mlops.redact import redact_text
 from mlops.training.request import TrainingRequest
@@ -43,7 +43,7 @@ def build(settings: Settings) -> DAG:
     ### Train, gate and promote `{settings.model_name}`
 
     Triggers: the schedule `{settings.dags.training_schedule}` (UTC, `dags.training_schedule`), **or** new validated data (Asset `{VALIDATED.name}`), a manual trigger
-    (form below), or `{settings.dag_id("drift_monitoring")}` (conf: reason, window, breached features, report URI). New validated
+    (form below), or `{settings.dag_id("drift_monitoring")}` (conf: reason, and drift: window, breached features, report URI). New validated
     data trains the **first** model (bootstrap); once a champion exists, a run started by new data ends skipped
     unless `training.retrain_on_new_data` is set (now {settings.training.retrain_on_new_data}), so daily data does
     not retrain every day nor hold off the drift trigger ("training in flight").
@@ -68,12 +68,11 @@ def build(settings: Settings) -> DAG:
 
     #: The run's params; a conf key outside them is refused (config overrides go under `config`).
     PARAMS = {
-        "reason": Param("manual", type="string", description="why this run (recorded on the model version)"),
-        "as_of": Param(None, type=["null", "string"], format="date", description="train on data known by this day"),
+        "reason": run_param("manual", type="string", description="why this run (recorded on the model version)"),
+        "as_of": run_param(None, type=["null", "string"], format="date", description="train on data known by this day"),
         CONFIG_PARAM: config_param(),
-        "report_uri": Param(None, type=["null", "string"], description="drift report (set by drift_monitoring)"),
-        "breached_features": Param(None, type=["null", "object", "array"], description="drift evidence"),
-        "window": Param(None, type=["null", "object", "string"], description="drift window"),
+        "drift": run_param(None, type=["null", "object"],
+                           description="drift evidence (set by drift_monitoring): window, breached_features, report_uri"),  # fmt: skip
     }
 
     with DAG(
@@ -110,9 +109,7 @@ def build(settings: Settings) -> DAG:
             )
             trigger = {
                 "reason": reason,
-                "report_uri": params["report_uri"],
-                "breached_features": params["breached_features"],
-                "window": params["window"],
+                "drift": params["drift"],
                 "airflow_dag_id": dag_run.dag_id,
                 "airflow_run_id": dag_run.run_id,
                 "airflow_try_number": ti.try_number,
