@@ -3,9 +3,10 @@
 The wheel (not an editable install) goes into a fresh venv beside the pinned Airflow, with requirements.lock as
 constraints; only the DAG factory files and two model files (with their contracts) are copied into a fresh
 Airflow home. Then: both models' DAGs parse, ``airflow plugins`` lists the MLOps page once (from the package's
-entry point), the parse also works under Python 3.12, a broken model file shows as an import error naming the
-file and the key while the other model's chain (validation, training, promotion) runs, and the ``trainer`` extra
-alone (no Airflow) trains a model. Each step is a script of :mod:`tests.install.steps`, the commands of the docs.
+entry point), the DAGs parse and one model's chain runs under Python 3.12 too, a broken model file shows as an
+import error naming the file and the key while the other model's chain (validation, training, promotion) runs,
+and the ``trainer`` extra alone (no Airflow) trains a model. Each step is a script of
+:mod:`tests.install.steps`, the commands of the docs.
 
 Marker ``install``: not part of ``make test``; ``.ci/run`` runs it after the topology suite. Logs of every step
 and the measured sizes (``numbers.json``) are in ``var/test-artifacts/install/``.
@@ -186,19 +187,59 @@ def broken(airflow_env: Shell) -> Shell:
     return airflow_env
 
 
-@pytest.fixture(scope="module")
-def chain(broken: Shell) -> dict[str, Any]:
+def run_chain(shell: Shell, env: Mapping[str, str] | None = None, suffix: str = "") -> dict[str, Any]:
     """Land 10 days of the good model, validate them (Airflow runs and the CLI), train through the DAG."""
-    shell = broken
-    shell.run("generate", steps.GENERATE)
-    shell.run("validate", steps.VALIDATE)
+    shell.run(f"generate{suffix}", steps.GENERATE, env=env)
+    shell.run(f"validate{suffix}", steps.VALIDATE, env=env)
     # The other days exactly as `mlops validate --model M --date D` (steps.VALIDATE), in one process.
     days = [(DAY_ONE + dt.timedelta(days=offset)).isoformat() for offset in range(3, steps.DAYS)]
     code = f"from mlops.cli import main\nfor day in {days!r}:\n    assert main(['validate', '--date', day]) == 0, day"
-    shell.run("validate-rest", f"python - <<'EOF'\n{code}\nEOF", env={"MLOPS_MODEL": steps.MODEL})
-    train = shell.run("train", steps.TRAIN)
-    champion = shell.run("champion", steps.CHAMPION)
+    one_model = {**(env or {}), "MLOPS_MODEL": steps.MODEL}
+    shell.run(f"validate-rest{suffix}", f"python - <<'EOF'\n{code}\nEOF", env=one_model)
+    train = shell.run(f"train{suffix}", steps.TRAIN, env=env)
+    champion = shell.run(f"champion{suffix}", steps.CHAMPION, env=env)
     return {"train": train, "champion": champion}
+
+
+def assert_chain_ran(env: Mapping[str, str], chain: dict[str, Any]) -> None:
+    """Every day validated by Airflow or the CLI, the training run promoted, and the CLI shows the champion."""
+    home = Path(env["AIRFLOW_HOME"])
+    lake = Path(env["MLOPS_HOME"]) / "lake" / steps.MODEL
+    for day in (steps.START, "2026-10-02"):
+        states = task_states(home, f"{steps.MODEL}__data_validation", day)
+        assert set(states.values()) == {"success"}, (day, states)
+    validated = sorted(path.parent.name for path in lake.glob("raw/dt=*/_VALIDATED.json"))
+    assert validated == [f"dt={DAY_ONE + dt.timedelta(days=offset)}" for offset in range(steps.DAYS)]
+
+    states = task_states(home, f"{steps.MODEL}__continuous_training", steps.AS_OF)
+    assert states["train"] == "success" and states["promote"] == "success", states
+    shown = chain["champion"].stdout
+    assert re.search(rf"model {steps.MODEL}: champion v1\b", shown), shown
+    assert f"by airflow:{steps.MODEL}__continuous_training" in shown, shown
+
+
+@pytest.fixture(scope="module")
+def chain(broken: Shell) -> dict[str, Any]:
+    return run_chain(broken)
+
+
+@pytest.fixture(scope="module")
+def py312(airflow_env: Shell) -> dict[str, str]:
+    """The same wheel in a Python 3.12 venv, with an Airflow home and platform home of its own (same models)."""
+    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python")))
+    if not found:
+        pytest.skip("no Python 3.12 under ~/.pyenv/versions")
+    shell, venv = airflow_env, airflow_env.work / "venv-3.12"
+    home = venv / "home"
+    env = {"VENV": str(venv), "PATH": shell.path(venv), "AIRFLOW_HOME": str(home), "MLOPS_HOME": str(home / "mlops")}
+    shell.run("venv-3.12", f'uv venv --python {found[-1]} "$VENV"', env=env)
+    shell.run("install-3.12", steps.INSTALL, in_checkout=True, env=env)  # the wheel brings Airflow itself
+    probe = "python -c 'import sys; print(sys.version_info[:2])'"
+    version = shell.run("version-3.12", probe, env=env).stdout
+    assert version.startswith("(3, 12)"), version
+    dags = 'mkdir -p "$AIRFLOW_HOME/dags"\ncp dags/mlops_models.py dags/mlops_model_check.py "$AIRFLOW_HOME/dags/"'
+    shell.run("files-3.12", dags, in_checkout=True, env=env)
+    return env
 
 
 # -- the acceptance ------------------------------------------------------------------------------------------
@@ -238,25 +279,21 @@ def test_both_models_parse_and_the_plugin_is_listed_once(airflow_env: Shell) -> 
     assert [view["name"] for view in plugin["external_views"]] == ["MLOps"]
 
 
-def test_the_dags_also_parse_under_python_3_12(airflow_env: Shell) -> None:
-    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python")))
-    if not found:
-        pytest.skip("no Python 3.12 under ~/.pyenv/versions")
-    shell, venv = airflow_env, airflow_env.work / "venv-3.12"
-    env = {"VENV": str(venv), "PATH": shell.path(venv)}
-    shell.run("venv-3.12", f'uv venv --python {found[-1]} "$VENV"', env=env)
-    shell.run("install-3.12", steps.INSTALL, in_checkout=True, env=env)  # the wheel brings Airflow itself
-    probe = "python -c 'import sys; print(sys.version_info[:2])'"
-    version = shell.run("version-3.12", probe, env=env).stdout
-    assert version.startswith("(3, 12)"), version
-    # The same DAGs folder and models folder, parsed as the dag-processor does (a DagBag: no metadata DB needed).
-    dags_folder = Path(shell.env["AIRFLOW_HOME"]) / "dags"
+def test_the_dags_also_parse_under_python_3_12(airflow_env: Shell, py312: dict[str, str]) -> None:
+    # The same DAG files and models folder, parsed as the dag-processor does (a DagBag: no metadata DB needed).
+    dags_folder = Path(py312["AIRFLOW_HOME"]) / "dags"
     bag = ("import json\nfrom airflow.dag_processing.dagbag import DagBag\n"
            f"bag = DagBag({str(dags_folder)!r})\n"
            "print(json.dumps({'dags': sorted(bag.dag_ids), 'errors': bag.import_errors}))")  # fmt: skip
-    parsed = shell.json("parse-3.12", f"python - <<'EOF'\n{bag}\nEOF", env={**env, "AIRFLOW_HOME": str(venv / "home")})
+    parsed = airflow_env.json("parse-3.12", f"python - <<'EOF'\n{bag}\nEOF", env=py312)
     assert parsed["errors"] == {}, parsed["errors"]
     assert len(parsed["dags"]) == 10 and {dag.split("__")[0] for dag in parsed["dags"]} == {steps.MODEL, BROKEN_MODEL}
+
+
+def test_one_model_runs_its_chain_under_python_3_12(airflow_env: Shell, py312: dict[str, str]) -> None:
+    """Validation (Airflow and the CLI), training, gates and promotion through the DAG, all on Python 3.12."""
+    airflow_env.run("migrate-3.12", steps.MIGRATE, env=py312)
+    assert_chain_ran(py312, run_chain(airflow_env, py312, suffix="-3.12"))
 
 
 def test_a_broken_model_file_is_an_import_error_naming_it_and_spares_the_other_model(broken: Shell) -> None:
@@ -269,19 +306,7 @@ def test_a_broken_model_file_is_an_import_error_naming_it_and_spares_the_other_m
 
 
 def test_the_good_model_runs_its_chain_beside_the_broken_file(broken: Shell, chain: dict[str, Any]) -> None:
-    home = Path(broken.env["AIRFLOW_HOME"])
-    lake = Path(broken.env["MLOPS_HOME"]) / "lake" / steps.MODEL
-    for day in (steps.START, "2026-10-02"):
-        states = task_states(home, f"{steps.MODEL}__data_validation", day)
-        assert set(states.values()) == {"success"}, (day, states)
-    validated = sorted(path.parent.name for path in lake.glob("raw/dt=*/_VALIDATED.json"))
-    assert validated == [f"dt={DAY_ONE + dt.timedelta(days=offset)}" for offset in range(steps.DAYS)]
-
-    states = task_states(home, f"{steps.MODEL}__continuous_training", steps.AS_OF)
-    assert states["train"] == "success" and states["promote"] == "success", states
-    shown = chain["champion"].stdout
-    assert re.search(rf"model {steps.MODEL}: champion v1\b", shown), shown
-    assert f"by airflow:{steps.MODEL}__continuous_training" in shown, shown
+    assert_chain_ran(broken.env, chain)
 
 
 def test_the_trainer_extra_trains_without_airflow(broken: Shell, chain: dict[str, Any]) -> None:
