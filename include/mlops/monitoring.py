@@ -108,23 +108,31 @@ def _reference_sample(settings: Settings, champion: Champion, columns: list[str]
 
 
 def unchecked_days(lake: Lake, dataset: str, requested: list[dt.date] | tuple[dt.date, ...] = (), *,
+                   up_to: dt.date | None = None, trained_on: frozenset[dt.date] = frozenset(),
                    forced: bool = False, limit: int = 31) -> tuple[list[dt.date], list[str]]:  # fmt: skip
     """The days a drift run checks, oldest first, and one note per requested day it does not check.
 
-    Every scored day (``scores/dt=D/_SUCCESS``) without a drift-history entry yet, at most ``limit``
-    (the rest wait for the next run), so a backlog scored in one go is checked day by day, in order.
-    ``forced`` (``params.date``): the ``requested`` days are checked again whatever their state.
+    Every scored day (``scores/dt=D/_SUCCESS``) up to ``up_to`` (the run's day; None: no bound) without a
+    drift-history entry yet, at most ``limit`` (the rest wait for the next run), so a backlog scored in
+    one go is checked day by day, in order, and a run for day D never judges a day after D. Days in
+    ``trained_on`` (the champion's training and validation days) are never checked: the reference profile
+    was made from them. ``forced`` (``params.date``): the ``requested`` days are checked again whatever
+    their state.
     """
     from mlops.drift import read_history
 
     checked = {str(entry.get("day")): entry for entry in read_history(lake, dataset)}
     validated = set(lake.days("raw", VALIDATED))  # a day re-validated into quarantine has no window any more
-    waiting = [day for day in lake.days("scores", SUCCESS) if day.isoformat() not in checked and day in validated]
+    waiting = [day for day in lake.days("scores", SUCCESS)
+               if day.isoformat() not in checked and day in validated and (up_to is None or day <= up_to)
+               and day not in trained_on]  # fmt: skip
+    notes = [f"dt={day.isoformat()}: the champion was trained on it, so it is not checked against its own reference"
+             for day in sorted(set(requested) & trained_on)]  # fmt: skip
+    requested = [day for day in requested if day not in trained_on]
     if forced:
         chosen = sorted(set(requested))
         rest = [day for day in waiting if day not in chosen]
-        return sorted(chosen + rest[: max(limit - len(chosen), 0)]), []
-    notes = []
+        return sorted(chosen + rest[: max(limit - len(chosen), 0)]), notes
     for day in sorted(set(requested)):
         entry = checked.get(day.isoformat())
         if entry is not None:
@@ -136,6 +144,15 @@ def unchecked_days(lake: Lake, dataset: str, requested: list[dt.date] | tuple[dt
         notes.append(f"{len(waiting) - limit} more scored day(s) wait ({waiting[limit].isoformat()}.."
                      f"{waiting[-1].isoformat()}): beyond drift.backlog_days, the next run checks them")  # fmt: skip
     return waiting[:limit], notes
+
+
+def champion_trained_days(settings: Settings) -> frozenset[dt.date]:
+    """The days the current champion learned from (its snapshot's train and valid splits); empty without one."""
+    if models.alias_version(settings, models.CHAMPION) is None:
+        return frozenset()
+    snapshot = models.load_artifact(settings, models.pin_champion(settings).run_id, models.Artifacts.SNAPSHOT)
+    splits = (snapshot or {}).get("days", {})
+    return frozenset(dt.date.fromisoformat(day) for split in ("train", "valid") for day in splits.get(split, []))
 
 
 def check_days(settings: Settings, days: list[dt.date], training_active: bool = False,

@@ -101,16 +101,6 @@ def test_a_task_reads_the_model_file_its_dag_id_names(
             dag_id.split("__")[0], window, id_column)  # fmt: skip
 
 
-def test_partition_day_prefers_params_then_the_newest_event_then_the_logical_date(adapters: ModuleType) -> None:
-    run = SimpleNamespace(logical_date=dt.datetime(2026, 11, 10, tzinfo=dt.UTC), run_after=None)
-    events = {"validated": [SimpleNamespace(extra={"date": day}) for day in ("2026-11-08", "2026-11-07")]}
-    assert adapters.partition_day({"date": "2026-11-01"}, run, events) == "2026-11-01"
-    assert adapters.partition_day({"date": None}, run, events) == "2026-11-08"
-    assert adapters.partition_day({}, run, {}) == "2026-11-10"
-    unscheduled = SimpleNamespace(logical_date=None, run_after=dt.datetime(2026, 11, 12, 6, tzinfo=dt.UTC))
-    assert adapters.partition_day({}, unscheduled, None) == "2026-11-12"
-
-
 def _run(run_type: Any = "scheduled", logical: dt.datetime | None = None, after: dt.datetime | None = None) -> Any:
     return SimpleNamespace(run_type=run_type, logical_date=logical, run_after=after)
 
@@ -125,13 +115,14 @@ NOV_10 = dt.datetime(2026, 11, 10, tzinfo=dt.UTC)
 def test_run_days_named_by_params_date_is_that_day_only_and_forced(adapters: ModuleType) -> None:
     requested = adapters.run_days({"date": "2026-11-01"}, _run("asset_triggered", NOV_10), _events("2026-11-08"))
     assert requested.days == ["2026-11-01"] and requested.forced is True
+    assert requested.up_to == "2026-11-01", "a re-run of an old day never judges the days after it"
 
 
 def test_run_days_of_asset_events_are_their_dates_sorted_once_each(adapters: ModuleType) -> None:
     events = _events("2026-11-08", "2026-11-06", "2026-11-08", "2026-11-07")
     events["other"] = [SimpleNamespace(extra={"date": "2026-11-06"}), SimpleNamespace(extra=None)]
     requested = adapters.run_days({"date": None}, _run("asset_triggered", NOV_10), events)
-    assert requested.days == ["2026-11-06", "2026-11-07", "2026-11-08"]
+    assert requested.days == ["2026-11-06", "2026-11-07", "2026-11-08"] and requested.up_to == "2026-11-08"
     assert requested.forced is False, "a day already done is not redone because an event named it again"
 
 
@@ -139,6 +130,7 @@ def test_run_days_of_an_asset_event_without_a_date_is_no_day(adapters: ModuleTyp
     """A champion change triggers the run without naming a day: nothing is scored, not the logical date."""
     requested = adapters.run_days({}, _run("asset_triggered", NOV_10), _events(None))
     assert requested.days == [] and requested.forced is False
+    assert requested.up_to == "2026-11-10", "its backlog: every waiting day up to the day it started"
     # Airflow may hand the events over empty: an asset-triggered run still scores no day of its own.
     assert adapters.run_days({}, _run("asset_triggered", NOV_10), {}).days == []
 
@@ -147,6 +139,7 @@ def test_run_days_of_an_asset_event_without_a_date_is_no_day(adapters: ModuleTyp
 def test_run_days_of_other_runs_is_their_logical_date(adapters: ModuleType, kind: str) -> None:
     requested = adapters.run_days({}, _run(kind, NOV_10, NOV_10 + dt.timedelta(days=1)), None)
     assert requested.days == ["2026-11-10"] and requested.forced is False
+    assert requested.up_to == "2026-11-10", "a backfill of an old date works on days up to it, not up to today"
     # Without a logical date (e.g. a manual run triggered without one) the run is for the day it ran after.
     unscheduled = _run(kind, None, dt.datetime(2026, 11, 12, 6, tzinfo=dt.UTC))
     assert adapters.run_days({}, unscheduled, {}).days == ["2026-11-12"]

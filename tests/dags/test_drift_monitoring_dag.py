@@ -65,6 +65,24 @@ def test_unchecked_days_are_the_scored_days_without_history_oldest_first(tmp_pat
                                                          "triggered=False)"])  # fmt: skip
 
 
+def test_a_drift_run_for_day_d_checks_only_days_up_to_d_and_not_the_champions_own(tmp_path: Path) -> None:
+    """Later scored days wait for their own runs; the days the champion learned from are never checked."""
+    lake = Lake(str(tmp_path / "lake"))
+    d = [dt.date(2026, 5, 1) + dt.timedelta(days=i) for i in range(8)]
+    for day in d:
+        lake.write_json(lake.marker("raw", day, VALIDATED), {"rows": 1})
+        lake.touch(lake.marker("scores", day, SUCCESS))
+    trained = frozenset(d[:3])
+
+    days, notes = unchecked_days(lake, "cards", [d[4]], up_to=d[4], trained_on=trained)
+    assert days == [d[3], d[4]] and notes == []
+    assert unchecked_days(lake, "cards", [d[4]], up_to=d[4], trained_on=trained) == (days, notes), "same again"
+    days, notes = unchecked_days(lake, "cards", [d[1]], up_to=d[1], trained_on=trained, forced=True)
+    assert days == [] and notes == [f"dt={d[1]}: the champion was trained on it, so it is not checked against its "
+                                    "own reference"]  # fmt: skip
+    assert unchecked_days(lake, "cards", [d[7]], up_to=d[7], trained_on=trained)[0] == d[3:], "today catches up"
+
+
 def test_every_scored_day_is_checked_once_and_drift_triggers_training(
     dag_env: dict[str, str], airflow_home: Path
 ) -> None:
@@ -80,11 +98,12 @@ def test_every_scored_day_is_checked_once_and_drift_triggers_training(
     land_days(settings, CLEAN, 2, rows_per_day=5_000, seed=4, drift=shift)
     for day in (CLEAN, DRIFTED):
         validate_and_version(settings, day)
-    for day in (LAST_TRAINING_DAY, CLEAN):  # scored in one go (a backlog), no drift check yet
+    for day in (LAST_TRAINING_DAY, CLEAN, DRIFTED):  # scored in one go (a backlog), no drift check yet
         score_day(settings, day)
     before = len(_training_runs(airflow_home))
 
-    # The run for CLEAN checks both scored days, oldest first, each once: no drift, no retraining.
+    # The run for CLEAN checks the scored days up to CLEAN, oldest first, each once: no drift, no retraining.
+    # The drifted day after it is scored already, but that day is its own run's to judge.
     clean = dags_test(dag_id("drift_monitoring"), CLEAN, env)
     assert clean.returncode == 0, _tail(clean)
     assert f"checking 2 day(s), oldest first: {LAST_TRAINING_DAY}, {CLEAN}" in clean.stdout + clean.stderr
@@ -94,8 +113,14 @@ def test_every_scored_day_is_checked_once_and_drift_triggers_training(
     assert len(_training_runs(airflow_home)) == before, "no drift, no retraining"
     checked_clean = Path(history_path(lake, settings.dataset.name, CLEAN)).read_bytes()
 
-    # DRIFTED is scored: the next run checks it alone (CLEAN is not checked again) and queues a training.
-    score_day(settings, DRIFTED)
+    # The run for CLEAN again: nothing new up to its day, the same history, still nothing triggered.
+    again = dags_test(dag_id("drift_monitoring"), CLEAN, env)
+    assert again.returncode == 0, _tail(again)
+    assert f"dt={CLEAN} already checked" in again.stdout + again.stderr, _tail(again)
+    assert Path(history_path(lake, settings.dataset.name, CLEAN)).read_bytes() == checked_clean
+    assert len(read_history(lake, settings.dataset.name)) == 2 and len(_training_runs(airflow_home)) == before
+
+    # The run for DRIFTED checks it alone (CLEAN is not checked again) and queues a training.
     drifted = dags_test(dag_id("drift_monitoring"), DRIFTED, env)
     assert drifted.returncode == 0, _tail(drifted)
     output = drifted.stdout + drifted.stderr

@@ -421,8 +421,23 @@ def test_pending_days_are_every_validated_unscored_day_oldest_first_and_capped(t
     assert done.days == []
     assert done.reason() == (f"nothing to score: dt={d[4]} already scored by asset_triggered__x with v3; dt={d[5]} is "
                              "not validated: not scored (a validated-data event will start the run that scores it); "
-                             "no other validated day waits")  # fmt: skip
+                             "no other validated day up to this run's day waits")  # fmt: skip
     assert pending_days(lake).reason() == "nothing to score: every validated day has its scores"
+
+
+def test_a_run_for_day_d_scores_only_days_up_to_d(tmp_path: Path) -> None:
+    """A backfill (or a re-run) of an old day never scores the newer days waiting: their own runs do."""
+    lake = Lake(str(tmp_path / "lake"))
+    d = [dt.date(2026, 7, 1) + dt.timedelta(days=i) for i in range(6)]
+    _marked(lake, d, {d[0]: "scheduled__2026-07-01"})
+
+    backlog = pending_days(lake, [d[2]], up_to=d[2])
+    assert backlog.days == [d[1], d[2]] and backlog.later == [d[3], d[4], d[5]]
+    assert backlog.notes() == [f"3 validated day(s) after this run's day wait ({d[3]}..{d[5]}): their own runs score "
+                               "them"]  # fmt: skip
+    assert pending_days(lake, [d[2]], up_to=d[2]) == backlog, "the same run again: the same days"
+    assert pending_days(lake, [d[0]], up_to=d[0], forced=True).days == [d[0]], "a re-score of d0 touches d0 only"
+    assert pending_days(lake, [d[5]], up_to=d[5]).days == d[1:], "today's run catches up every missed day"
 
 
 def test_one_run_scores_several_days_each_committed_with_only_its_own_chunks(home: Settings) -> None:

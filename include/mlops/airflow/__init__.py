@@ -24,7 +24,7 @@ from mlops.airflow.defaults import OWNER, START_DATE, TAG, dag_defaults, default
 from mlops.airflow.errors import error_policy, skip
 from mlops.airflow.notifiers import DriftBreachNotifier, LogFailureNotifier
 from mlops.airflow.pod import training_pod_operator
-from mlops.airflow.runs import CONFIG_PARAM, RunDays, partition_day, run_days, run_settings
+from mlops.airflow.runs import CONFIG_PARAM, RunDays, run_days, run_settings
 from mlops.airflow.sensors import lake_sensor
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "default_args",
     "error_policy",
     "lake_sensor",
-    "partition_day",
     "run_days",
     "run_settings",
     "scores_asset",

@@ -82,18 +82,6 @@ def _mask_secrets(settings: Settings) -> None:
                 mask_secret(password)
 
 
-def partition_day(params: Mapping[str, Any], dag_run: Any, triggering_asset_events: Any) -> str:
-    """The partition a daily run works on: ``params.date``, else the newest triggering asset event's
-    ``date``, else the logical date (scheduled, catch-up and backfill runs)."""
-    day = params.get("date")
-    if not day and triggering_asset_events:
-        events = [event for events in triggering_asset_events.values() for event in events]
-        day = max(((event.extra or {}).get("date") or "" for event in events), default="") or None
-    if not day:
-        day = (dag_run.logical_date or dag_run.run_after).date().isoformat()
-    return str(day)
-
-
 @dataclass(frozen=True)
 class RunDays:
     """The partition days a run was started for (XCom-safe through ``to_dict``).
@@ -102,11 +90,15 @@ class RunDays:
       (an event without a date, e.g. a champion change, names none); else the logical date.
     * ``forced``: the day was named by ``params.date``: redo it even when it was done already.
     * ``source``: where the days came from, for the log.
+    * ``up_to``: the run's horizon, the newest day it may work on or judge from: ``params.date``, the newest
+      event date (an event without one, e.g. a champion change: the day the run started), else the logical
+      date. A backlog is every waiting day up to it, so a backfill of an old date never judges newer data.
     """
 
     days: list[str]
     forced: bool
     source: str
+    up_to: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,14 +113,16 @@ def run_type(dag_run: Any) -> str:
 def run_days(params: Mapping[str, Any], dag_run: Any, triggering_asset_events: Any) -> RunDays:
     """The days a run is for, and whether it forces them (see :class:`RunDays`)."""
     if params.get("date"):
-        return RunDays([str(params["date"])], forced=True, source="params.date")
+        day = str(params["date"])
+        return RunDays([day], forced=True, source="params.date", up_to=day)
     events = [event for events in (triggering_asset_events or {}).values() for event in events]
     dates = sorted({str((event.extra or {}).get("date")) for event in events if (event.extra or {}).get("date")})
     kind = run_type(dag_run)
     if events or kind == "asset_triggered":
-        return RunDays(dates, forced=False, source=f"{len(events)} asset event(s)")
-    logical = dag_run.logical_date or dag_run.run_after
-    return RunDays([logical.date().isoformat()], forced=False, source=f"{kind or 'run'} for its logical date")
+        up_to = dates[-1] if dates else (dag_run.run_after or dag_run.logical_date).date().isoformat()
+        return RunDays(dates, forced=False, source=f"{len(events)} asset event(s)", up_to=up_to)
+    logical = (dag_run.logical_date or dag_run.run_after).date().isoformat()
+    return RunDays([logical], forced=False, source=f"{kind or 'run'} for its logical date", up_to=logical)
 
 
 def max_map_length() -> int:

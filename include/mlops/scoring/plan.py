@@ -93,6 +93,7 @@ class Backlog:
     scored: dict[dt.date, dict[str, Any]] = field(default_factory=dict)  # requested days already scored: stats
     not_validated: list[dt.date] = field(default_factory=list)  # requested days without _VALIDATED.json
     deferred: list[dt.date] = field(default_factory=list)  # waiting days beyond the cap: the next run's
+    later: list[dt.date] = field(default_factory=list)  # waiting days after the run's day: their own runs'
 
     def notes(self) -> list[str]:
         """One line per fact a run should log: what is already done, what is not ready, what waits."""
@@ -102,13 +103,16 @@ class Backlog:
         if self.deferred:
             lines.append(f"{len(self.deferred)} more validated day(s) wait ({_span(self.deferred)}): beyond "
                          f"scoring.backlog_days, the next run scores them")  # fmt: skip
+        if self.later:
+            lines.append(f"{len(self.later)} validated day(s) after this run's day wait ({_span(self.later)}): "
+                         f"their own runs score them")  # fmt: skip
         return lines
 
     def reason(self) -> str:
         """Why there is nothing to score (when ``days`` is empty)."""
         said = "; ".join(self.notes())
         if said:
-            return f"nothing to score: {said}; no other validated day waits"
+            return f"nothing to score: {said}; no other validated day up to this run's day waits"
         return "nothing to score: every validated day has its scores"
 
 
@@ -116,17 +120,21 @@ def _span(days: list[dt.date]) -> str:
     return days[0].isoformat() if len(days) == 1 else f"{days[0].isoformat()}..{days[-1].isoformat()}"
 
 
-def pending_days(lake: Lake, requested: list[dt.date] | tuple[dt.date, ...] = (), *, forced: bool = False,
-                 limit: int = 31) -> Backlog:  # fmt: skip
-    """The days a scoring run scores: every validated day with no committed scores, oldest first, at most
-    ``limit``, plus the ``requested`` days when ``forced`` (a re-score of a day asked for by name).
+def pending_days(lake: Lake, requested: list[dt.date] | tuple[dt.date, ...] = (), *, up_to: dt.date | None = None,
+                 forced: bool = False, limit: int = 31) -> Backlog:  # fmt: skip
+    """The days a scoring run scores: every validated day up to ``up_to`` (the run's day; None: no bound)
+    with no committed scores, oldest first, at most ``limit``, plus the ``requested`` days when ``forced``
+    (a re-score of a day asked for by name). A run for day D never scores a day after D: that day's own
+    run does, with the champion of its time.
 
     Unforced ``requested`` days (the run's own day, the days of the events that started it) are reported:
     already scored (by which run, with which version) or not validated; they are scored like any other
     waiting day. Days beyond ``limit`` are ``deferred`` to the next run.
     """
     validated = set(lake.days("raw", VALIDATED))
-    waiting = unscored_days(lake)
+    unscored = unscored_days(lake)
+    waiting = [day for day in unscored if up_to is None or day <= up_to]
+    later = [day for day in unscored if day not in waiting]
     chosen = sorted(set(requested)) if forced else []
     scored: dict[dt.date, dict[str, Any]] = {}
     not_validated: list[dt.date] = []
@@ -138,7 +146,7 @@ def pending_days(lake: Lake, requested: list[dt.date] | tuple[dt.date, ...] = ()
                 scored[day] = scored_by(lake, day) or {}
     rest = [day for day in waiting if day not in chosen]
     room = max(limit - len(chosen), 0)
-    return Backlog(sorted(chosen + rest[:room]), scored, not_validated, rest[room:])
+    return Backlog(sorted(chosen + rest[:room]), scored, not_validated, rest[room:], later)
 
 
 def needed_columns(settings: Settings, *specs: FeatureSpec) -> list[str]:

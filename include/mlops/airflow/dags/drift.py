@@ -40,7 +40,9 @@ def build(settings: Settings) -> DAG:
     oldest first, at most {policy.backlog_days} (`drift.backlog_days`; the rest are checked by the next run). So a
     backlog scored in one go (after a backfill, an outage or a first champion) is checked day by day, in order,
     each day once; the trigger decision sees each day's predecessors. `params.date` names a day to check
-    **again**. A day already checked is not checked again: the log says so. **A run that cannot do anything
+    **again**. A day already checked is not checked again: the log says so. A run checks only days up to its
+    own day (its logical date, `params.date` or its newest event's date), so a backfill or a re-run of an old
+    date never judges newer data, and never the days the champion was trained on (its reference comes from them). **A run that cannot do anything
     yet ends SKIPPED, with the reason on the task**: no champion, or no scored day waiting for its check.
 
     Each day's window (the last {policy.window_days} validated day(s) up to it) is compared with the
@@ -97,12 +99,14 @@ def build(settings: Settings) -> DAG:
 
             from mlops import models
             from mlops.data.lake import Lake
-            from mlops.monitoring import check_days, unchecked_days
+            from mlops.monitoring import champion_trained_days, check_days, unchecked_days
 
             settings = run_settings()
             lake = Lake.from_settings(settings)
             days, notes = unchecked_days(lake, settings.dataset.name, [dt.date.fromisoformat(d) for d in resolved["days"]],
-                                         forced=resolved["forced"], limit=settings.drift.backlog_days)  # fmt: skip
+                                         up_to=dt.date.fromisoformat(resolved["up_to"]),
+                                         trained_on=champion_trained_days(settings), forced=resolved["forced"],
+                                         limit=settings.drift.backlog_days)  # fmt: skip
             for note in notes:
                 print(note)
             if models.alias_version(settings, models.CHAMPION) is None:

@@ -40,8 +40,9 @@ def build(settings: Settings) -> DAG:
     waits for data: the validated-data event of a day starts the run that scores it, so a late day never holds
     the one run slot.
 
-    **What a run scores**: every validated day (`raw/dt=D/_VALIDATED.json`) that has no committed scores yet
-    (`scores/dt=D/_SUCCESS`), oldest first, at most {settings.scoring.backlog_days} (`scoring.backlog_days`; the rest
+    **What a run scores**: every validated day (`raw/dt=D/_VALIDATED.json`) up to the run's day (its logical
+    date, `params.date` or its newest event's date: a backfill of an old date never scores newer days) that has
+    no committed scores yet (`scores/dt=D/_SUCCESS`), oldest first, at most {settings.scoring.backlog_days} (`scoring.backlog_days`; the rest
     are scored by the next run, the log says how many wait). So days validated while there was no champion,
     during an outage or in a backfill are scored as soon as a champion exists, each exactly once, without
     anyone re-triggering anything. `params.date` names a day to score **again** (a re-score replaces its output).
@@ -125,7 +126,8 @@ def build(settings: Settings) -> DAG:
             lake = Lake.from_settings(settings)
             model = PinnedModel.from_dict(pinned)
             backlog = pending_days(lake, [dt.date.fromisoformat(day) for day in resolved["days"]],
-                                   forced=resolved["forced"], limit=settings.scoring.backlog_days)  # fmt: skip
+                                   up_to=dt.date.fromisoformat(resolved["up_to"]), forced=resolved["forced"],
+                                   limit=settings.scoring.backlog_days)  # fmt: skip
             for note in backlog.notes():
                 print(note)
             if not backlog.days:

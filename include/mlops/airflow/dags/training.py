@@ -71,8 +71,11 @@ def build(settings: Settings) -> DAG:
         "reason": run_param("manual", type="string", description="why this run (recorded on the model version)"),
         "as_of": run_param(None, type=["null", "string"], format="date", description="train on data known by this day"),
         CONFIG_PARAM: config_param(),
-        "drift": run_param(None, type=["null", "object"],
-                           description="drift evidence (set by drift_monitoring): window, breached_features, report_uri"),  # fmt: skip
+        "drift": run_param(
+            None,
+            type=["null", "object"],
+            description="drift evidence (set by drift_monitoring): window, breached_features, report_uri",
+        ),  # fmt: skip
     }
 
     with DAG(
