@@ -138,12 +138,16 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.plans import Skip, plan_training
     from mlops.training.pipeline import run_all
     from mlops.training.snapshot import NoTrainingData
 
-    as_of = args.as_of or dt.date.today()
+    plan = plan_training(settings, as_of=args.as_of or dt.date.today(), run_kind="manual", reason=args.reason)
+    if isinstance(plan, Skip):
+        _emit(args, {"error": plan.reason}, plan.reason)
+        return 1
     try:
-        outcome = run_all(settings, as_of, {"reason": args.reason}, actor=f"cli:{_user()}")
+        outcome = run_all(settings, plan.as_of, plan.trigger, actor=f"cli:{_user()}", snapshot=plan.snapshot)
     except NoTrainingData as exc:
         _emit(args, {"error": str(exc)}, f"no usable training data: {exc}")
         return 1

@@ -63,7 +63,10 @@ def test_every_validated_day_is_scored_once_when_a_champion_exists(dag_env: dict
     states = task_states(airflow_home, dag_id("batch_scoring"), DAY)
     assert states["pin_champion"] == "skipped", states
     assert {states[t] for t in ("plan_chunks", "days_of", "commit_scores", "shadow_score")} == {"skipped"}
-    assert f"no champion yet: {DAYS} validated day(s) wait ({START}..{DAY})" in waiting.stdout + waiting.stderr
+    assert (
+        f"no champion yet: {DAYS} validated day(s) up to dt={DAY} wait ({START}..{DAY})"
+        in waiting.stdout + waiting.stderr
+    )
     assert lake.days("scores") == [], "no champion: nothing written under scores/"
 
     # A champion; the first days were scored before an outage, the last three validated during it.
@@ -102,9 +105,9 @@ def test_every_validated_day_is_scored_once_when_a_champion_exists(dag_env: dict
     assert again.returncode == 0, _tail(again)
     output = again.stdout + again.stderr
     assert f"dt={DAY} already scored by {run_ids.pop()} with v{champion}" in output, _tail(again)
-    assert "no other validated day waits" in output
+    assert "no other validated day up to this run's day waits" in output
     states = task_states(airflow_home, dag_id("batch_scoring"), DAY)
-    assert states["pin_champion"] == "success" and states["plan_chunks"] == "skipped", states
+    assert states["pin_champion"] == "skipped" and states["plan_chunks"] == "skipped", states
     assert len(asset_events(airflow_home, f"{settings.dataset.name}.scores")) == 3, "no day announced twice"
     for day in BACKLOG:
         assert _read_scores(lake, day).equals(scored[day])

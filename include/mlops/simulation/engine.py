@@ -231,33 +231,47 @@ class Simulation:
 
     # -- the policy under test ----------------------------------------------------------------------------
     def train(self, day: int, kind: str, trigger: dict[str, Any], settings: Settings | None = None) -> Training:
-        """``run_all``: what continuous_training does, promotion per ``promotion.policy``."""
+        """What continuous_training does for a triggered run: :func:`~mlops.plans.plan_training`, then
+        ``run_all`` on the planned window, promotion per ``promotion.policy``."""
+        from mlops.plans import Skip, plan_training
         from mlops.training.pipeline import run_all
         from mlops.training.snapshot import NoTrainingData
 
         settings = settings or self.settings
-        as_of = self.scenario.date(day)
         started = time.monotonic()
+        reason = str(trigger.get("reason"))
         with self.timed("train"):
+            plan = plan_training(settings, as_of=self.scenario.date(day), run_kind="manual", reason=reason,
+                                 drift=trigger.get("drift"))  # fmt: skip
+            if isinstance(plan, Skip):
+                return Training(day, kind, reason, time.monotonic() - started, error=plan.reason)
             try:
-                outcome = run_all(settings, as_of, trigger, actor=f"simulation:{self.scenario.name}")
+                outcome = run_all(settings, plan.as_of, plan.trigger, actor=f"simulation:{self.scenario.name}",
+                                  snapshot=plan.snapshot)  # fmt: skip
             except NoTrainingData as exc:
-                return Training(day, kind, str(trigger.get("reason")), time.monotonic() - started, error=str(exc))
+                return Training(day, kind, reason, time.monotonic() - started, error=str(exc))
         promotion = outcome["promotion"]
         promoted = isinstance(promotion, dict)
         return Training(
-            day, kind, str(trigger.get("reason")), time.monotonic() - started, version=str(outcome["version"]),
+            day, kind, reason, time.monotonic() - started, version=str(outcome["version"]),
             passed=bool(outcome["passed"]), promoted=promoted,
             from_version=promotion["from_version"] if promoted else outcome.get("champion_version"),
             summary=str(outcome["summary"])[:500],
         )  # fmt: skip
 
     def score_champion(self, day: int, record: DayRecord) -> None:
+        """What batch_scoring's run for the day does: :func:`~mlops.plans.plan_scoring` (every waiting day up
+        to it), each planned day scored with the champion."""
+        from mlops.plans import Skip, plan_scoring
         from mlops.scoring import score_day
 
         date = self.scenario.date(day)
         with self.timed("score"):
-            stats = score_day(self.settings, date, run_id=f"simulation-{date}")
+            plan = plan_scoring(self.settings, self.lake, [date], up_to=date)
+            if isinstance(plan, Skip):
+                raise RuntimeError(f"simulation day {day} ({date}): validated but not scored: {plan.reason}")
+            for planned in plan.days:
+                stats = score_day(self.settings, planned, run_id=f"simulation-{date}")
             scores = self.lake.read_partition(self.lake.partition("scores", date))
         record.champion_version = str(stats["model_version"])
         data = self.days[day]
@@ -267,10 +281,19 @@ class Simulation:
         data.scores["champion"] = aligned
 
     def check_drift(self, day: int, record: DayRecord) -> Any:
-        from mlops.monitoring import check_day
+        """What drift_monitoring's run for the day does: :func:`~mlops.plans.plan_drift` (every unchecked scored
+        day up to it), each planned day checked in order; None when the plan skips. Training is synchronous
+        here, so no training run is ever active while a day is checked."""
+        from mlops.monitoring import check_days
+        from mlops.plans import Skip, plan_drift
 
+        date = self.scenario.date(day)
         with self.timed("drift"):
-            outcome = check_day(self.settings, self.scenario.date(day), training_active=False, render_report=False)
+            plan = plan_drift(self.settings, self.lake, [date], up_to=date)
+            if isinstance(plan, Skip):  # e.g. the day was checked already: no drift record for it
+                return None
+            outcomes = check_days(self.settings, plan.days, training_active=False, render_report=False)
+        outcome = next((checked for checked in outcomes if checked.trigger), outcomes[-1])
         result, performance = outcome.result, outcome.result.get("performance") or {}
         record.drift = {
             "breached": bool(result["breached"]),
@@ -372,7 +395,7 @@ class Simulation:
                 self.score_champion(day, record)
                 self._evaluate(day)  # labels may already be known (delay_days 0)
                 outcome = self.check_drift(day, record)
-                if outcome.trigger:
+                if outcome is not None and outcome.trigger:
                     record.trainings.append(self.train(day, "drift", outcome.conf))
             for event in scenario.events_on(day, "bad_model"):
                 bad = load_settings(

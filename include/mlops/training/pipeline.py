@@ -173,12 +173,14 @@ def promote(settings: Settings, version: str, expected_champion: str | None, act
     return move.__dict__
 
 
-def run_all(settings: Settings, as_of: Any, trigger: dict[str, Any], actor: str) -> dict[str, Any]:
-    """The whole DAG by hand (``mlops train``): snapshot, train in-process, assess, register, promote per policy."""
+def run_all(settings: Settings, as_of: Any, trigger: dict[str, Any], actor: str,
+            snapshot: TrainingSnapshot | None = None) -> dict[str, Any]:  # fmt: skip
+    """The whole DAG by hand (``mlops train``, ``mlops simulate``): train in-process on ``snapshot`` (the
+    plan's; None: the window for ``as_of``), assess, register, promote per policy."""
     from mlops.training.snapshot import resolve_snapshot
     from mlops.training.train import train
 
-    snapshot = resolve_snapshot(settings, as_of)
+    snapshot = snapshot or resolve_snapshot(settings, as_of)
     trained = train(settings, snapshot, trigger)
     assessment = assess(settings, snapshot, trained.run_id, trained.model_uri)
     run = f"cli:{trained.run_id}"

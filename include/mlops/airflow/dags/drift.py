@@ -97,23 +97,18 @@ def build(settings: Settings) -> DAG:
             """Each waiting day, oldest first: drift statistics, Evidently report, history entry, trigger decision."""
             import datetime as dt
 
-            from mlops import models
             from mlops.data.lake import Lake
-            from mlops.monitoring import champion_trained_days, check_days, unchecked_days
+            from mlops.monitoring import check_days
+            from mlops.plans import Skip, plan_drift
 
             settings = run_settings()
-            lake = Lake.from_settings(settings)
-            days, notes = unchecked_days(lake, settings.dataset.name, [dt.date.fromisoformat(d) for d in resolved["days"]],
-                                         up_to=dt.date.fromisoformat(resolved["up_to"]),
-                                         trained_on=champion_trained_days(settings), forced=resolved["forced"],
-                                         limit=settings.drift.backlog_days)  # fmt: skip
-            for note in notes:
+            plan = plan_drift(settings, Lake.from_settings(settings), [dt.date.fromisoformat(d) for d in resolved["days"]],
+                              up_to=dt.date.fromisoformat(resolved["up_to"]), forced=resolved["forced"])  # fmt: skip
+            if isinstance(plan, Skip):
+                skip(plan.reason)
+            for note in plan.notes:
                 print(note)
-            if models.alias_version(settings, models.CHAMPION) is None:
-                skip(f"no champion yet: nothing is scored or monitored until continuous_training promotes one "
-                     f"({len(days)} scored day(s) wait)")  # fmt: skip
-            if not days:
-                skip("nothing to check: " + ("; ".join(notes) or "every scored day has its drift-history entry"))
+            days = plan.days
             print(f"checking {len(days)} day(s), oldest first: {', '.join(d.isoformat() for d in days)}")
             active = ti.get_dr_count(dag_id=settings.dag_id("continuous_training"), states=["queued", "running"]) > 0
             outcomes = check_days(settings, days, training_active=active)

@@ -56,8 +56,8 @@ def build(settings: Settings) -> DAG:
     | step | what happens |
     |---|---|
     | `resolve_day` | the run's day(s): `params.date` (forced), else the triggering events' dates, else the logical date |
-    | `pin_champion` | resolves alias `champion` **once**; every task of the run uses that version (a promotion mid-run cannot mix models); SKIPPED when there is none |
-    | `plan_chunks`, `days_of` | the waiting days, each split by parquet row groups into at most {settings.scoring.max_chunks} chunks; checks the pinned model's feature columns before any scoring; SKIPPED when nothing waits |
+    | `pin_champion` | the run's plan: the waiting days up to the run's day, and alias `champion` resolved **once**; every task of the run uses that version (a promotion mid-run cannot mix models); SKIPPED when there is no champion or nothing waits |
+    | `plan_chunks`, `days_of` | the planned days, each split by parquet row groups into at most {settings.scoring.max_chunks} chunks; checks the pinned model's feature columns before any scoring |
     | `score_chunk` (mapped over the chunks of every day) | streams record batches of {settings.scoring.batch_rows:,} rows: shared feature assembly, `inplace_predict`, parquet part in the day's staging area |
     | `commit_scores` (mapped over the days) | verifies the day's parts, writes `_STATS.json`, swaps `scores/dt=D/` into place, `_SUCCESS` last; one Asset event `{SCORES.name}` per day (date, model version, rows) |
     | `shadow_score` | with a distinct `challenger`, scores a sample of the run's newest day with both models into `scores/shadow/dt=D/` |
@@ -94,51 +94,45 @@ def build(settings: Settings) -> DAG:
 
         @task
         @error_policy
-        def pin_champion() -> dict:
-            """Resolve `champion` once for the whole run; no champion yet: skip, the waiting days are scored later."""
+        def pin_champion(resolved: dict) -> dict:
+            """The run's plan (`mlops.plans.plan_scoring`): the waiting days up to the run's day and the champion
+            pinned once for all of them; SKIPPED with the plan's reason (no champion yet, nothing waits)."""
             from mlops.data.lake import Lake
-            from mlops.models import NoChampion
-            from mlops.models import pin_champion as pin
-            from mlops.scoring import unscored_days
+            from mlops.plans import Skip, plan_scoring
 
             settings = run_settings()
-            try:
-                pinned = pin(settings)
-            except NoChampion:
-                waiting = unscored_days(Lake.from_settings(settings))
-                span = f" ({waiting[0]}..{waiting[-1]})" if waiting else ""
-                skip(f"no champion yet: {len(waiting)} validated day(s) wait{span}; they are scored when a champion is "
-                     f"promoted (run continuous_training; Asset {CHAMPION.name} then starts this DAG)")  # fmt: skip
-            print(f"pinned {pinned.name} v{pinned.version} (run {pinned.run_id}) for this scoring run")
-            return pinned.to_dict()
+            plan = plan_scoring(settings, Lake.from_settings(settings), [dt.date.fromisoformat(day) for day in resolved["days"]],
+                                up_to=dt.date.fromisoformat(resolved["up_to"]), forced=resolved["forced"])  # fmt: skip
+            if isinstance(plan, Skip):
+                skip(plan.reason)
+            for note in plan.notes:
+                print(note)
+            pinned = plan.champion
+            print(f"pinned {pinned.name} v{pinned.version} (run {pinned.run_id}) for this scoring run; "
+                  f"{len(plan.days)} day(s) wait: {', '.join(day.isoformat() for day in plan.days)}")  # fmt: skip
+            return {"pinned": pinned.to_dict(), "days": [day.isoformat() for day in plan.days]}
 
         @task
         @error_policy
-        def plan_chunks(resolved: dict, pinned: dict, run_id: str | None = None) -> list[dict]:
-            """The waiting days' row-group chunks (bounded); fails on missing features before anything is scored."""
+        def plan_chunks(resolved: dict, planned: dict, run_id: str | None = None) -> list[dict]:
+            """The planned days' row-group chunks (bounded); fails on missing features before anything is scored."""
             from mlops.airflow.notifiers import Alert, deliver
             from mlops.data.lake import Lake
             from mlops.models import PinnedModel
-            from mlops.scoring import ScoringInputError, pending_days
+            from mlops.scoring import ScoringInputError
             from mlops.scoring import plan_chunks as plan
 
             settings = run_settings()
             lake = Lake.from_settings(settings)
-            model = PinnedModel.from_dict(pinned)
-            backlog = pending_days(lake, [dt.date.fromisoformat(day) for day in resolved["days"]],
-                                   up_to=dt.date.fromisoformat(resolved["up_to"]), forced=resolved["forced"],
-                                   limit=settings.scoring.backlog_days)  # fmt: skip
-            for note in backlog.notes():
-                print(note)
-            if not backlog.days:
-                skip(backlog.reason())
+            model = PinnedModel.from_dict(planned["pinned"])
+            waiting = [dt.date.fromisoformat(day) for day in planned["days"]]
             budget = max_map_length()
             days: list[str] = []
             chunks: list[dict] = []
             unscorable: list[ScoringInputError] = []
-            for index, day in enumerate(backlog.days):
+            for index, day in enumerate(waiting):
                 try:
-                    planned = plan(settings, lake, day, model)
+                    planned_chunks = plan(settings, lake, day, model)
                 except ScoringInputError as exc:
                     if resolved["forced"] and day.isoformat() in resolved["days"]:
                         raise  # a day asked for by name: fail at once, without retries
@@ -148,12 +142,12 @@ def build(settings: Settings) -> DAG:
                                   run_id=str(run_id), reason=f"dt={day} cannot be scored with v{model.version} and "
                                   f"was left out (the other waiting days are scored): {exc}"))  # fmt: skip
                     continue
-                if days and len(chunks) + len(planned) > budget:
-                    print(f"{len(backlog.days) - index} more day(s) from dt={day} wait for the next run "
+                if days and len(chunks) + len(planned_chunks) > budget:
+                    print(f"{len(waiting) - index} more day(s) from dt={day} wait for the next run "
                           f"(more than [core] max_map_length={budget} chunks in one run)")  # fmt: skip
                     break
                 days.append(day.isoformat())
-                chunks += [chunk.stamped(resolved["scored_at"], day).to_dict() for chunk in planned]
+                chunks += [chunk.stamped(resolved["scored_at"], day).to_dict() for chunk in planned_chunks]
             if not days:
                 raise unscorable[0]  # every waiting day breaks the model's inputs: fail, without retries
             print(f"scoring {len(days)} day(s) with v{model.version}: {', '.join(days)} ({len(chunks)} chunk(s))")
@@ -167,7 +161,7 @@ def build(settings: Settings) -> DAG:
 
         @task(max_active_tis_per_dagrun=4)
         @error_policy
-        def score_chunk(chunk: dict, pinned: dict, run_id: str | None = None) -> dict:
+        def score_chunk(chunk: dict, planned: dict, run_id: str | None = None) -> dict:
             """Stream one chunk of one day through the pinned model into that day's staging area."""
             from mlops.data.lake import Lake
             from mlops.models import PinnedModel
@@ -175,14 +169,14 @@ def build(settings: Settings) -> DAG:
             from mlops.scoring import score_chunk as score
 
             settings = run_settings()
-            planned = Chunk.from_dict(chunk)
-            day = dt.date.fromisoformat(str(planned.day))
-            result = score(settings, Lake.from_settings(settings), day, PinnedModel.from_dict(pinned), planned, run_id)
+            day = dt.date.fromisoformat(str(Chunk.from_dict(chunk).day))
+            pinned = PinnedModel.from_dict(planned["pinned"])
+            result = score(settings, Lake.from_settings(settings), day, pinned, Chunk.from_dict(chunk), run_id)
             return result.to_dict()
 
         @task(outlets=[SCORES])
         @error_policy
-        def commit_scores(day: str, results: list[dict], pinned: dict, run_id: str | None = None,
+        def commit_scores(day: str, results: list[dict], planned: dict, run_id: str | None = None,
                           outlet_events=None) -> dict:  # type: ignore[no-untyped-def]  # fmt: skip
             """Make one day's output visible atomically (`_SUCCESS` last) and announce it."""
             from mlops.data.lake import Lake
@@ -191,6 +185,7 @@ def build(settings: Settings) -> DAG:
             from mlops.scoring import commit_scores as commit
 
             settings = run_settings()
+            pinned = planned["pinned"]
             mine = [ChunkResult.from_dict(result) for result in results if result.get("day") == day]
             stats = commit(settings, Lake.from_settings(settings), dt.date.fromisoformat(day), PinnedModel.from_dict(pinned),
                            mine, run_id)  # fmt: skip
@@ -201,7 +196,7 @@ def build(settings: Settings) -> DAG:
 
         @task
         @error_policy
-        def shadow_score(days: list[str], pinned: dict, run_id: str | None = None) -> dict | None:
+        def shadow_score(days: list[str], planned: dict, run_id: str | None = None) -> dict | None:
             """Challenger beside champion on a sample of the run's newest day (never changes the champion's output)."""
             from mlops.data.lake import Lake
             from mlops.models import PinnedModel
@@ -209,14 +204,13 @@ def build(settings: Settings) -> DAG:
 
             settings = run_settings()
             day = dt.date.fromisoformat(max(days))
-            return shadow(settings, Lake.from_settings(settings), day, PinnedModel.from_dict(pinned), run_id)
+            return shadow(settings, Lake.from_settings(settings), day, PinnedModel.from_dict(planned["pinned"]), run_id)
 
         resolved = resolve_day()
-        pinned = pin_champion()
-        resolved >> pinned
-        chunks = plan_chunks(resolved, pinned)
+        planned = pin_champion(resolved)
+        chunks = plan_chunks(resolved, planned)
         days = days_of(chunks)
-        results = score_chunk.partial(pinned=pinned).expand(chunk=chunks)
-        committed = add_links(commit_scores.partial(results=results, pinned=pinned).expand(day=days), ScoresLink())
-        committed >> shadow_score(days, pinned)
+        results = score_chunk.partial(planned=planned).expand(chunk=chunks)
+        committed = add_links(commit_scores.partial(results=results, planned=planned).expand(day=days), ScoresLink())
+        committed >> shadow_score(days, planned)
     return dag

@@ -24,7 +24,7 @@ from mlops.airflow import (
 from mlops.airflow.assets import champion_asset, record_champion_change
 from mlops.airflow.links import GateReportLink, MlflowRunLink, ModelVersionLink, add_links
 from mlops.airflow.notifiers import ChampionChangeNotifier
-from mlops.airflow.runs import config_param, run_param
+from mlops.airflow.runs import config_param, run_param, run_type
 from mlops.config import ConfigError, Settings
 from mlops.redact import redact_text
 from mlops.training.request import TrainingRequest
@@ -94,8 +94,7 @@ def build(settings: Settings) -> DAG:
         @error_policy
         def resolve_snapshot(params: dict | None = None, dag_run=None, ti=None) -> dict:  # type: ignore[no-untyped-def]
             """Pin the training window to a DVC revision; record why this run happens: the run's TrainingRequest."""
-            from mlops.training.snapshot import NoTrainingData
-            from mlops.training.snapshot import resolve_snapshot as resolve
+            from mlops.plans import Skip, plan_training
 
             unknown = sorted(set(dag_run.conf or {}) - set(PARAMS))
             if unknown:
@@ -107,28 +106,14 @@ def build(settings: Settings) -> DAG:
                 if params["as_of"]
                 else (dag_run.logical_date or dag_run.run_after).date()
             )
-            reason = {"asset_triggered": "new validated data", "scheduled": "weekly schedule"}.get(
-                str(dag_run.run_type).split(".")[-1].lower(), params["reason"]
-            )
-            trigger = {
-                "reason": reason,
-                "drift": params["drift"],
-                "airflow_dag_id": dag_run.dag_id,
-                "airflow_run_id": dag_run.run_id,
-                "airflow_try_number": ti.try_number,
-            }
-            if reason == "new validated data" and not settings.training.retrain_on_new_data:
-                from mlops import models
-
-                champion = models.alias_version(settings, models.CHAMPION)
-                if champion is not None:
-                    skip(f"champion v{champion} exists: new validated data alone does not retrain it (weekly schedule, "
-                         "drift trigger or manual run do; training.retrain_on_new_data: true retrains on every day)")  # fmt: skip
-            try:
-                snapshot = resolve(settings, as_of)
-            except NoTrainingData as exc:  # not yet enough labelled days: a later run trains, nothing to retry
-                skip(f"not enough labelled data to train yet ({reason}): {exc}")
-            print(f"trigger: {reason}; window {snapshot.days['train'][0]}..{snapshot.days['holdout'][-1]} "
+            plan = plan_training(settings, as_of=as_of, run_kind=run_type(dag_run), reason=params["reason"],
+                                 drift=params["drift"])  # fmt: skip
+            if isinstance(plan, Skip):
+                skip(plan.reason)
+            snapshot = plan.snapshot
+            trigger = {**plan.trigger, "airflow_dag_id": dag_run.dag_id, "airflow_run_id": dag_run.run_id,
+                       "airflow_try_number": ti.try_number}  # fmt: skip
+            print(f"trigger: {plan.reason}; window {snapshot.days['train'][0]}..{snapshot.days['holdout'][-1]} "
                   f"at DVC revision {snapshot.registry_revision}")  # fmt: skip
             request = TrainingRequest(as_of=as_of.isoformat(), snapshot=snapshot.to_dict(), trigger=trigger,
                                       overrides=params[CONFIG_PARAM], device="cuda" if KUBERNETES else "cpu")  # fmt: skip
