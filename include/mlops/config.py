@@ -400,11 +400,13 @@ NOT_PER_RUN = "set only by the deployment's reviewed config file (MLOPS_CONFIG) 
 
 
 class ModelRunOverrides(_Section):
+    """Bounded, so that a run asking for 10**12 rounds or a megabyte parameter fails at once, naming the key."""
+
     params: dict[str, float | int | str | bool] | None = Field(
         None, description=f"XGBoost parameters merged over the deployment's (not {', '.join(FIXED_XGB_PARAMS)})"
     )
-    num_boost_round: int | None = Field(None, ge=1)
-    early_stopping_rounds: int | None = Field(None, ge=1)
+    num_boost_round: int | None = Field(None, ge=1, le=10_000)
+    early_stopping_rounds: int | None = Field(None, ge=1, le=1_000)
 
     @field_validator("params")
     @classmethod
@@ -412,11 +414,18 @@ class ModelRunOverrides(_Section):
         fixed = sorted(set(value or {}) & set(FIXED_XGB_PARAMS))
         if fixed:
             raise ValueError(f"{', '.join(fixed)} is set by the deployment, not per run")
+        long = sorted(key for key, item in (value or {}).items() if isinstance(item, str) and len(item) > 100)
+        if long:  # XGBoost's text parameters are short words (tree_method=hist)
+            raise ValueError(f"{', '.join(long)}: a text value has at most 100 characters")
         return value
 
 
 class TrainingRunOverrides(_Section):
-    window_days: int | None = Field(None, ge=1, description="last N validated, labelled days used for training")
+    """Bounded: at most ten years of days."""
+
+    window_days: int | None = Field(
+        None, ge=1, le=3_650, description="last N validated, labelled days used for training"
+    )
 
 
 class RunOverrides(_Section):

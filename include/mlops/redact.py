@@ -1,8 +1,10 @@
 """Secrets never leave their place: one redaction for artifacts, tags, log lines, messages and pod arguments.
 
 A value is secret-bearing by the rules of :mod:`mlops.training.pod_spec` (the GPU pod refuses the same
-things): a URL with an embedded password, an AWS access key id, a mapping key that looks like a secret
-(``*_PASSWORD``, ``*_TOKEN``, ``*KEY``...). On top of those rules, the *values* of secret-looking
+things): a URL with an embedded password (``redis://:pw@host`` too), an AWS access key id, a mapping key that
+looks like a secret (``*_PASSWORD``, ``*_TOKEN``, ``*KEY``...). Text is also cleaned of secrets passed as
+parameters (``?token=``, ``&access_token=``, ``api_key=``, ``sig=``, ``X-Amz-Signature=``, ``password=``) and
+of Slack webhook paths (:mod:`mlops.secret_rules`). On top of those rules, the *values* of secret-looking
 environment variables of this process (``AWS_SECRET_ACCESS_KEY``, ``MLFLOW_TRACKING_PASSWORD``...) are
 replaced wherever they appear, so an error message that echoes a credential is cleaned as well.
 
@@ -31,7 +33,8 @@ def env_secrets(env: Mapping[str, str] | None = None) -> list[str]:
 
 
 def redact_text(text: str, env: Mapping[str, str] | None = None) -> str:
-    """``text`` with URL passwords, AWS access key ids and secret env values replaced by ``***``."""
+    """``text`` with URL passwords, secret parameters, Slack webhook paths, AWS access key ids and secret env values
+    replaced by ``***``."""
     return mask(text, env_secrets(env)) if text else text
 
 

@@ -2,10 +2,12 @@
 
 Structural faults GX cannot see (no ``_SUCCESS``, no files, unreadable parquet) are checked first, by
 reading the files; then the contract's Great Expectations suite (``mlops.gx_suite``) runs and its
-failed expectations become :class:`Failure` lines that name the file, column and rule.
+failed expectations become :class:`Failure` lines that name the file, column and rule. A value from the
+data is quoted short (:func:`shorten`), so one huge cell never becomes a huge reason.
 
-Transient is not invalid: only a contract breach quarantines a day. A file that cannot be *fetched*
-(I/O error, connection reset, S3 timeout) is retried in place and then raises :class:`LakeReadError`, an
+Transient is not invalid: only a contract breach quarantines a day. A marker, folder or file that cannot be
+*reached* (an I/O error on its stat, listing, open or read, a reset connection, an S3 timeout: the lake never
+reads one as "absent") is retried in place and then raises :class:`LakeReadError`, an
 :class:`~mlops.errors.InfrastructureError` that Airflow retries with backoff; bytes that were fetched but
 are not parquet are a breach (``readable_parquet``). ``mlops requeue --date D`` (:func:`requeue_partition`)
 returns a quarantined day to ``raw/`` for re-validation; ``reason.json`` keeps the day's history.
@@ -21,7 +23,7 @@ from statistics import median
 from typing import TYPE_CHECKING, Any
 
 from mlops.data.contract import Contract, arrow_column_type
-from mlops.data.lake import REASON, SUCCESS, VALIDATED, Lake
+from mlops.data.lake import REASON, SUCCESS, VALIDATED, Lake, LakeIOError
 from mlops.data.publish import publish_json
 from mlops.errors import InfrastructureError, InputError
 from mlops.gx_suite import PANDAS_DTYPES, RULES, GxRunner, build_suite, plain, row_level_twin, to_pandas
@@ -46,6 +48,7 @@ __all__ = [
     "mark_validated",
     "quarantine_partition",
     "requeue_partition",
+    "shorten",
     "validate_and_version",
     "validate_partition",
 ]
@@ -53,6 +56,18 @@ __all__ = [
 log = logging.getLogger(__name__)
 #: Pauses between attempts to fetch a file of a day before the step gives up (then Airflow retries it).
 READ_RETRY_SECONDS = (0.5, 2.0)
+#: How much of a value from the data a reason quotes: a 5 MB cell must not become a 5 MB log line, alert or page.
+QUOTE_LIMIT = 80
+
+
+def shorten(value: Any, limit: int = QUOTE_LIMIT) -> Any:
+    """A value from the data as a reason quotes it: a text longer than ``limit`` is cut and says its length.
+
+    ``"a" * 5_000_000`` -> ``"aaaa… (5000000 chars)"`` (``limit`` characters, then the length); other values as is.
+    """
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}… ({len(value)} chars)"
+    return value
 
 
 class LakeReadError(InfrastructureError):
@@ -75,6 +90,10 @@ class Failure:
     expected: Any
     file: str | None = None
     sample_ids: list[Any] = field(default_factory=list)
+
+    def __post_init__(self) -> None:  # a column name and the ids come from the data too
+        self.column = shorten(self.column)
+        self.sample_ids = [shorten(value) for value in self.sample_ids]
 
     def describe(self) -> str:
         where = f"column '{self.column}'" if self.column else "table"
@@ -127,14 +146,17 @@ def _lake_io(what: str, call: Any) -> Any:
         try:
             return call()
         except Exception as exc:
-            detail = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+            first = (str(exc).strip().splitlines() or [""])[0]
+            failed = f"{what} failed ({type(exc).__name__}: {first})"
+            if isinstance(exc, LakeIOError):  # the lake's own error already says what failed where
+                failed = exc.strerror or first
             if not pauses:
                 raise LakeReadError(
-                    f"{what} failed ({detail}); the day was NOT quarantined: check the lake (disk, permissions, "
-                    f"S3 endpoint, network), the step is retried"
+                    f"{failed}; the day was NOT quarantined: check the lake (disk, permissions, S3 endpoint, "
+                    f"network), the step is retried"
                 ) from exc
             pause = pauses.pop(0)
-            log.warning("%s failed (%s); again in %.1f s", what, detail, pause)
+            log.warning("%s; again in %.1f s", failed, pause)
             time.sleep(pause)
 
 
@@ -235,7 +257,8 @@ def _failure_from_result(result: Any, contract: Contract) -> Failure:
         observed, expected = f"null fraction {null_fraction}", f"<= {round(1 - kwargs['min_value'], 6)}"
     elif config.type == "expect_column_distinct_values_to_be_in_set":
         unknown = sorted(map(str, (result.result or {}).get("partial_unexpected_list") or []))
-        observed, expected = f"unknown values {unknown[:10]}", f"one of {kwargs['value_set']}"
+        shown = [shorten(value) for value in unknown[:10]]
+        observed, expected = f"unknown values {shown}", f"one of {kwargs['value_set']}"
     elif config.type == "expect_column_proportion_of_unique_values_to_be_between":
         expected = "all values unique"
         observed = f"unique fraction {observed}"
@@ -311,18 +334,16 @@ def validate_partition(
         twin = RULES.get(config.type, ("", None))[1]
         id_column = settings.dataset.id_column
         if twin and id_column in frame.columns and id_column not in mistyped:
-            failure.sample_ids = runner.offending_ids(
-                frame,
-                row_level_twin(twin, dict(config.kwargs)),
-                id_column,
-                settings.validation.offending_ids_sample,
+            ids = runner.offending_ids(
+                frame, row_level_twin(twin, dict(config.kwargs)), id_column, settings.validation.offending_ids_sample
             )
+            failure.sample_ids = [shorten(value) for value in ids]
         verdict.failures.append(failure)
     # Null-typed (all-null) or exotic columns: name the column and its type even if GX found it odd.
     for name, arrow_type in unsupported.items():
         if not any(f.column == name and f.rule == "type" for f in verdict.failures):
             expected = contract.columns[name].type if name in contract.columns else "a contract column"
-            verdict.failures.append(Failure("type", name, arrow_type, expected, single_file))
+            verdict.failures.append(Failure("type", name, shorten(arrow_type), expected, single_file))
     (log.info if verdict.passed else log.error)("%s", verdict.summary())
     return verdict
 

@@ -9,11 +9,13 @@ is configured. Until the config has an ``alerts:`` section, the environment conf
 * ``MLOPS_AIRFLOW_URL``: the Airflow UI, to put a link to the task in the message (``make up`` sets it).
 
 Every message names the DAG, the day it is about and the reason. A delivery that fails is logged and never
-raised: an alert must not fail (or retry) the task it reports on.
+raised: an alert must not fail (or retry) the task it reports on. A reason quotes data and errors, so it is
+escaped for each channel: HTML in the mail, Slack's ``&``/``<``/``>`` in Slack (no ``<!channel>``, no links).
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 from collections.abc import Mapping
@@ -79,8 +81,6 @@ class Alert:
 
 
 def _send_email(alert: Alert, conn_id: str, env: Mapping[str, str]) -> None:
-    from html import escape
-
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     recipients = [address.strip() for address in env.get(EMAIL_TO_ENV, "").split(",") if address.strip()]
@@ -88,13 +88,22 @@ def _send_email(alert: Alert, conn_id: str, env: Mapping[str, str]) -> None:
         raise ValueError(f"{SMTP_CONN_ENV} is set but {EMAIL_TO_ENV} names no recipient")
     with SmtpHook(smtp_conn_id=conn_id) as hook:
         hook.send_email_smtp(to=recipients, subject=alert.subject, from_email=env.get(EMAIL_FROM_ENV) or None,
-                             html_content=f"<pre>{escape(alert.text(env), quote=False)}</pre>")  # fmt: skip
+                             html_content=f"<pre>{html.escape(alert.text(env), quote=False)}</pre>")  # fmt: skip
+
+
+def slack_escaped(text: str) -> str:
+    """Text Slack shows as written: ``&``, ``<``, ``>`` escaped as Slack's formatting rules ask.
+
+    Unescaped, ``<!channel>`` in a reason pings everyone and ``<https://evil|click>`` is a disguised link.
+    """
+    return html.escape(text, quote=False)
 
 
 def _send_slack(alert: Alert, conn_id: str, env: Mapping[str, str]) -> None:
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-    SlackWebhookHook(slack_webhook_conn_id=conn_id).send(text=f"*{alert.subject}*\n{alert.text(env)}")
+    text = f"*{slack_escaped(alert.subject)}*\n{slack_escaped(alert.text(env))}"
+    SlackWebhookHook(slack_webhook_conn_id=conn_id).send(text=text)
 
 
 def deliver(alert: Alert, env: Mapping[str, str] | None = None) -> dict[str, str]:

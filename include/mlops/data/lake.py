@@ -25,6 +25,11 @@ Names starting with ``.`` or ``_`` are never data: :meth:`Lake.days` and :meth:`
 
 fsspec gives one code path for both backends (s3fs talks to S3, MinIO or moto over HTTP).
 
+A failure to reach a path is never an answer about it: fsspec's ``exists``/``isdir`` turn any error into False,
+so one EIO on a partition's ``stat`` read as "no parquet files" and quarantined a good day. Every query and
+file operation here goes through :meth:`Lake._io`: "not there" stays :class:`FileNotFoundError` (or False,
+``[]``), any other :class:`OSError` raises :class:`LakeIOError`, an infrastructure error that is retried.
+
 Durability on local disk: a write returns only once the file and its folder entry are fsynced
 (:meth:`Lake._commit`), and :meth:`Lake.sync` flushes a whole published partition before its marker is
 written, so a power cut never leaves a marker in front of data that did not reach the disk. On S3 a PUT is
@@ -40,9 +45,13 @@ import logging
 import os
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import fsspec
+
+from mlops.errors import InfrastructureError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -71,6 +80,15 @@ REPORTS = "reports"
 DATA_DOCS = "data_docs"
 DRIFT = "drift"
 HISTORY = "history"
+#: Errors that answer a question about the path (absent, already there, of the other kind): not a failing lake.
+ANSWERS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
+
+
+class LakeIOError(OSError, InfrastructureError):
+    """The disk, S3 or the network failed on a lake path: retried, never read as "absent" or as bad data.
+
+    Still an :class:`OSError` with the original errno, for callers that handle those.
+    """
 
 
 def safe_segment(run_id: str) -> str:
@@ -79,6 +97,11 @@ def safe_segment(run_id: str) -> str:
         return run_id
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).lstrip(".")
     return f"{cleaned}-{hashlib.sha256(run_id.encode()).hexdigest()[:8]}"
+
+
+def _raise(error: OSError) -> None:
+    """``os.walk``'s ``onerror``: a folder that cannot be listed fails the walk instead of being skipped."""
+    raise error
 
 
 def _fsync(path: str, *, directory: bool = False) -> None:
@@ -106,7 +129,8 @@ class Lake:
         self.fs, self.root = fsspec.core.url_to_fs(self.uri, **(storage_options or {}))
         self.root = self.root.rstrip("/")
         if not self.is_s3:
-            self.fs.makedirs(self.root, exist_ok=True)
+            with self._io("creating", self.root):
+                self.fs.makedirs(self.root, exist_ok=True)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Lake:
@@ -170,23 +194,51 @@ class Lake:
         return path[len(self.root) + 1 :] if path.startswith(self.root + "/") else path
 
     # -- queries -----------------------------------------------------------------------------
+    @contextmanager
+    def _io(self, what: str, path: str) -> Iterator[None]:
+        """Run file operations on ``path``: an I/O failure (EIO, reset, timeout) raises :class:`LakeIOError`."""
+        try:
+            yield
+        except (*ANSWERS, LakeIOError):
+            raise
+        except OSError as exc:
+            detail = f"{what} {self.url(path)} failed: {exc.strerror or exc}"
+            raise (LakeIOError(detail) if exc.errno is None else LakeIOError(exc.errno, detail)) from exc
+
+    def info(self, path: str) -> dict[str, Any] | None:
+        """fsspec's ``info`` of ``path``, None when it does not exist; any other failure raises :class:`LakeIOError`."""
+        with self._io("checking", path):
+            try:
+                return self.fs.info(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+
     def exists(self, path: str) -> bool:
-        return bool(self.fs.exists(path))
+        """Whether ``path`` exists; unlike ``fs.exists``, an I/O error raises instead of answering False."""
+        return self.info(path) is not None
+
+    def isdir(self, path: str) -> bool:
+        """Whether ``path`` is a folder (a prefix on S3); unlike ``fs.isdir``, an I/O error raises."""
+        found = self.info(path)
+        return found is not None and found["type"] == "directory"
+
+    def listdir(self, folder: str) -> list[str]:
+        """Paths in ``folder``, ``[]`` when it does not exist; an I/O error raises :class:`LakeIOError`."""
+        with self._io("listing", folder):
+            try:
+                return list(self.fs.ls(folder, detail=False))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
 
     def data_files(self, partition: str) -> list[str]:
         """Parquet files of a partition in a stable order (markers and hidden files excluded)."""
-        if not self.fs.isdir(partition):
-            return []
-        names = self.fs.ls(partition, detail=False)
+        names = self.listdir(partition)
         return sorted(n for n in names if n.endswith(".parquet") and not n.rsplit("/", 1)[-1].startswith((".", "_")))
 
     def days(self, area: str, marker: str | None = None) -> list[dt.date]:
         """Dates that have a partition in ``area`` (and ``marker`` inside it when given), sorted."""
-        base = self.area(area)
-        if not self.fs.isdir(base):
-            return []
         found = []
-        for name in self.fs.ls(base, detail=False):
+        for name in self.listdir(self.area(area)):
             leaf = name.rstrip("/").rsplit("/", 1)[-1]
             if not leaf.startswith("dt="):
                 continue
@@ -197,7 +249,7 @@ class Lake:
 
     # -- reads and writes --------------------------------------------------------------------
     def read_json(self, path: str) -> dict[str, Any]:
-        with self.fs.open(path, "r") as handle:
+        with self._io("reading", path), self.fs.open(path, "r") as handle:
             return json.load(handle)
 
     def write_json(self, path: str, payload: dict[str, Any]) -> None:
@@ -211,10 +263,11 @@ class Lake:
     def write_parquet(self, table: pa.Table, path: str, row_group_size: int = 131_072) -> None:
         import pyarrow.parquet as pq
 
-        tmp = self._tmp_name(path)
-        with self.fs.open(tmp, "wb") as handle:
-            pq.write_table(table, handle, row_group_size=row_group_size, compression="snappy")
-        self._commit(tmp, path)
+        with self._io("writing", path):
+            tmp = self._tmp_name(path)
+            with self.fs.open(tmp, "wb") as handle:
+                pq.write_table(table, handle, row_group_size=row_group_size, compression="snappy")
+            self._commit(tmp, path)
 
     def read_partition(self, partition: str) -> pa.Table:
         """All parquet files of a partition as one table (no hive-partition columns are added)."""
@@ -226,19 +279,21 @@ class Lake:
             raise FileNotFoundError(f"{self.url(partition)} has no parquet files")
         tables = []
         for path in files:
-            with self.fs.open(path, "rb") as handle:
+            with self._io("reading", path), self.fs.open(path, "rb") as handle:
                 tables.append(pq.read_table(handle))
         return pa.concat_tables(tables)
 
     def upload(self, local_path: str, path: str) -> None:
         """Copy a local file (a rendered report) into the lake; readers see the old file or the new one."""
-        tmp = self._tmp_name(path)
-        self.fs.put_file(local_path, tmp)
-        self._commit(tmp, path)
+        with self._io("uploading to", path):
+            tmp = self._tmp_name(path)
+            self.fs.put_file(local_path, tmp)
+            self._commit(tmp, path)
 
     def remove(self, path: str) -> None:
         if self.exists(path):
-            self.fs.rm(path, recursive=True)
+            with self._io("removing", path):
+                self.fs.rm(path, recursive=True)
 
     def rename(self, src: str, dst: str) -> None:
         """Atomically rename a local file or folder; fails (never nests) when ``dst`` is a non-empty folder.
@@ -247,7 +302,8 @@ class Lake:
         """
         if self.is_s3:
             raise NotImplementedError(f"S3 has no atomic rename ({self.url(src)} -> {self.url(dst)})")
-        os.rename(src, dst)
+        with self._io(f"renaming {self.url(src)} to", dst):
+            os.rename(src, dst)
 
     def sync(self, path: str) -> None:
         """Flush a local file or folder tree to disk: every file, every folder bottom-up, then the parent.
@@ -257,24 +313,27 @@ class Lake:
         """
         if self.is_s3:
             return
-        if os.path.isdir(path):
-            for folder, _subfolders, files in os.walk(path, topdown=False):
-                for name in files:
-                    _fsync(os.path.join(folder, name))
-                _fsync(folder, directory=True)
-        else:
-            _fsync(path)
-        _fsync(os.path.dirname(path.rstrip("/")), directory=True)
+        is_folder = self.isdir(path)
+        with self._io("flushing", path):
+            if is_folder:
+                for folder, _subfolders, files in os.walk(path, topdown=False, onerror=_raise):
+                    for name in files:
+                        _fsync(os.path.join(folder, name))
+                    _fsync(folder, directory=True)
+            else:
+                _fsync(path)
+            _fsync(os.path.dirname(path.rstrip("/")), directory=True)
 
     def move(self, src: str, dst: str) -> None:
         """Move a whole partition, replacing ``dst`` (re-quarantining a day keeps one copy)."""
         self.remove(dst)
-        if self.is_s3:
-            self.fs.copy(src, dst, recursive=True)
-            self.fs.rm(src, recursive=True)
-        else:
-            self.fs.makedirs(dst.rsplit("/", 1)[0], exist_ok=True)
-            self.fs.mv(src, dst, recursive=True)
+        with self._io(f"moving {self.url(src)} to", dst):
+            if self.is_s3:
+                self.fs.copy(src, dst, recursive=True)
+                self.fs.rm(src, recursive=True)
+            else:
+                self.fs.makedirs(dst.rsplit("/", 1)[0], exist_ok=True)
+                self.fs.mv(src, dst, recursive=True)
 
     def _tmp_name(self, path: str) -> str:
         head, leaf = path.rsplit("/", 1)
@@ -291,7 +350,8 @@ class Lake:
             _fsync(path.rsplit("/", 1)[0], directory=True)
 
     def _atomic_write(self, path: str, data: bytes) -> None:
-        tmp = self._tmp_name(path)
-        with self.fs.open(tmp, "wb") as handle:
-            handle.write(data)
-        self._commit(tmp, path)
+        with self._io("writing", path):
+            tmp = self._tmp_name(path)
+            with self.fs.open(tmp, "wb") as handle:
+                handle.write(data)
+            self._commit(tmp, path)
