@@ -9,11 +9,15 @@ link to its MLflow run and its gate report (which the other model's page refuses
 in Required actions; champion moves and the ``<model>.champion`` Asset records it, the other model's champion
 stays. ``make down`` then leaves none of the stack's processes.
 
+A data producer's ``<img onerror>``/``<script>`` in a Data Docs page or an Evidently report is shown as written,
+but never runs: the plugin serves reports sandboxed, from Airflow's own origin whose cookie opens its API.
+
 ``MLOPS_BROWSER_HOME=<dir>`` reuses a home built by ``python -m tests.browser.home <dir>`` (faster by hand).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -308,3 +312,49 @@ def _operator_day(running: Stack, context: Any, page: Any, champion: str, other:
     _open_model(frame, CARDS)
     assert frame.get_by_test_id("champion-version").inner_text() == f"v{new_champion}"
     page.screenshot(path=str(artifacts / "05-new-champion.png"))
+
+
+#: What a producer put in a string value: it logs PROBE and sets ``window.__pwned``/the title wherever it runs.
+PROBE = "mlops-xss-probe"
+PAYLOAD = (
+    f"<img src=x onerror=\"console.log('{PROBE}');window.__pwned=1\">"
+    f"<script>console.log('{PROBE}');document.title='pwned'</script>"
+)
+PROBE_DAY = dt.date(2030, 1, 1)  # a drift report of a day the home never checked
+
+
+def test_a_reports_script_is_shown_but_never_runs(running: Stack, browser: Any, artifacts: Path) -> None:
+    lake, dataset = Lake.from_settings(running.settings), running.settings.dataset.name
+    html = f"<html><head><title>clean</title></head><body><p>quarantined value {PAYLOAD}</p></body></html>"
+    files = {
+        f"models/{CARDS}/data-docs/validations/xss-probe/page.html": lake.data_docs("validations/xss-probe/page.html"),
+        f"models/{CARDS}/reports/drift/{PROBE_DAY}": lake.report("drift", PROBE_DAY, "report.html", dataset),
+    }
+    for path in files.values():
+        lake.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        lake.fs.pipe(path, html.encode())
+    context = browser.new_context()
+    page = context.new_page()
+    logged: list[str] = []
+    page.on("console", lambda message: logged.append(message.text))
+    try:
+        # The probe works: outside the plugin (no policy) the payload runs.
+        page.set_content(html)
+        page.wait_for_function("() => window.__pwned === 1", timeout=10_000)
+        assert page.title() == "pwned" and any(PROBE in text for text in logged), logged
+        _login(page, running)
+        for route in files:
+            logged.clear()
+            response = page.goto(f"{running.airflow}/mlops/{route}")
+            assert response is not None and response.status == 200, route
+            assert "sandbox" in response.headers.get("content-security-policy", ""), response.headers
+            page.wait_for_load_state("load")
+            page.wait_for_timeout(1_000)  # the image has failed to load: its onerror would have run by now
+            assert "quarantined value" in page.inner_text("body"), "the report is still shown"
+            assert page.title() == "clean" and page.evaluate("() => window.__pwned") is None, route
+            assert not any(PROBE in text for text in logged), (route, logged)
+            page.screenshot(path=str(artifacts / f"06-sandboxed-{route.split('/')[2]}.png"))
+    finally:
+        context.close()
+        for path in files.values():
+            lake.fs.rm(path)

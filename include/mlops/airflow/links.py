@@ -7,6 +7,8 @@ never runs our code. A link therefore reads what its task just produced: its ret
 a validation that failed, the day's quarantine reason in the lake. A link that finds nothing is left empty
 (the UI then hides it). URLs come from :mod:`mlops.web.urls`, the same as the MLOps page's, and point at the
 model's own pages: the model is named by the task's DAG id (``<model>__<kind>``, :func:`mlops.config.model_of_dag`).
+Every Airflow user reads these links, so MLflow links are built on :func:`mlops.web.urls.mlflow_ui`, which drops
+the ``user:password@`` a tracking URI may carry.
 
 ``add_links(task, LINK, ...)`` in a DAG file puts links on a task (a ``@task`` call or an operator).
 """

@@ -21,13 +21,19 @@ Routes (relative to the mount point)::
 A model route reads only ``load_settings(model=<model>)``: that model's lake, MLflow experiment and
 registered model, ledger rows and drift history. A model without a file in the models folder is 404 (its
 name is not echoed back).
+
+The app is served from Airflow's own origin, where a session cookie opens Airflow's API. Reports hold what data
+producers and training runs wrote (a string value of a quarantined day ends up in its Data Docs page), so every
+report is served by :func:`report_response`: ``Content-Security-Policy: sandbox`` (no script runs, the document
+has no origin) and ``nosniff``. The app's own page runs only its own files (:data:`PAGE_CSP`: no inline script,
+no other origin); every response is ``nosniff``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +42,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from mlops.config import Settings, load_settings, model_names
+from mlops.redact import redact_text
 from mlops.web import data, metrics
 
 log = logging.getLogger(__name__)
@@ -49,12 +56,29 @@ STATIC_FILES = {
     "vendor/uplot-1.6.32/uPlot.iife.min.js": "text/javascript",
     "vendor/uplot-1.6.32/uPlot.min.css": "text/css",
 }
-_DATA_DOCS_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".png": "image/png",
+#: Types of the Data Docs site's files. Its scripts are served as text: they would not run in the sandboxed page
+#: anyway, and a script file from the lake must never be loadable as a script of Airflow's origin.
+_DATA_DOCS_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/plain", ".png": "image/png",
                     ".svg": "image/svg+xml", ".json": "application/json", ".ico": "image/x-icon"}  # fmt: skip
 NO_STORE = {"Cache-Control": "no-store"}
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+#: A report is data, not a page of ours: no script, no origin (so no cookie-backed call to Airflow's API).
+REPORT_HEADERS = {"Content-Security-Policy": "sandbox", **NOSNIFF}
+#: The app's own page: its scripts, styles and API calls from this origin only, no inline script, framed only
+#: by the Airflow UI (same origin). uPlot sets styles through the DOM (allowed); the page has no inline style.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
+)
+PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP, **NOSNIFF, **NO_STORE}
 #: The page's ``<base>``: its relative URLs (static files, API, reports) always resolve from the plugin's root.
 BASE_TAG = '<base href="./" />'
 UNKNOWN_MODEL = "no such model in the models folder (GET api/models lists them)"
+
+
+def report_response(body: bytes | str, media_type: str = "text/html") -> Response:
+    """A report or a file of one (Data Docs, Evidently, gate report): served sandboxed, see the module docstring."""
+    return Response(body, media_type=media_type, headers=REPORT_HEADERS)
 
 
 def _day(value: str) -> dt.date:
@@ -95,7 +119,8 @@ def create_app(
             return load_settings(model=model, env=env)
         except Exception as exc:  # a broken model file: say why (ConfigError names the key, redacts values)
             log.exception("model file of %s cannot be loaded", model)
-            raise HTTPException(status_code=500, detail=f"the model file cannot be loaded: {exc}") from None
+            detail = f"the model file cannot be loaded: {redact_text(str(exc))}"
+            raise HTTPException(status_code=500, detail=detail) from None
 
     def runs() -> list[data.DagRuns] | None:
         if dag_runs is None:
@@ -108,7 +133,14 @@ def create_app(
 
     def page_html(base: str) -> HTMLResponse:
         html = (STATIC / "index.html").read_text().replace(BASE_TAG, f'<base href="{base}" />')
-        return HTMLResponse(html, headers=NO_STORE)
+        return HTMLResponse(html, headers=PAGE_HEADERS)
+
+    @app.middleware("http")
+    async def _nosniff(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Every response (JSON, static files, errors) is taken for the type it says it is."""
+        response = await call_next(request)
+        response.headers.update(NOSNIFF)
+        return response
 
     @app.exception_handler(FileNotFoundError)
     async def _missing(_request: Request, exc: FileNotFoundError) -> JSONResponse:
@@ -145,7 +177,8 @@ def create_app(
                 listed.append(data.model_summary(load_settings(model=name, env=env), known))
             except Exception as exc:  # one broken model never hides the others
                 log.exception("models list: %s cannot be read", name)
-                listed.append({"model": name, "page": data.urls.model_page(name), "error": str(exc)})
+                error = redact_text(str(exc))
+                listed.append({"model": name, "page": data.urls.model_page(name), "error": error})
         return {"models": listed, "failed_runs_days": data.RECENT_FAILURE_DAYS if known is not None else None}
 
     @app.get("/api/models/{model}")
@@ -182,17 +215,17 @@ def create_app(
 
     # -- reports -------------------------------------------------------------------------------------------
     @app.get("/models/{model}/reports/drift/{day}", response_class=HTMLResponse)
-    def drift_report(model: str, day: str) -> HTMLResponse:
-        return HTMLResponse(data.drift_report_html(settings_of(model), _day(day)))
+    def drift_report(model: str, day: str) -> Response:
+        return report_response(data.drift_report_html(settings_of(model), _day(day)))
 
     @app.get("/models/{model}/reports/gate/{run_id}", response_class=HTMLResponse)
-    def gate_report(model: str, run_id: str) -> HTMLResponse:
-        return HTMLResponse(data.gate_report_html(settings_of(model), run_id))
+    def gate_report(model: str, run_id: str) -> Response:
+        return report_response(data.gate_report_html(settings_of(model), run_id))
 
     @app.get("/models/{model}/data-docs/{page:path}")
     def data_docs(model: str, page: str) -> Response:
         body = data.data_docs_file(settings_of(model), page)
-        return Response(body, media_type=_DATA_DOCS_TYPES.get(Path(page).suffix, "application/octet-stream"))
+        return report_response(body, _DATA_DOCS_TYPES.get(Path(page).suffix.lower(), "application/octet-stream"))
 
     # -- metrics -------------------------------------------------------------------------------------------
     @app.get("/metrics", response_class=PlainTextResponse)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -319,11 +320,20 @@ def scores_day(settings: Settings, day: dt.date) -> dict[str, Any]:
 
 
 # -- report pages --------------------------------------------------------------------------------------------
+def _inside(lake: Lake, root: str, path: str) -> bool:
+    """``path`` is a file under ``root`` of the model's lake; on a local lake, after following symlinks."""
+    if not lake.exists(path) or lake.fs.isdir(path):
+        return False
+    if lake.is_s3:  # keys are literal: the caller has built ``path`` from ``root`` and clean parts
+        return path.startswith(root.rstrip("/") + "/")
+    return os.path.realpath(path).startswith(os.path.realpath(root) + os.sep)
+
+
 def drift_report_html(settings: Settings, day: dt.date) -> bytes:
-    """The Evidently report of a day, as the drift check published it."""
+    """The Evidently report of a day, as the drift check published it in the model's own lake."""
     lake = Lake.from_settings(settings)
     path = lake.report("drift", day, "report.html", settings.dataset.name)
-    if not lake.exists(path):
+    if not _inside(lake, lake.root, path):
         raise FileNotFoundError(f"no drift report for {day}")
     with lake.fs.open(path, "rb") as handle:
         return handle.read()
@@ -350,14 +360,18 @@ def gate_report_html(settings: Settings, run_id: str) -> str:
 
 
 def data_docs_file(settings: Settings, page: str) -> bytes:
-    """A file of the GX Data Docs site in the lake (``page`` relative to the site's root)."""
-    parts = [part for part in page.split("/") if part]
-    if not parts or any(part in ("..", ".") for part in parts):
-        raise FileNotFoundError(page)
+    """A file of the model's GX Data Docs site in its lake (``page`` relative to the site's root).
+
+    Nothing outside the site: an absolute path, ``..``, ``.``, empty parts, backslashes and NULs are refused
+    (the app has already decoded ``%2e%2e`` and ``%2f``), and so is a symlink that leads out of a local site.
+    """
+    parts = page.split("/")
+    if any(part in ("", ".", "..") or "\\" in part or "\x00" in part for part in parts):
+        raise FileNotFoundError("not a file of the model's Data Docs site")
     lake = Lake.from_settings(settings)
-    path = lake.data_docs("/".join(parts))
-    if not lake.exists(path) or lake.fs.isdir(path):
-        raise FileNotFoundError(page)
+    path = lake.data_docs(page)
+    if not _inside(lake, lake.data_docs(), path):
+        raise FileNotFoundError("no such file in the model's Data Docs site")
     with lake.fs.open(path, "rb") as handle:
         return handle.read()
 

@@ -5,6 +5,9 @@ button on a task and a link on the page open the same place. Every page and repo
 that model's path (``models/<model>/...``, ``api/models/<model>/...``), so a link never opens another model's
 evidence. Paths of the plugin's pages are given relative to the plugin's root
 (``models/card_transactions/reports/drift/2026-11-20``); :func:`plugin_path` makes them absolute.
+
+A URL shown or linked never carries credentials: :func:`without_userinfo` drops ``user:password@`` (a tracking
+URI may embed them; the page's JSON and the task links are read by every Airflow user).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from mlops.config import Settings
@@ -28,13 +31,31 @@ DEFAULT_MLFLOW_UI = "http://localhost:5000"
 _DAY = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 
 
+def without_userinfo(url: str) -> str:
+    """``url`` without ``user:password@`` (``http://u:p@mlflow:5000/x`` -> ``http://mlflow:5000/x``).
+
+    What is shown to users and put in links: the credentials stay with the processes that use the URL. A value
+    that does not parse as a URL is returned with everything up to its last ``@`` cut, never as it was.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. a broken IPv6 host: keep nothing that may be a credential
+        return url.rsplit("@", 1)[-1]
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def mlflow_ui(settings: Settings, env: Mapping[str, str] | None = None) -> str:
-    """The MLflow UI's base URL: ``$MLOPS_MLFLOW_UI_URL``, else an HTTP tracking server, else localhost:5000."""
+    """The MLflow UI's base URL: ``$MLOPS_MLFLOW_UI_URL``, else an HTTP tracking server, else localhost:5000.
+
+    Without userinfo (:func:`without_userinfo`): it is shown on the page and put in every task's MLflow links.
+    """
     env = os.environ if env is None else env
     if env.get(MLFLOW_UI_ENV):
-        return env[MLFLOW_UI_ENV].rstrip("/")
+        return without_userinfo(env[MLFLOW_UI_ENV].rstrip("/"))
     tracking = settings.mlflow_tracking_uri
-    return tracking.rstrip("/") if tracking.startswith(("http://", "https://")) else DEFAULT_MLFLOW_UI
+    return without_userinfo(tracking.rstrip("/")) if tracking.startswith(("http://", "https://")) else DEFAULT_MLFLOW_UI
 
 
 def mlflow_run(base: str, experiment_id: str, run_id: str) -> str:

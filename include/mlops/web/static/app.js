@@ -2,7 +2,10 @@
  * lists the models (api/models); at models/<model>/ it shows that model (api/models/<model>, .../drift,
  * .../validation, .../scoring). Charts use the vendored uPlot (static/vendor/uplot-1.6.32). Every URL is
  * relative to the document's base, which the app sets to the plugin's root on every page, so the page works
- * under any base path. */
+ * under any base path.
+ *
+ * Data values (names, reasons, tags, errors) are put in the page as text nodes, never parsed as HTML: every
+ * element is built by h() below, whose string children become text. Links go out only to http(s) URLs. */
 "use strict";
 
 const ROOT = new URL(document.baseURI); // the plugin's root: <airflow>/mlops/
@@ -11,13 +14,35 @@ const COLORS = ["#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2"
   "#9333ea", "#ea580c", "#0d9488", "#4f46e5", "#be123c", "#15803d"];
 
 // -- small helpers ------------------------------------------------------------------------------------------
-function esc(value) {
-  return String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+// Children of h(): nodes stay, strings and numbers become text nodes, null/undefined/false are left out.
+function nodes(children) {
+  return children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (c instanceof Node ? c : String(c)));
+}
+
+// An element: h("td", { class: "num" }, "text", otherNode). Attributes are set as values, children as text.
+function h(tag, attrs, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value !== null && value !== undefined && value !== false) element.setAttribute(name, String(value));
+  }
+  element.append(...nodes(children));
+  return element;
+}
+
+function table(attrs, headers, rows) {
+  return h("table", attrs, h("thead", null, h("tr", null, headers.map((name) => h("th", null, name)))),
+    h("tbody", null, rows));
+}
+
+// Lines separated by <br>.
+function lines(list) {
+  return list.flatMap((line, i) => (i ? [h("br"), line] : [line]));
 }
 
 function num(value, digits = 4) {
   if (value === null || value === undefined || value === "") return "—";
-  if (typeof value !== "number") return esc(value);
+  if (typeof value !== "number") return String(value);
   if (!Number.isFinite(value)) return String(value);
   if (Number.isInteger(value) && Math.abs(value) >= 1) return value.toLocaleString("en");
   if (Math.abs(value) >= 1000 || (Math.abs(value) < 1e-3 && value !== 0)) return value.toPrecision(4);
@@ -27,7 +52,7 @@ function num(value, digits = 4) {
 function when(iso) {
   if (!iso) return "—";
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? esc(iso) : date.toISOString().replace("T", " ").slice(0, 16) + " UTC";
+  return Number.isNaN(date.getTime()) ? String(iso) : date.toISOString().replace("T", " ").slice(0, 16) + " UTC";
 }
 
 function daySeconds(day) {
@@ -36,6 +61,16 @@ function daySeconds(day) {
 
 function fromRoot(path) {
   return new URL(path, ROOT).href;
+}
+
+// Only http(s) URLs (relative ones resolve to the plugin's) are linked or followed: never javascript: or data:.
+function safeUrl(url) {
+  try {
+    const protocol = new URL(url, ROOT).protocol;
+    return protocol === "http:" || protocol === "https:" ? url : null;
+  } catch (error) {
+    return null;
+  }
 }
 
 async function getJson(path) {
@@ -57,6 +92,7 @@ function hostDocument() {
 }
 
 function follow(url, newTab) {
+  if (!safeUrl(url)) return;
   const doc = hostDocument() || document;
   const link = doc.createElement("a");
   link.href = fromRoot(url);
@@ -105,17 +141,20 @@ document.addEventListener("click", (event) => {
   else follow(link.getAttribute("href"), link.dataset.follow === "new");
 });
 
+function link(url, text, follow) {
+  return url && safeUrl(url) ? h("a", { href: url, "data-follow": follow }, text) : "—";
+}
+
 function airflowLink(path, text) {
-  if (!path) return "—";
-  return `<a href="${esc(new URL(path, AIRFLOW_ROOT).href)}" data-follow="same">${esc(text)}</a>`;
+  return path ? link(new URL(path, AIRFLOW_ROOT).href, text, "same") : "—";
 }
 
 function externalLink(url, text) {
-  return url ? `<a href="${esc(url)}" data-follow="new">${esc(text)}</a>` : "—";
+  return link(url, text, "new");
 }
 
 function pluginLink(path, text) {
-  return path ? `<a href="${esc(path)}" data-follow="new">${esc(text)}</a>` : "—";
+  return link(path, text, "new");
 }
 
 function api(model, part) {
@@ -124,113 +163,108 @@ function api(model, part) {
 
 // -- models ----------------------------------------------------------------------------------------------------
 function verdict(passed) {
-  return passed ? '<span class="pass">pass</span>' : '<span class="fail">FAIL</span>';
+  return passed ? h("span", { class: "pass" }, "pass") : h("span", { class: "fail" }, "FAIL");
 }
 
 function gateTable(gates) {
-  if (!gates) return '<p class="muted">No gate report recorded for this version.</p>';
-  const rows = gates.checks.map((check) => `
-      <tr class="${check.passed ? "" : "failed"}">
-        <td><code>${esc(check.name)}</code></td>
-        <td class="num">${num(check.value)}</td>
-        <td>${esc(check.threshold)}</td>
-        <td>${verdict(check.passed)}</td>
-        <td class="detail">${esc(check.detail || "")}</td>
-      </tr>`).join("");
+  if (!gates) return h("p", { class: "muted" }, "No gate report recorded for this version.");
+  const rows = gates.checks.map((check) => h("tr", { class: check.passed ? null : "failed" },
+    h("td", null, h("code", null, check.name)),
+    h("td", { class: "num" }, num(check.value)),
+    h("td", null, check.threshold),
+    h("td", null, verdict(check.passed)),
+    h("td", { class: "detail" }, check.detail || "")));
   const c = gates.comparison;
-  const ci = c ? `<p class="ci" data-testid="bootstrap-ci">Paired bootstrap against the champion of the time:
-      ${esc(c.metric || "")} candidate <b>${num(c.candidate)}</b> vs champion <b>${num(c.champion)}</b>,
-      delta <b>${num(c.delta)}</b>, ${num((c.confidence || 0) * 100, 0)}% CI
-      [${num(c.ci_low)}, ${num(c.ci_high)}] over ${num(c.samples)} resamples.</p>`
-    : '<p class="muted">No champion to compare with at the time: the absolute gates alone decided.</p>';
-  return `${ci}
-    <table class="gates" data-testid="gate-table">
-      <thead><tr><th>gate</th><th>value</th><th>threshold</th><th>verdict</th><th>detail</th></tr></thead>
-      <tbody>${rows}</tbody>
-    </table>`;
+  const ci = c
+    ? h("p", { class: "ci", "data-testid": "bootstrap-ci" }, "Paired bootstrap against the champion of the time: ",
+      `${c.metric || ""} candidate `, h("b", null, num(c.candidate)), " vs champion ", h("b", null, num(c.champion)),
+      ", delta ", h("b", null, num(c.delta)), `, ${num((c.confidence || 0) * 100, 0)}% CI `,
+      `[${num(c.ci_low)}, ${num(c.ci_high)}] over ${num(c.samples)} resamples.`)
+    : h("p", { class: "muted" }, "No champion to compare with at the time: the absolute gates alone decided.");
+  return [ci, table({ class: "gates", "data-testid": "gate-table" },
+    ["gate", "value", "threshold", "verdict", "detail"], rows)];
 }
 
 function lineage(version) {
   const l = version.lineage || {};
-  const report = l.trigger_report ? ` (${pluginLink(l.trigger_report, "drift report")})` : "";
-  return `<dl class="lineage">
-      <dt>git commit</dt><dd><code>${esc((l.git_commit || "—").slice(0, 12))}</code></dd>
-      <dt>DVC revision</dt><dd><code>${esc((l.dvc_revision || "—").slice(0, 12))}</code></dd>
-      <dt>data as of</dt><dd>${esc(l.as_of || "—")}</dd>
-      <dt>trigger</dt><dd>${esc(l.trigger_reason || "—")}${report}</dd>
-      <dt>Airflow run</dt><dd>${airflowLink(l.airflow_run, l.airflow_run_id || "")}</dd>
-      <dt>backend</dt><dd>${esc(l.backend || "—")}</dd>
-    </dl>`;
+  const report = l.trigger_report ? [" (", pluginLink(l.trigger_report, "drift report"), ")"] : null;
+  const terms = [
+    ["git commit", h("code", null, String(l.git_commit || "—").slice(0, 12))],
+    ["DVC revision", h("code", null, String(l.dvc_revision || "—").slice(0, 12))],
+    ["data as of", l.as_of || "—"],
+    ["trigger", [l.trigger_reason || "—", report]],
+    ["Airflow run", airflowLink(l.airflow_run, l.airflow_run_id || "")],
+    ["backend", l.backend || "—"],
+  ];
+  return h("dl", { class: "lineage" }, terms.map(([term, value]) => [h("dt", null, term), h("dd", null, value)]));
 }
 
 function versionCard(title, version, since) {
-  if (!version) return `<section class="card"><h2>${esc(title)}</h2><p class="muted">None yet.</p></section>`;
+  if (!version) return h("section", { class: "card" }, h("h2", null, title), h("p", { class: "muted" }, "None yet."));
   const metrics = Object.entries(version.metrics || {}).map(([name, value]) =>
-    `<tr><td>${esc(name)}</td><td class="num">${num(value)}</td></tr>`).join("");
+    h("tr", null, h("td", null, name), h("td", { class: "num" }, num(value))));
   const links = version.links || {};
-  return `<section class="card" data-testid="${esc(title)}-card">
-      <h2>${esc(title)} <span class="version" data-testid="${esc(title)}-version">v${esc(version.version)}</span></h2>
-      <p class="meta">registered ${when(version.created)}${since ? ` · ${esc(title)} since ${when(since)}` : ""} ·
-        ${externalLink(links.mlflow_run, "MLflow run")} · ${externalLink(links.mlflow_version, "model version")} ·
-        ${pluginLink(links.gate_report, "gate report")}</p>
-      <div class="columns">
-        <div><h3>Holdout metrics</h3><table class="metrics"><tbody>${metrics}</tbody></table></div>
-        <div><h3>Lineage</h3>${lineage(version)}</div>
-      </div>
-      <h3>Gates ${version.gates ? verdict(version.gates.passed) : ""}</h3>
-      ${gateTable(version.gates)}
-    </section>`;
+  return h("section", { class: "card", "data-testid": `${title}-card` },
+    h("h2", null, title, " ",
+      h("span", { class: "version", "data-testid": `${title}-version` }, `v${version.version}`)),
+    h("p", { class: "meta" }, `registered ${when(version.created)}`, since ? ` · ${title} since ${when(since)}` : null,
+      " · ", externalLink(links.mlflow_run, "MLflow run"), " · ", externalLink(links.mlflow_version, "model version"),
+      " · ", pluginLink(links.gate_report, "gate report")),
+    h("div", { class: "columns" },
+      h("div", null, h("h3", null, "Holdout metrics"), h("table", { class: "metrics" }, h("tbody", null, metrics))),
+      h("div", null, h("h3", null, "Lineage"), lineage(version))),
+    h("h3", null, "Gates ", version.gates ? verdict(version.gates.passed) : null),
+    gateTable(version.gates));
 }
 
 // A gate summary has one line per failed gate: show the first three, the rest on demand.
 function summaryText(summary) {
-  const lines = String(summary || "").split("\n").filter(Boolean);
-  if (lines.length <= 3) return lines.map(esc).join("<br>");
-  return `${lines.slice(0, 3).map(esc).join("<br>")}<details><summary>${lines.length - 3} more</summary>
-    ${lines.slice(3).map(esc).join("<br>")}</details>`;
+  const all = String(summary || "").split("\n").filter(Boolean);
+  if (all.length <= 3) return lines(all);
+  const more = h("details", null, h("summary", null, `${all.length - 3} more`), lines(all.slice(3)));
+  return [lines(all.slice(0, 3)), more];
 }
 
 function versionsTable(versions) {
-  const rows = versions.map((v) => `
-      <tr class="status-${esc(v.status)}">
-        <td>v${esc(v.version)}</td><td>${when(v.created)}</td>
-        <td><span class="badge ${esc(v.status)}">${esc(v.status)}</span></td>
-        <td>${v.compared_with && v.compared_with !== "none" ? "v" + esc(v.compared_with) : "—"}</td>
-        <td>${esc(v.trigger_reason || "")}</td>
-        <td class="detail">${summaryText(v.gates_summary)}</td>
-      </tr>`).join("");
-  return `<table data-testid="versions-table"><thead><tr><th>version</th><th>registered</th><th>status</th>
-      <th>compared with</th><th>trigger</th><th>gates</th></tr></thead><tbody>${rows}</tbody></table>`;
+  const rows = versions.map((v) => h("tr", { class: `status-${v.status}` },
+    h("td", null, `v${v.version}`), h("td", null, when(v.created)),
+    h("td", null, h("span", { class: `badge ${v.status}` }, v.status)),
+    h("td", null, v.compared_with && v.compared_with !== "none" ? `v${v.compared_with}` : "—"),
+    h("td", null, v.trigger_reason || ""),
+    h("td", { class: "detail" }, summaryText(v.gates_summary))));
+  return table({ "data-testid": "versions-table" },
+    ["version", "registered", "status", "compared with", "trigger", "gates"], rows);
 }
 
 function ledgerTimeline(ledger) {
-  if (!ledger.length) return '<p class="muted">No alias has moved yet.</p>';
-  const items = [...ledger].reverse().map((move) => `
-      <li class="alias-${esc(move.alias)}">
-        <time>${when(move.at)}</time>
-        <b>${esc(move.alias)}</b>: ${move.from_version ? "v" + esc(move.from_version) : "none"} → <b>v${esc(move.to_version)}</b>
-        <span class="muted">by ${esc(move.actor)}</span>
-        <div class="why">${esc(move.reason)} ${move.airflow_run ? "· " + airflowLink(move.airflow_run, "run") : ""}</div>
-      </li>`).join("");
-  return `<ol class="timeline" data-testid="ledger">${items}</ol>`;
+  if (!ledger.length) return h("p", { class: "muted" }, "No alias has moved yet.");
+  const items = [...ledger].reverse().map((move) => h("li", { class: `alias-${move.alias}` },
+    h("time", null, when(move.at)), " ", h("b", null, move.alias),
+    `: ${move.from_version ? "v" + move.from_version : "none"} → `, h("b", null, `v${move.to_version}`), " ",
+    h("span", { class: "muted" }, `by ${move.actor}`),
+    h("div", { class: "why" }, `${move.reason ?? ""} `,
+      move.airflow_run ? ["· ", airflowLink(move.airflow_run, "run")] : null)));
+  return h("ol", { class: "timeline", "data-testid": "ledger" }, items);
 }
 
 function renderModel(model) {
-  return `<nav class="crumbs"><a href="./" data-testid="all-models">← All models</a></nav>
-    <header class="page-head">
-      <div><h1 data-testid="model-name">${esc(model.model)}</h1>
-        <p class="muted">dataset ${esc(model.dataset)} · promotion policy <b>${esc(model.promotion_policy)}</b> ·
-          ${externalLink(model.mlflow_ui, "MLflow UI")}</p></div>
-      <div class="actions">
-        <button type="button" data-trigger="${esc(model.actions.retrain.dag_id)}" data-testid="retrain">Retrain…</button>
-        <button type="button" data-trigger="${esc(model.actions.rollback.dag_id)}" data-testid="rollback">Roll back…</button>
-      </div>
-    </header>
-    ${versionCard("champion", model.champion, model.champion_since)}
-    ${model.challenger && (!model.champion || model.challenger.version !== model.champion.version)
-      ? versionCard("challenger", model.challenger, null) : ""}
-    <section class="card"><h2>Alias history</h2>${ledgerTimeline(model.ledger)}</section>
-    <section class="card"><h2>Versions</h2>${versionsTable(model.versions)}</section>`;
+  const challenger = model.challenger && (!model.champion || model.challenger.version !== model.champion.version);
+  return [
+    h("nav", { class: "crumbs" }, h("a", { href: "./", "data-testid": "all-models" }, "← All models")),
+    h("header", { class: "page-head" },
+      h("div", null, h("h1", { "data-testid": "model-name" }, model.model),
+        h("p", { class: "muted" }, `dataset ${model.dataset} · promotion policy `,
+          h("b", null, model.promotion_policy), " · ", externalLink(model.mlflow_ui, "MLflow UI"))),
+      h("div", { class: "actions" },
+        h("button", { type: "button", "data-trigger": model.actions.retrain.dag_id, "data-testid": "retrain" },
+          "Retrain…"),
+        h("button", { type: "button", "data-trigger": model.actions.rollback.dag_id, "data-testid": "rollback" },
+          "Roll back…"))),
+    versionCard("champion", model.champion, model.champion_since),
+    challenger ? versionCard("challenger", model.challenger, null) : null,
+    h("section", { class: "card" }, h("h2", null, "Alias history"), ledgerTimeline(model.ledger)),
+    h("section", { class: "card" }, h("h2", null, "Versions"), versionsTable(model.versions)),
+  ];
 }
 
 // -- charts ----------------------------------------------------------------------------------------------------
@@ -278,7 +312,7 @@ function thresholdSeries(label, color) {
 function drawDrift(drift, element) {
   const days = drift.days;
   if (!days.length) {
-    element.innerHTML = '<p class="muted">No drift check has run yet.</p>';
+    element.replaceChildren(h("p", { class: "muted" }, "No drift check has run yet."));
     return;
   }
   const xs = days.map((d) => daySeconds(d.day));
@@ -314,23 +348,22 @@ function drawDrift(drift, element) {
 }
 
 function driftTable(drift) {
-  const rows = [...drift.days].reverse().map((d) => `
-      <tr class="${d.breached ? "failed" : ""}">
-        <td>${esc(d.day)}</td>
-        <td>${d.breached ? (d.severe ? '<span class="fail">severe</span>' : '<span class="fail">breach</span>') : '<span class="pass">ok</span>'}</td>
-        <td>${d.triggered ? "<b>training triggered</b>" : ""}</td>
-        <td>${esc(Object.entries(d.breached_features).map(([k, v]) => `${k} ${num(v, 3)}`).join(", "))}</td>
-        <td class="num">${num(d.score_psi, 3)}</td>
-        <td>${d.champion_version ? "v" + esc(d.champion_version) : ""}</td>
-        <td>${pluginLink(d.report, "Evidently report")}</td>
-      </tr>`).join("");
-  return `<table data-testid="drift-table"><thead><tr><th>day</th><th>window</th><th>decision</th>
-      <th>breached features (PSI)</th><th>score PSI</th><th>champion</th><th>report</th></tr></thead><tbody>${rows}</tbody></table>`;
+  const rows = [...drift.days].reverse().map((d) => h("tr", { class: d.breached ? "failed" : null },
+    h("td", null, d.day),
+    h("td", null, d.breached ? h("span", { class: "fail" }, d.severe ? "severe" : "breach")
+      : h("span", { class: "pass" }, "ok")),
+    h("td", null, d.triggered ? h("b", null, "training triggered") : null),
+    h("td", null, Object.entries(d.breached_features || {}).map(([k, v]) => `${k} ${num(v, 3)}`).join(", ")),
+    h("td", { class: "num" }, num(d.score_psi, 3)),
+    h("td", null, d.champion_version ? `v${d.champion_version}` : ""),
+    h("td", null, pluginLink(d.report, "Evidently report"))));
+  return table({ "data-testid": "drift-table" },
+    ["day", "window", "decision", "breached features (PSI)", "score PSI", "champion", "report"], rows);
 }
 
 function drawScoring(days, element) {
   if (!days.length) {
-    element.innerHTML = '<p class="muted">No day has been scored yet.</p>';
+    element.replaceChildren(h("p", { class: "muted" }, "No day has been scored yet."));
     return;
   }
   const chart = document.createElement("div");
@@ -350,26 +383,26 @@ function drawScoring(days, element) {
 }
 
 function scoringTable(days) {
-  const rows = [...days].reverse().map((d) => `
-      <tr><td>${esc(d.day)}</td><td class="num">${num(d.rows)}</td><td class="num">${num(d.positive_rate)}</td>
-        <td class="num">${d.rows_per_second ? num(Math.round(d.rows_per_second)) : "—"}</td>
-        <td>v${esc(d.model_version)}</td><td>${pluginLink(d.stats, "output and stats")}</td></tr>`).join("");
-  return `<table data-testid="scoring-table"><thead><tr><th>day</th><th>rows</th><th>positive rate</th><th>rows/s</th>
-      <th>model</th><th></th></tr></thead><tbody>${rows}</tbody></table>`;
+  const rows = [...days].reverse().map((d) => h("tr", null,
+    h("td", null, d.day), h("td", { class: "num" }, num(d.rows)), h("td", { class: "num" }, num(d.positive_rate)),
+    h("td", { class: "num" }, d.rows_per_second ? num(Math.round(d.rows_per_second)) : "—"),
+    h("td", null, `v${d.model_version}`), h("td", null, pluginLink(d.stats, "output and stats"))));
+  return table({ "data-testid": "scoring-table" }, ["day", "rows", "positive rate", "rows/s", "model", ""], rows);
 }
 
 function validationTable(days) {
-  if (!days.length) return '<p class="muted">No day has landed yet.</p>';
-  const rows = [...days].reverse().map((d) => `
-      <tr class="${d.verdict === "quarantined" ? "failed" : ""}">
-        <td>${esc(d.day)}</td>
-        <td>${d.verdict === "validated" ? '<span class="pass">validated</span>' : d.verdict === "quarantined" ? '<span class="fail">QUARANTINED</span>' : esc(d.verdict)}</td>
-        <td class="num">${num(d.rows)}</td>
-        <td>${d.verdict === "validated" ? `DVC <code>${esc((d.dvc_revision || "").slice(0, 12))}</code>` : esc(d.reasons.join("; "))}</td>
-        <td>${pluginLink(d.data_docs, "Data Docs")}</td>
-      </tr>`).join("");
-  return `<table data-testid="validation-table"><thead><tr><th>day</th><th>verdict</th><th>rows</th>
-      <th>DVC revision / quarantine reason</th><th></th></tr></thead><tbody>${rows}</tbody></table>`;
+  if (!days.length) return h("p", { class: "muted" }, "No day has landed yet.");
+  const verdicts = { validated: ["pass", "validated"], quarantined: ["fail", "QUARANTINED"] };
+  const rows = [...days].reverse().map((d) => h("tr", { class: d.verdict === "quarantined" ? "failed" : null },
+    h("td", null, d.day),
+    h("td", null, Object.hasOwn(verdicts, d.verdict) ? h("span", { class: verdicts[d.verdict][0] }, verdicts[d.verdict][1])
+      : d.verdict),
+    h("td", { class: "num" }, num(d.rows)),
+    h("td", null, d.verdict === "validated"
+      ? ["DVC ", h("code", null, String(d.dvc_revision || "").slice(0, 12))] : (d.reasons || []).join("; ")),
+    h("td", null, pluginLink(d.data_docs, "Data Docs"))));
+  return table({ "data-testid": "validation-table" },
+    ["day", "verdict", "rows", "DVC revision / quarantine reason", ""], rows);
 }
 
 // -- the models list --------------------------------------------------------------------------------------------
@@ -382,68 +415,71 @@ function ago(seconds) {
 }
 
 function driftCell(drift) {
-  if (!drift) return '<span class="muted">not checked yet</span>';
-  const state = drift.state === "ok" ? '<span class="pass">ok</span>'
-    : `<span class="fail">${esc(drift.state)}</span>`;
-  const features = drift.breached_features.length ? ` · ${esc(drift.breached_features.join(", "))}` : "";
-  const triggered = drift.triggered ? " · <b>training triggered</b>" : "";
-  const report = drift.report ? ` · ${pluginLink(drift.report, "report")}` : "";
-  return `${state} <span class="muted">${esc(drift.day)}</span>${features}${triggered}${report}`;
+  if (!drift) return h("span", { class: "muted" }, "not checked yet");
+  return [
+    drift.state === "ok" ? h("span", { class: "pass" }, "ok") : h("span", { class: "fail" }, drift.state),
+    " ", h("span", { class: "muted" }, drift.day),
+    drift.breached_features.length ? ` · ${drift.breached_features.join(", ")}` : null,
+    drift.triggered ? [" · ", h("b", null, "training triggered")] : null,
+    drift.report ? [" · ", pluginLink(drift.report, "report")] : null,
+  ];
 }
 
 function failedCell(count) {
-  if (count === null || count === undefined) return '<span class="muted">—</span>';
-  return count > 0 ? `<span class="fail">${esc(count)}</span>` : "0";
+  if (count === null || count === undefined) return h("span", { class: "muted" }, "—");
+  return count > 0 ? h("span", { class: "fail" }, count) : "0";
 }
 
 function modelsTable(list) {
   if (!list.models.length) {
-    return '<p class="muted">No model yet: add a model file (&lt;model&gt;.yaml) to the models folder.</p>';
+    return h("p", { class: "muted" }, "No model yet: add a model file (<model>.yaml) to the models folder.");
   }
   const days = list.failed_runs_days;
   const rows = list.models.map((m) => {
-    const link = `<a href="${esc(m.page)}" data-testid="model-link"><b>${esc(m.model)}</b></a>`;
+    const link = h("a", { href: safeUrl(m.page), "data-testid": "model-link" }, h("b", null, m.model));
     if (m.error) {
-      return `<tr class="failed" data-testid="model-row" data-model="${esc(m.model)}"><td>${link}</td>
-        <td colspan="5"><span class="fail">cannot be read:</span> ${esc(m.error)}</td></tr>`;
+      return h("tr", { class: "failed", "data-testid": "model-row", "data-model": m.model }, h("td", null, link),
+        h("td", { colspan: 5 }, h("span", { class: "fail" }, "cannot be read:"), " ", m.error));
     }
     const champion = m.champion
-      ? `<b data-testid="model-champion">v${esc(m.champion.version)}</b>
-         <span class="muted" title="${esc(when(m.champion.since))}">for ${esc(ago(m.champion.age_seconds))}</span>`
-      : '<span class="muted" data-testid="model-champion">none yet</span>';
-    return `<tr data-testid="model-row" data-model="${esc(m.model)}">
-        <td>${link}<div class="muted">dataset ${esc(m.dataset)}</div></td>
-        <td>${champion}</td>
-        <td>${esc(m.last_validated || "—")}</td>
-        <td>${esc(m.last_scored || "—")}</td>
-        <td>${driftCell(m.drift)}</td>
-        <td class="num">${failedCell(m.failed_runs)}</td>
-      </tr>`;
-  }).join("");
-  return `<table data-testid="models-table"><thead><tr><th>model</th><th>champion</th><th>last validated day</th>
-      <th>last scored day</th><th>drift, last checked day</th>
-      <th>failed runs${days ? ` (${esc(days)} days)` : ""}</th></tr></thead><tbody>${rows}</tbody></table>`;
+      ? [h("b", { "data-testid": "model-champion" }, `v${m.champion.version}`), " ",
+        h("span", { class: "muted", title: when(m.champion.since) }, `for ${ago(m.champion.age_seconds)}`)]
+      : h("span", { class: "muted", "data-testid": "model-champion" }, "none yet");
+    return h("tr", { "data-testid": "model-row", "data-model": m.model },
+      h("td", null, link, h("div", { class: "muted" }, `dataset ${m.dataset}`)),
+      h("td", null, champion),
+      h("td", null, m.last_validated || "—"),
+      h("td", null, m.last_scored || "—"),
+      h("td", null, driftCell(m.drift)),
+      h("td", { class: "num" }, failedCell(m.failed_runs)));
+  });
+  return table({ "data-testid": "models-table" }, ["model", "champion", "last validated day", "last scored day",
+    "drift, last checked day", `failed runs${days ? ` (${days} days)` : ""}`], rows);
 }
 
 async function showModels(app) {
   const list = await getJson("api/models");
   document.title = "MLOps · models";
-  app.innerHTML = `<header class="page-head"><div><h1>Models</h1>
-      <p class="muted">${esc(list.models.length)} model${list.models.length === 1 ? "" : "s"}, one file each in
-        the models folder; open one for its champion, gates, lineage, drift, validation and scoring.</p></div></header>
-    <section class="card">${modelsTable(list)}</section>`;
+  const count = list.models.length;
+  app.replaceChildren(
+    h("header", { class: "page-head" }, h("div", null, h("h1", null, "Models"),
+      h("p", { class: "muted" }, `${count} model${count === 1 ? "" : "s"}, one file each in the models folder; `
+        + "open one for its champion, gates, lineage, drift, validation and scoring."))),
+    h("section", { class: "card" }, modelsTable(list)));
 }
 
 async function showModel(app, name) {
   const [model, drift, validation, scoring] = await Promise.all([
     getJson(api(name)), getJson(api(name, "drift")), getJson(api(name, "validation")), getJson(api(name, "scoring"))]);
   document.title = `MLOps · ${model.model}`;
-  app.innerHTML = `${renderModel(model)}
-    <section class="card"><h2>Drift over time</h2><div id="drift-charts"></div>${driftTable(drift)}</section>
-    <section class="card"><h2>Daily validation</h2>${validationTable(validation.days)}</section>
-    <section class="card"><h2>Scoring</h2><div id="scoring-charts"></div>${scoringTable(scoring.days)}</section>`;
-  drawDrift(drift, document.getElementById("drift-charts"));
-  drawScoring(scoring.days, document.getElementById("scoring-charts"));
+  const driftCharts = h("div", { id: "drift-charts" });
+  const scoringCharts = h("div", { id: "scoring-charts" });
+  app.replaceChildren(...nodes([renderModel(model),
+    h("section", { class: "card" }, h("h2", null, "Drift over time"), driftCharts, driftTable(drift)),
+    h("section", { class: "card" }, h("h2", null, "Daily validation"), validationTable(validation.days)),
+    h("section", { class: "card" }, h("h2", null, "Scoring"), scoringCharts, scoringTable(scoring.days))]));
+  drawDrift(drift, driftCharts);
+  drawScoring(scoring.days, scoringCharts);
 }
 
 // -- the page --------------------------------------------------------------------------------------------------
@@ -464,7 +500,7 @@ async function main() {
     app.setAttribute("aria-busy", "false");
     app.dataset.ready = "true";
   } catch (error) {
-    app.innerHTML = `<p class="fail">Could not load the MLOps data: ${esc(error.message)}</p>`;
+    app.replaceChildren(h("p", { class: "fail" }, `Could not load the MLOps data: ${error.message}`));
     app.setAttribute("aria-busy", "false");
     app.dataset.ready = "error";
   }
