@@ -24,7 +24,6 @@ The human-readable Evidently HTML report is ``mlops.drift_report``; nothing here
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -406,14 +405,14 @@ def append_history(lake: Lake, dataset: str, entry: dict) -> None:
 
 
 def read_history(lake: Lake, dataset: str) -> list[dict]:
-    """Every stored entry of ``dataset``, sorted by day (empty when there is none)."""
-    base = lake.drift_history_dir(dataset)
-    if not lake.fs.isdir(base):
-        return []
+    """Every stored entry of ``dataset``, sorted by day (empty only when there is none).
+
+    Through the lake's error-preserving calls: an I/O error raises :class:`~mlops.data.lake.LakeIOError`
+    (retried) instead of reading as an empty history, which would re-check checked days and reset the debounce.
+    """
     entries = []
-    for name in lake.fs.ls(base, detail=False):
+    for name in lake.listdir(lake.drift_history_dir(dataset)):
         leaf = name.rstrip("/").rsplit("/", 1)[-1]
         if leaf.startswith("dt=") and leaf.endswith(".json"):
-            with lake.fs.open(name, "r") as handle:
-                entries.append(json.load(handle))
+            entries.append(lake.read_json(name))
     return sorted(entries, key=lambda e: _as_date(e["day"]))

@@ -50,7 +50,8 @@ def publish_partition(lake: Lake, final: str, write: Callable[[str], None], *,
     """
     staging = staging_for(lake, final, uuid.uuid4().hex)
     if not lake.is_s3:
-        lake.fs.makedirs(staging, exist_ok=True)
+        with lake._io("creating", staging):
+            lake.fs.makedirs(staging, exist_ok=True)
     try:
         write(staging)
     except BaseException:
@@ -69,7 +70,9 @@ def commit_staged(lake: Lake, staging: str, final: str, *, keep: set[str] | None
     commit of the same partition fails loudly rather than mixing outputs.
     """
     if keep is not None:
-        for path in lake.fs.ls(staging, detail=False):
+        with lake._io("listing", staging):  # a missing staging folder stays FileNotFoundError: nothing to commit
+            staged = lake.fs.ls(staging, detail=False)
+        for path in staged:
             if path.rstrip("/").rsplit("/", 1)[-1] not in keep:
                 lake.remove(path)
     json_files = json_files or {}
@@ -86,17 +89,20 @@ def recover_staged(lake: Lake, staging: str, final: str) -> bool:
     The swap first renames the staging folder to a ``new`` side folder; a commit killed before that side folder
     became ``final`` leaves it there, and the retry of the commit continues from it. True when it found one.
     On S3 the staging folder is only removed after the copy, so there is nothing to recover.
+    An I/O error while looking raises :class:`~mlops.data.lake.LakeIOError` (the step is retried): read as
+    "nothing to recover", the commit would go on without its files and the next one would delete them.
     """
     if lake.is_s3 or lake.exists(staging):
         return False
     prefix = f"{lake.side_prefix(final)}new-"
     parent = prefix.rsplit("/", 1)[0]
-    sides = [p.rstrip("/") for p in lake.fs.ls(parent, detail=False)] if lake.fs.isdir(parent) else []
+    sides = [p.rstrip("/") for p in lake.listdir(parent)]
     sides = [p for p in sides if p.startswith(prefix)]
     if not sides:
         return False
-    newest = max(sides, key=os.path.getmtime)
-    lake.fs.makedirs(staging.rsplit("/", 1)[0], exist_ok=True)
+    with lake._io("checking the side folders of", final):
+        newest = max(sides, key=os.path.getmtime)
+        lake.fs.makedirs(staging.rsplit("/", 1)[0], exist_ok=True)
     lake.rename(newest, staging)
     log.info("resuming a killed commit of %s from %s", lake.url(final), lake.url(newest))
     return True
@@ -140,13 +146,14 @@ def _swap_s3(lake: Lake, staging: str, final: str, json_files: dict[str, dict[st
     """No atomic rename on S3: invalidate first (markers gone), replace, marker last."""
     for name in (marker, *(m for m in MARKERS if m != marker)):
         lake.remove(f"{final}/{name}")
-    old = [path for path in lake.fs.find(final) if not path.startswith(f"{staging}/")]
-    if old:
-        lake.fs.rm(old)
-    for path in sorted(lake.fs.find(staging)):
-        name = path[len(staging) + 1 :]
-        if name != marker:
-            lake.fs.copy(path, f"{final}/{name}")
+    with lake._io(f"replacing {lake.url(final)} by", staging):
+        old = [path for path in lake.fs.find(final) if not path.startswith(f"{staging}/")]
+        if old:
+            lake.fs.rm(old)
+        for path in sorted(lake.fs.find(staging)):
+            name = path[len(staging) + 1 :]
+            if name != marker:
+                lake.fs.copy(path, f"{final}/{name}")
     for name, payload in json_files.items():
         lake.write_json(f"{final}/{name}", payload)
     lake.remove(staging)
@@ -154,12 +161,14 @@ def _swap_s3(lake: Lake, staging: str, final: str, json_files: dict[str, dict[st
 
 
 def _remove_stale_sides(lake: Lake, final: str, staging: str) -> None:
-    """Remove side folders of ``final`` left by killed runs (never the one being committed)."""
+    """Remove side folders of ``final`` left by killed runs (never the one being committed).
+
+    An I/O error while listing raises (retried) rather than reading as "no side folder": the commit then never
+    goes ahead beside a killed run's leftovers.
+    """
     prefix = lake.side_prefix(final)
     parent = prefix.rsplit("/", 1)[0]
-    if not lake.fs.isdir(parent):
-        return
-    for path in lake.fs.ls(parent, detail=False):
+    for path in lake.listdir(parent):
         path = path.rstrip("/")
         if path.startswith(prefix) and path != staging.rstrip("/"):
             lake.remove(path)

@@ -1,7 +1,9 @@
 """Parquet reads and writes of the scoring step: footers, streamed record batches, a part writer.
 
-Local files go through Arrow's native reader and writer; S3 objects through the lake's s3fs. Every
-read failure becomes a :class:`ScoringInputError` naming the file (and row groups).
+Local files go through Arrow's native reader and writer; S3 objects through the lake's s3fs. A read failure
+names the file (and row groups) and is one of two kinds: bad bytes (Arrow cannot decode the file, a column is
+missing) are a :class:`ScoringInputError`, failed at once; a failing disk, S3 or network is a
+:class:`~mlops.data.lake.LakeIOError`, retried, and never alerts as bad input (:func:`_read_error`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlops.data.lake import Lake
+from mlops.data.lake import ANSWERS, Lake, LakeIOError
 from mlops.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -72,12 +74,35 @@ def open_parquet(lake: Lake, path: str) -> Iterator[pq.ParquetFile]:
             yield source
 
 
+def _is_io_failure(exc: Exception) -> bool:
+    """Whether a read failed in the disk, S3 or the network rather than on the file's bytes.
+
+    The OS and s3fs set an errno (EIO, ECONNRESET, ...) and Arrow keeps it; Arrow's own decoding errors
+    ("Couldn't deserialize thrift", a corrupt page) are OSErrors without one. A missing file is an answer
+    about the day (it changed after validation), not a failing lake.
+    """
+    if not isinstance(exc, OSError) or isinstance(exc, ANSWERS):
+        return False
+    return exc.errno is not None or isinstance(exc, ConnectionError | TimeoutError)
+
+
+def _read_error(exc: Exception, what: str, bad_input: str) -> Exception:
+    """What a failed read raises: an I/O failure as :class:`LakeIOError` (retried), else :class:`ScoringInputError`."""
+    if not (isinstance(exc, OSError) and _is_io_failure(exc)):
+        return ScoringInputError(bad_input)
+    detail = f"{what} failed: {exc.strerror or exc}; nothing was committed, the step is retried"
+    return LakeIOError(exc.errno, detail) if exc.errno is not None else LakeIOError(detail)
+
+
 def read_footer(lake: Lake, path: str) -> pq.FileMetaData:
     try:
         with open_parquet(lake, path) as source:
             return source.metadata
+    except LakeIOError:
+        raise
     except (OSError, pa.ArrowException) as exc:
-        raise ScoringInputError(f"cannot read the parquet footer of {lake.url(path)}: {exc}") from exc
+        bad = f"cannot read the parquet footer of {lake.url(path)}: {exc}"
+        raise _read_error(exc, f"reading the parquet footer of {lake.url(path)}", bad) from exc
 
 
 def file_schema(lake: Lake, path: str) -> pa.Schema:
@@ -115,11 +140,12 @@ def read_batches(lake: Lake, raw: str, groups: list[tuple[str, int]], columns: l
             with open_parquet(lake, path) as source:
                 require_columns(lake, path, source.schema_arrow, columns)
                 yield from source.iter_batches(batch_size=batch_rows, row_groups=indexes, columns=columns)
+        except LakeIOError:
+            raise
         except (OSError, pa.ArrowException) as exc:
-            raise ScoringInputError(
-                f"cannot read {lake.url(path)} row groups {indexes}: {exc}. The file is corrupt or changed "
-                f"after validation; nothing was committed. Re-land and re-validate the day."
-            ) from exc
+            bad = (f"cannot read {lake.url(path)} row groups {indexes}: {exc}. The file is corrupt or changed after "
+                   f"validation; nothing was committed. Re-land and re-validate the day.")  # fmt: skip
+            raise _read_error(exc, f"reading {lake.url(path)} row groups {indexes}", bad) from exc
 
 
 @contextmanager

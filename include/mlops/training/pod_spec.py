@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mlops.config import ENV_PREFIX, Settings
-from mlops.secret_rules import AWS_ACCESS_KEY_ID, URL_CREDENTIALS, has_secret_word
+from mlops.secret_rules import AWS_ACCESS_KEY_ID, SECRET_PARAMETER, SLACK_WEBHOOK, URL_CREDENTIALS, has_secret_word
 
 #: The container's command: the same entrypoint as the local backend.
 TRAINING_COMMAND = ["python", "-m", "mlops.training"]
@@ -106,12 +106,18 @@ def looks_like_secret_key(name: str) -> bool:
 def looks_like_secret_value(value: str) -> str | None:
     """Why ``value`` must not be a plain env value or argument (``None`` when it may).
 
-    URLs with a password (``https://user:pass@host``, ``postgresql://u:p@db/x``), AWS access key ids and
-    Jinja templates that read an Airflow connection (``{{ conn.x.password }}`` would render the secret into
-    the pod spec, which anyone who can read pods sees).
+    What redaction masks (the rules of :mod:`mlops.secret_rules`, so the two never disagree): URLs with a
+    password (``https://user:pass@host``, ``postgresql://u:p@db/x``), secret parameters (``?token=``,
+    ``api_key=``, ``X-Amz-Signature=``, ``password=``), Slack webhook URLs and AWS access key ids; and Jinja
+    templates that read an Airflow connection (``{{ conn.x.password }}`` would render the secret into the pod
+    spec, which anyone who can read pods sees).
     """
     if URL_CREDENTIALS.search(value):
         return "a URL with an embedded password"
+    if match := SECRET_PARAMETER.search(value):
+        return f"a secret parameter ({match.group(1)}...)"
+    if SLACK_WEBHOOK.search(value):
+        return "a Slack webhook URL (its path is the credential)"
     if AWS_ACCESS_KEY_ID.search(value):
         return "an AWS access key id"
     if _TEMPLATE_CONNECTION.search(value):
