@@ -263,6 +263,12 @@ class DriftPolicySpec(_Section):
     min_breaching_features: int = Field(1, ge=1)
     consecutive_windows: int = Field(2, ge=1, description="debounce: breaching windows in a row before a trigger")
     cooldown_days: int = Field(3, ge=0, description="no trigger this many days after a training run")
+    reference_days: int = Field(
+        3,
+        ge=1,
+        description="the reference profile's days: the newest N validated days up to a training run's "
+        "as_of (labels not needed), so the distribution a champion was promoted into stops breaching",
+    )
     performance_drop: float = Field(0.2, gt=0, lt=1, description="relative AUC-PR drop vs the holdout that breaches")
     report_sample_rows: int = Field(20_000, ge=100, description="Evidently HTML report sample per side")
     backlog_days: int = Field(

@@ -337,6 +337,13 @@ def _as_date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
+def learning_lag_days(settings: Settings) -> int:
+    """Days from a change until a training window holds a labelled day after it in its train split: the label
+    delay, then the holdout and validation days, which take the newest labelled days first."""
+    training = settings.training
+    return settings.dataset.label.delay_days + training.holdout_days + training.validation_days + 1
+
+
 def trigger_decision(
     settings: Settings,
     history: list[dict],
@@ -352,7 +359,9 @@ def trigger_decision(
     not breach, one that triggered, or one assessed on or before ``last_training`` (a training run
     consumed those windows; a promoted model also brings a new reference). Then, in order:
     no trigger while a training run is active; none during the cooldown (``today - last_training <
-    cooldown_days`` days); at once when the current window is severe; after ``consecutive_windows``.
+    cooldown_days`` days, or since the last day that triggered, and at least :func:`learning_lag_days` when the
+    current breach has no labelled evidence); at once when the current window is severe; after
+    ``consecutive_windows``.
     """
     policy = settings.drift
     today = _as_date(today)
@@ -380,6 +389,20 @@ def trigger_decision(
         return decide(False, f"suppressed: a training run is active ({what})")
     if last is not None and (today - last).days < policy.cooldown_days:
         return decide(False, f"suppressed: cooldown, last training {last.isoformat()} ({what})")
+    # The training's data day lags by the label delay, so it alone never holds a cooldown: the last day that
+    # triggered does (a day of the history before this one, so a re-run of a day decides the same). A breach
+    # seen only in the features or the score (no labelled evidence) waits until a training window can hold a
+    # labelled day after that trigger (its labels, the holdout and the validation days come first): until
+    # then a retrain learns nothing new about the change. A performance breach is already labelled evidence:
+    # each retrain after cooldown_days learns from more of it.
+    triggered = [_as_date(e["day"]) for e in history if e.get("triggered") and _as_date(e["day"]) < today]
+    if triggered:
+        last_trigger = max(triggered)
+        labelled = bool(current.performance and current.performance.get("breached"))
+        wait = policy.cooldown_days if labelled else max(policy.cooldown_days, learning_lag_days(settings))
+        if (today - last_trigger).days < wait:
+            return decide(False, f"suppressed: cooldown, last trigger dt={last_trigger.isoformat()}, next from "
+                                 f"dt={(last_trigger + dt.timedelta(days=wait)).isoformat()} ({what})")  # fmt: skip
     if current.severe:
         return decide(True, f"severe drift: {what}")
     if consecutive >= policy.consecutive_windows:

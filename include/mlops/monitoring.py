@@ -147,12 +147,14 @@ def unchecked_days(lake: Lake, dataset: str, requested: list[dt.date] | tuple[dt
 
 
 def champion_trained_days(settings: Settings) -> frozenset[dt.date]:
-    """The days the current champion learned from (its snapshot's train and valid splits); empty without one."""
+    """The days the current champion learned from (its snapshot's train and valid splits) and its reference
+    profile was made of; empty without a champion."""
     if models.alias_version(settings, models.CHAMPION) is None:
         return frozenset()
-    snapshot = models.load_artifact(settings, models.pin_champion(settings).run_id, models.Artifacts.SNAPSHOT)
-    splits = (snapshot or {}).get("days", {})
-    return frozenset(dt.date.fromisoformat(day) for split in ("train", "valid") for day in splits.get(split, []))
+    snapshot = models.load_artifact(settings, models.pin_champion(settings).run_id, models.Artifacts.SNAPSHOT) or {}
+    splits = snapshot.get("days", {})
+    days = [day for split in ("train", "valid") for day in splits.get(split, [])] + snapshot.get("reference", [])
+    return frozenset(dt.date.fromisoformat(day) for day in days)
 
 
 def check_days(settings: Settings, days: list[dt.date], training_active: bool = False,

@@ -397,6 +397,44 @@ def test_cooldown_after_a_training_run(settings: Settings) -> None:
     assert after["trigger"]
 
 
+def test_a_persistent_breach_triggers_once_per_cooldown_even_when_labels_lag(settings: Settings) -> None:
+    """The last training's data day lags by the label delay, so it never holds a cooldown by itself: the last
+    triggering day does, until a training window can learn from days after it (label delay + holdout +
+    validation + 1 days). A severe breach every day then triggers once per that wait, not every day; a
+    performance breach (labelled evidence) once per cooldown."""
+    training, label = settings.training, settings.dataset.label
+    learning_lag = label.delay_days + training.holdout_days + training.validation_days + 1
+    cooldown = max(settings.drift.cooldown_days, learning_lag)
+    start = dt.date(2025, 5, 10)
+    lagging_training = start - dt.timedelta(days=cooldown + 3)  # its snapshot ends before the label delay
+    history: list[dict] = []
+    triggers = []
+    for offset in range(3 * cooldown):
+        today = start + dt.timedelta(days=offset)
+        current = _result(today.isoformat(), severe=True, psi_value=0.9)
+        decision = trigger_decision(settings, history, current, today, lagging_training, False)
+        history.append(_entry(current, decision["trigger"]))
+        if decision["trigger"]:
+            triggers.append(offset)
+        else:
+            assert "cooldown, last trigger" in decision["reason"], decision
+    assert triggers == list(range(0, 3 * cooldown, cooldown))
+    labelled_history: list[dict] = []
+    labelled_triggers = []
+    for offset in range(3 * cooldown):
+        today = start + dt.timedelta(days=offset)
+        current = _result(today.isoformat(), severe=True, psi_value=0.9)
+        current.performance = {"breached": True, "auc_pr": 0.1, "reference_auc_pr": 0.7, "relative_drop": 0.86}
+        decision = trigger_decision(settings, labelled_history, current, today, lagging_training, False)
+        labelled_history.append(_entry(current, decision["trigger"]))
+        labelled_triggers += [offset] if decision["trigger"] else []
+    assert labelled_triggers == list(range(0, 3 * cooldown, settings.drift.cooldown_days))
+    # Re-deciding a day from the history before it gives the same answer (later entries do not count).
+    again = trigger_decision(settings, history, _result(start.isoformat(), severe=True, psi_value=0.9), start,
+                             lagging_training, False)  # fmt: skip
+    assert again["trigger"]
+
+
 def test_the_cooldown_counts_from_the_newest_day_the_training_saw_not_its_run_date(settings: Settings) -> None:
     """A run started today (by the clock or an Asset) trained on days up to its snapshot's end: a backlog day after
     that end is new to the model and may trigger; with the run date it would look "before the training"."""
@@ -421,9 +459,16 @@ def test_counting_restarts_after_a_trigger_or_a_training_run(settings: Settings)
     history = [_entry(_result("2025-05-08"), False), _entry(_result("2025-05-09"), True)]
     decision = trigger_decision(settings, history, _result("2025-05-10"), today, None, False)
     assert not decision["trigger"] and decision["consecutive"] == 1
-    # ... and tomorrow's breach completes it
+    # ... and tomorrow's breach completes it, but within the cooldown of yesterday's trigger; once it is over,
+    # the breaching run goes on triggering
     history.append(_entry(_result("2025-05-10"), False))
-    assert trigger_decision(settings, history, _result("2025-05-11"), dt.date(2025, 5, 11), None, False)["trigger"]
+    tomorrow = trigger_decision(settings, history, _result("2025-05-11"), dt.date(2025, 5, 11), None, False)
+    assert not tomorrow["trigger"] and tomorrow["consecutive"] == 2 and "cooldown, last trigger dt=2025-05-09" in (
+        tomorrow["reason"])  # fmt: skip
+    resume = dt.date.fromisoformat(tomorrow["reason"].split("next from dt=")[1][:10])
+    for day in range((resume - dt.date(2025, 5, 11)).days):
+        history.append(_entry(_result((dt.date(2025, 5, 11) + dt.timedelta(days=day)).isoformat()), False))
+    assert trigger_decision(settings, history, _result(resume.isoformat()), resume, None, False)["trigger"]
     # windows assessed on or before the last training run do not count (outside the cooldown here)
     history = [_entry(_result(f"2025-05-0{d}"), False) for d in range(1, 10)]
     decision = trigger_decision(settings, history, _result("2025-05-10"), today, dt.date(2025, 5, 3), False)

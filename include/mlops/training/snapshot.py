@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,6 +39,8 @@ class TrainingSnapshot:
     registry_revision: str  # the data-registry commit that pins every day below
     days: dict[str, list[str]]  # split -> days
     day_revisions: dict[str, str]  # day -> revision of its own snapshot commit
+    #: The drift reference profile's days: the newest validated days up to ``as_of``, labelled or not.
+    reference: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,8 +85,12 @@ def resolve_snapshot(settings: Settings, as_of: dt.date, lake: Lake | None = Non
     holdout = days[-training.holdout_days :]
     valid = days[-needed + 1 : -training.holdout_days]
     train = days[: -needed + 1]
+    # The reference profile comes from the newest data there is, not from the train split, which lags by
+    # the label delay, the holdout and the validation days: a shift the new champion is promoted into then
+    # stops breaching at once instead of re-triggering training until the window catches up.
+    reference = [d for d in lake.days("raw", VALIDATED) if d <= as_of][-settings.drift.reference_days :]
     revisions = {d.isoformat(): lake.read_json(lake.marker("raw", d, VALIDATED))["dvc"]["revision"]
-                 for d in days}  # fmt: skip
+                 for d in sorted(set(days) | set(reference))}  # fmt: skip
     from mlops.versioning import registry_head
 
     return TrainingSnapshot(
@@ -98,6 +104,7 @@ def resolve_snapshot(settings: Settings, as_of: dt.date, lake: Lake | None = Non
             "holdout": [d.isoformat() for d in holdout],
         },  # fmt: skip
         day_revisions=revisions,
+        reference=[d.isoformat() for d in reference],
     )
 
 
@@ -110,6 +117,16 @@ def read_day(fs: Any, settings: Settings, day: str, columns: list[str] | None = 
     folder = registry_folder(settings.dataset.name, day)
     files = sorted(p for p in fs.ls(folder, detail=False) if p.endswith(".parquet"))
     return pa.concat_tables([pq.read_table(fs.open(path, "rb"), columns=columns) for path in files])
+
+
+def load_features(settings: Settings, snapshot: TrainingSnapshot, days: list[str], spec: FeatureSpec) -> np.ndarray:
+    """The feature matrix of ``days`` read by the snapshot's DVC revision (no labels needed)."""
+    from mlops.features import build_matrix
+    from mlops.versioning import open_registry
+
+    fs = open_registry(snapshot.registry, snapshot.registry_revision)
+    tables = [read_day(fs, settings, day, list(spec.names)) for day in days]
+    return build_matrix(pa.concat_tables(tables, promote_options="permissive").unify_dictionaries(), spec)
 
 
 def load_split(settings: Settings, snapshot: TrainingSnapshot, split: str, spec: FeatureSpec) -> SplitData:

@@ -25,7 +25,7 @@ from mlops.data.contract import Contract
 from mlops.features import FeatureSpec, feature_spec
 from mlops.models import Artifacts, Tags
 from mlops.redact import redact, redact_settings
-from mlops.training.snapshot import NoTrainingData, SplitData, TrainingSnapshot, load_split
+from mlops.training.snapshot import NoTrainingData, SplitData, TrainingSnapshot, load_features, load_split
 
 if TYPE_CHECKING:
     from mlops.config import Settings
@@ -178,11 +178,12 @@ def train(settings: Settings, snapshot: TrainingSnapshot, trigger: dict[str, Any
     log.info("loaded train %d rows (%d positive), valid %d rows in %.1f s", len(train_split.y), positives,
              len(valid_split.y), time.monotonic() - started)  # fmt: skip
 
+    reference = load_features(settings, snapshot, snapshot.reference, spec) if snapshot.reference else None
     tags = lineage_tags(settings, snapshot, trigger, overrides)
     # The config as JSON, never the raw dump: a ledger or tracking URI with a password stays out of MLflow.
     artifacts = {Artifacts.SNAPSHOT: redact(snapshot.to_dict()), Artifacts.CONFIG: redact_settings(settings)}
     return fit_and_log(settings, spec, train_split, valid_split, tags, f"train-{snapshot.as_of}", device,
-                       artifacts=artifacts)  # fmt: skip
+                       artifacts=artifacts, reference=reference)  # fmt: skip
 
 
 def reproduce(settings: Settings, version: str) -> dict[str, Any]:
@@ -212,9 +213,13 @@ def reproduce(settings: Settings, version: str) -> dict[str, Any]:
 
 
 def fit_and_log(settings: Settings, spec: FeatureSpec, train_split: SplitData, valid_split: SplitData,
-                tags: dict[str, str], run_name: str, device: str = "cpu",
-                artifacts: dict[str, Any] | None = None) -> TrainResult:  # fmt: skip
-    """The tracked training step on data in memory: what the training benchmark compares with raw xgb.train."""
+                tags: dict[str, str], run_name: str, device: str = "cpu", artifacts: dict[str, Any] | None = None,
+                reference: np.ndarray | None = None) -> TrainResult:  # fmt: skip
+    """The tracked training step on data in memory: what the training benchmark compares with raw xgb.train.
+
+    The drift reference profile is made from ``reference`` (the snapshot's newest validated days), else from
+    the train split.
+    """
     import mlflow
     import pandas as pd
     import xgboost as xgb
@@ -237,7 +242,8 @@ def fit_and_log(settings: Settings, spec: FeatureSpec, train_split: SplitData, v
         rounds = booster.num_boosted_rounds()
         mlflow.log_metrics({models.VALID_AUCPR: valid_aucpr, models.BOOSTED_ROUNDS: rounds, "fit_seconds": fit_seconds,
                             "train_positives": positives})  # fmt: skip
-        profile_rows = _sample_rows(train_split.X, PROFILE_SAMPLE, settings.training.seed)
+        source = reference if reference is not None else train_split.X
+        profile_rows = _sample_rows(source, PROFILE_SAMPLE, settings.training.seed)
         mlflow.log_dict(spec.to_dict(), Artifacts.FEATURE_SPEC)
         mlflow.log_dict(booster.get_score(importance_type="gain"), Artifacts.FEATURE_IMPORTANCE)
         mlflow.log_dict(_shap_summary(booster, valid_split.X, spec, settings.training.seed), Artifacts.SHAP_SUMMARY)
