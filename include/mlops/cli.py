@@ -323,6 +323,10 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from mlops.simulation import load_scenario, simulate
     from mlops.simulation.summary import format_table
 
+    if args.readme and args.days:
+        from mlops.errors import InputError
+
+        raise InputError("--readme records a scenario's full run: leave out --days")
     scenario = load_scenario(args.scenario)
     if args.days:
         scenario = scenario.with_days(args.days)
@@ -330,6 +334,10 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out) if args.out else settings.home / "reports" / "simulation" / scenario.name
     summary, report = simulate(scenario, home, out, say=lambda line: print(line, file=sys.stderr, flush=True))
     _emit(args, {**summary, "report": str(report)}, f"{format_table(summary)}\nreport: {report}")
+    if args.readme:
+        from mlops.simulation.summary import update_readme
+
+        print(f"{args.readme}: operating record regenerated from {update_readme(Path(args.readme), summary)}")
     return 0
 
 

@@ -256,4 +256,9 @@ def build_parser(handlers: Mapping[str, Callable[..., int]]) -> argparse.Argumen
     sim.add_argument("--days", type=int, help="simulate this many days instead of the scenario's")
     sim.add_argument("--home", help="MLOPS_HOME of the run, wiped first (default: $MLOPS_HOME/simulation/<scenario>)")
     sim.add_argument("--out", help="report folder (default: $MLOPS_HOME/reports/simulation/<scenario>)")
+    sim.add_argument(
+        "--readme",
+        help="also store the record as docs/simulation/<scenario>-summary.json beside this "
+        "README and rewrite the README's operating record from it (the scenario's full run only)",
+    )
     return parser

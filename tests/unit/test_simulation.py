@@ -200,3 +200,21 @@ def test_the_report_is_self_contained_html() -> None:
     page = render_html(summary)
     assert page.startswith("<!doctype html>") and page.count("<svg") == 3
     assert "d &lt;b&gt;" in page and "<script" not in page
+
+
+def test_the_readme_record_is_the_committed_summary_of_the_default_scenario(tmp_path: Path) -> None:
+    """The README's operating record is generated from docs/simulation/default-summary.json, never typed."""
+    from mlops.config import PROJECT_ROOT
+    from mlops.simulation.summary import readme_block, record_file, update_readme
+
+    readme = PROJECT_ROOT / "README.md"
+    source = record_file(readme, "default")
+    summary = json.loads(source.read_text())
+    assert summary["scenario"]["name"] == "default" and "home" not in summary["run"]
+    assert readme_block(summary, "docs/simulation/default-summary.json") in readme.read_text()
+    # Regenerating rewrites only the block, from the summary it stores.
+    copy = tmp_path / "README.md"
+    copy.write_text("intro\n<!-- simulation-record:start -->\nstale figures\n<!-- simulation-record:end -->\nrest\n")
+    stored = update_readme(copy, {**summary, "run": {**summary["run"], "home": "/somewhere"}})
+    assert json.loads(stored.read_text()) == summary
+    assert copy.read_text() == f"intro\n{readme_block(summary, 'docs/simulation/default-summary.json')}\nrest\n"
