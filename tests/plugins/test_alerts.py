@@ -9,10 +9,8 @@ from __future__ import annotations
 import email
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -68,33 +66,6 @@ def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Inbox]:
         yield handler
     finally:
         controller.stop()
-
-
-@pytest.fixture
-def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
-    """A local stand-in for Slack's incoming webhook: records the JSON it is posted."""
-    posted: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
-            posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/XXXX"
-    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SLACK", json.dumps({"conn_type": "slackwebhook", "password": url}))
-    monkeypatch.setenv("MLOPS_ALERT_SLACK_CONN_ID", "mlops_slack")
-    try:
-        yield posted
-    finally:
-        server.shutdown()
 
 
 def _ti(dag_id: str, task_id: str, run_id: str, returned: object = None) -> SimpleNamespace:

@@ -13,10 +13,8 @@ import datetime as dt
 import errno
 import json
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -251,33 +249,6 @@ def test_a_huge_column_name_or_id_is_quoted_short() -> None:
 
 
 # -- 9b. Slack shows an alert as written ---------------------------------------------------------------------------
-@pytest.fixture
-def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
-    """A local stand-in for Slack's incoming webhook: records the JSON it is posted."""
-    posted: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
-            posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/XXXX"
-    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SLACK", json.dumps({"conn_type": "slackwebhook", "password": url}))
-    monkeypatch.setenv("MLOPS_ALERT_SLACK_CONN_ID", "mlops_slack")
-    monkeypatch.delenv("MLOPS_ALERT_SMTP_CONN_ID", raising=False)
-    try:
-        yield posted
-    finally:
-        server.shutdown()
-
-
 def test_a_slack_alert_cannot_ping_the_channel_or_disguise_a_link(slack: list[dict]) -> None:
     from mlops.airflow.notifiers import Alert, deliver
 
