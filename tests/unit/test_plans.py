@@ -46,15 +46,16 @@ def imported_names(source: str) -> set[str]:
     }
 
 
-def called_names(source: str) -> set[str]:
-    return {node.func.id for node in ast.walk(ast.parse(source))
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}  # fmt: skip
+def used_names(source: str) -> set[str]:
+    """Names read anywhere (called, or handed to a caller such as ``follow_plan(plan_drift, ...)``)."""
+    return {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)
+            and isinstance(node.ctx, ast.Load)}  # fmt: skip
 
 
 def violations(source: str, plans: set[str], allowed: frozenset[str]) -> list[str]:
-    imported, called = imported_names(source), called_names(source)
+    imported, used = imported_names(source), used_names(source)
     found = [f"decides itself with {name}" for name in sorted((imported & DECISIONS) - allowed)]
-    found += [f"never calls {name}" for name in sorted(plans - (imported & called))]
+    found += [f"never calls {name}" for name in sorted(plans - (imported & used))]
     return found
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from airflow.sdk import Param, get_current_context
 from airflow.sdk.definitions._internal.types import NOTSET
 
+from mlops.airflow.errors import skip
 from mlops.config import (
     JSON_SCHEMA_DRAFT,
     Settings,
@@ -102,6 +104,23 @@ class RunDays:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def follow_plan(plan_function: Callable[..., Any], settings: Settings, resolved: Mapping[str, Any]) -> Any:
+    """The run's plan from a day-bounded plan function (``mlops.plans.plan_scoring``, ``plan_drift``) for the
+    days :func:`run_days` resolved: the task ends SKIPPED with the plan's reason, else the plan's notes are
+    logged and the plan returned."""
+    from mlops.data.lake import Lake
+    from mlops.plans import Skip
+
+    days = [dt.date.fromisoformat(day) for day in resolved["days"]]
+    plan = plan_function(settings, Lake.from_settings(settings), days, up_to=dt.date.fromisoformat(resolved["up_to"]),
+                         forced=resolved["forced"])  # fmt: skip
+    if isinstance(plan, Skip):
+        skip(plan.reason)
+    for note in plan.notes:
+        print(note)
+    return plan
 
 
 def run_type(dag_run: Any) -> str:

@@ -18,10 +18,9 @@ from mlops.airflow import (
     run_days,
     run_settings,
     scores_asset,
-    skip,
 )
 from mlops.airflow.links import DriftReportLink, add_links
-from mlops.airflow.runs import run_param
+from mlops.airflow.runs import follow_plan, run_param
 from mlops.config import Settings
 
 
@@ -95,20 +94,12 @@ def build(settings: Settings) -> DAG:
         @error_policy
         def check_drift(resolved: dict, ti=None) -> dict:  # type: ignore[no-untyped-def]
             """Each waiting day, oldest first: drift statistics, Evidently report, history entry, trigger decision."""
-            import datetime as dt
 
-            from mlops.data.lake import Lake
             from mlops.monitoring import check_days
-            from mlops.plans import Skip, plan_drift
+            from mlops.plans import plan_drift
 
             settings = run_settings()
-            plan = plan_drift(settings, Lake.from_settings(settings), [dt.date.fromisoformat(d) for d in resolved["days"]],
-                              up_to=dt.date.fromisoformat(resolved["up_to"]), forced=resolved["forced"])  # fmt: skip
-            if isinstance(plan, Skip):
-                skip(plan.reason)
-            for note in plan.notes:
-                print(note)
-            days = plan.days
+            days = follow_plan(plan_drift, settings, resolved).days
             print(f"checking {len(days)} day(s), oldest first: {', '.join(d.isoformat() for d in days)}")
             active = ti.get_dr_count(dag_id=settings.dag_id("continuous_training"), states=["queued", "running"]) > 0
             outcomes = check_days(settings, days, training_active=active)

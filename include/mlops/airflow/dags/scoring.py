@@ -17,12 +17,11 @@ from mlops.airflow import (
     run_days,
     run_settings,
     scores_asset,
-    skip,
     validated_data_asset,
 )
 from mlops.airflow.assets import champion_asset
 from mlops.airflow.links import ScoresLink, add_links
-from mlops.airflow.runs import max_map_length, run_param
+from mlops.airflow.runs import follow_plan, max_map_length, run_param
 from mlops.config import Settings
 
 
@@ -97,16 +96,9 @@ def build(settings: Settings) -> DAG:
         def pin_champion(resolved: dict) -> dict:
             """The run's plan (`mlops.plans.plan_scoring`): the waiting days up to the run's day and the champion
             pinned once for all of them; SKIPPED with the plan's reason (no champion yet, nothing waits)."""
-            from mlops.data.lake import Lake
-            from mlops.plans import Skip, plan_scoring
+            from mlops.plans import plan_scoring
 
-            settings = run_settings()
-            plan = plan_scoring(settings, Lake.from_settings(settings), [dt.date.fromisoformat(day) for day in resolved["days"]],
-                                up_to=dt.date.fromisoformat(resolved["up_to"]), forced=resolved["forced"])  # fmt: skip
-            if isinstance(plan, Skip):
-                skip(plan.reason)
-            for note in plan.notes:
-                print(note)
+            plan = follow_plan(plan_scoring, run_settings(), resolved)
             pinned = plan.champion
             print(f"pinned {pinned.name} v{pinned.version} (run {pinned.run_id}) for this scoring run; "
                   f"{len(plan.days)} day(s) wait: {', '.join(day.isoformat() for day in plan.days)}")  # fmt: skip
