@@ -21,5 +21,9 @@ class InputError(MlopsError, ValueError):
     """Bad input (data, conf, request): retrying the same input gives the same failure."""
 
 
+class Quarantined(InputError):
+    """Bad data that was moved to quarantine with its reason (a broken contract): alerts say QUARANTINED."""
+
+
 class InfrastructureError(MlopsError, RuntimeError):
     """A service, the network or the disk failed: the same request may succeed on a retry."""

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from mlops.data.contract import Contract, arrow_column_type
 from mlops.data.lake import REASON, SUCCESS, VALIDATED, Lake, LakeIOError
 from mlops.data.publish import publish_json
-from mlops.errors import InfrastructureError, InputError
+from mlops.errors import InfrastructureError, InputError, Quarantined
 from mlops.gx_suite import PANDAS_DTYPES, RULES, GxRunner, build_suite, plain, row_level_twin, to_pandas
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class LakeReadError(InfrastructureError):
     """A file of the day could not be fetched (I/O, network): retried, never a reason to quarantine."""
 
 
-class ValidationFailed(InputError):
+class ValidationFailed(Quarantined):
     """A partition broke its contract; the message names the file, column and rule."""
 
     def __init__(self, verdict: Verdict) -> None:

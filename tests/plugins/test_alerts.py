@@ -14,13 +14,14 @@ from email.message import Message
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
+from mlops.airflow.errors import error_policy
 from mlops.airflow.notifiers import (
     ChampionChangeNotifier,
     DriftBreachNotifier,
     LogFailureNotifier,
 )
+from mlops.errors import Quarantined
 
 
 def _free_port() -> int:
@@ -73,10 +74,23 @@ def _ti(dag_id: str, task_id: str, run_id: str, returned: object = None) -> Simp
                            xcom_pull=lambda task_ids: returned)  # fmt: skip
 
 
+def _failure_of(error: Exception) -> Exception:
+    """What a task wrapped by the error policy raises for ``error`` (the exception Airflow hands the notifier)."""
+
+    def body() -> None:
+        raise error
+
+    try:
+        error_policy(body)()
+    except Exception as raised:  # noqa: BLE001 - whatever the policy raises is what the notifier sees
+        return raised
+    raise AssertionError("the error policy swallowed the error")
+
+
 def test_a_quarantine_is_mailed_with_dag_day_and_reason(inbox: _Inbox) -> None:
-    reason = "ValidationFailed: raw/dt=2026-11-10 failed contract card_transactions v1: [min] column 'amount': -50.0"
+    reason = "raw/dt=2026-11-10 failed contract card_transactions v1: [min] column 'amount': -50.0"
     context = {"ti": _ti("data_validation", "validate_partition", "scheduled__2026-11-10T00:00:00+00:00"),
-               "ds": "2026-11-10", "exception": AirflowFailException(reason)}  # fmt: skip
+               "ds": "2026-11-10", "exception": _failure_of(Quarantined(reason))}  # fmt: skip
     LogFailureNotifier(hint="fix the producer, then clear the task").notify(context)
 
     assert len(inbox.messages) == 1
@@ -87,6 +101,15 @@ def test_a_quarantine_is_mailed_with_dag_day_and_reason(inbox: _Inbox) -> None:
     assert "fix the producer" in body
     assert "http://airflow.example.com/dags/data_validation/runs/" in body
     assert {address.strip() for address in message["To"].split(",")} == {"oncall@example.com", "ml-team@example.com"}
+
+
+def test_a_failure_is_a_quarantine_by_its_type_not_its_text(inbox: _Inbox) -> None:
+    """An error whose text happens to start with "ValidationFailed" moved no data: a failure, not a quarantine."""
+    context = {"ti": _ti("continuous_training", "resolve_snapshot", "manual__2"), "ds": "2026-11-10",
+               "exception": RuntimeError("ValidationFailed: a library's own error, nothing quarantined")}  # fmt: skip
+    LogFailureNotifier().notify(context)
+    (message,) = inbox.messages
+    assert "QUARANTINED" not in message["Subject"] and "FAILED" in message["Subject"], message["Subject"]
 
 
 def test_failures_drift_and_champion_changes_reach_mail_and_slack(inbox: _Inbox, slack: list[dict]) -> None:

@@ -2,7 +2,7 @@
 
 * :class:`~mlops.errors.InputError` (contract breach, no champion, bad conf, no training data): retrying
   the same input fails the same way, so the task fails at once, without retries, with one clear line
-  (:class:`AirflowFailException`, the original traceback suppressed).
+  (:class:`InputFailure`, an ``AirflowFailException``, the original traceback suppressed).
 * :class:`~mlops.errors.InfrastructureError` (I/O, network, database): re-raised as is; the task is
   retried with exponential backoff (:func:`mlops.airflow.defaults.default_args`).
 * Anything else keeps Airflow's default (retried like an infrastructure error).
@@ -21,7 +21,7 @@ from typing import NoReturn, ParamSpec, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from mlops.errors import InputError
+from mlops.errors import InputError, Quarantined
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,6 +30,15 @@ R = TypeVar("R")
 MARKER = "mlops_error_policy"
 
 log = logging.getLogger("mlops.airflow")
+
+
+class InputFailure(AirflowFailException):
+    """A task failed on its input: fails at once, no retry. ``quarantined``: the data went to quarantine, so
+    the failure notifier says QUARANTINED (decided by the error's type, never by its text)."""
+
+    def __init__(self, error: InputError) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.quarantined = isinstance(error, Quarantined)
 
 
 def skip(reason: str) -> NoReturn:
@@ -49,7 +58,7 @@ def error_policy(body: Callable[P, R]) -> Callable[P, R]:
         try:
             return body(*args, **kwargs)
         except InputError as exc:
-            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from None
+            raise InputFailure(exc) from None
 
     setattr(run, MARKER, True)
     return run

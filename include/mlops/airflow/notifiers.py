@@ -159,9 +159,8 @@ class LogFailureNotifier(BaseNotifier):
         exception = context.get("exception")
         text = str(exception) if exception else "no exception recorded"
         first = text.splitlines()[0] if text else text
-        # The error policy turns ValidationFailed into "ValidationFailed: <verdict>" (no retry): the day was
-        # moved to quarantine/ with its reason.json.
-        kind = "quarantine" if first.startswith("ValidationFailed") else "failure"
+        # The error policy raises InputFailure(quarantined=True) for data moved to quarantine/ with its reason.json.
+        kind = "quarantine" if getattr(exception, "quarantined", False) else "failure"
         where = _where(context)
         try_number = getattr(context.get("ti") or context.get("task_instance"), "try_number", "?")
         log.error("FAILED dag=%s task=%s run=%s try=%s: %s", where["dag_id"], where["task_id"], where["run_id"],
