@@ -122,8 +122,11 @@ def test_run_days_of_asset_events_are_their_dates_sorted_once_each(adapters: Mod
     events = _events("2026-11-08", "2026-11-06", "2026-11-08", "2026-11-07")
     events["other"] = [SimpleNamespace(extra={"date": "2026-11-06"}), SimpleNamespace(extra=None)]
     requested = adapters.run_days({"date": None}, _run("asset_triggered", NOV_10), events)
-    assert requested.days == ["2026-11-06", "2026-11-07", "2026-11-08"] and requested.up_to == "2026-11-08"
+    assert requested.days == ["2026-11-06", "2026-11-07", "2026-11-08"]
+    assert requested.up_to == "2026-11-10", "an event without a date (the 'other' one) names no day: up to today"
     assert requested.forced is False, "a day already done is not redone because an event named it again"
+    dated = adapters.run_days({}, _run("asset_triggered", NOV_10), _events("2026-11-08", "2026-11-06"))
+    assert dated.up_to == "2026-11-08", "dated events only: up to the newest of them"
 
 
 def test_run_days_of_an_asset_event_without_a_date_is_no_day(adapters: ModuleType) -> None:
@@ -131,6 +134,10 @@ def test_run_days_of_an_asset_event_without_a_date_is_no_day(adapters: ModuleTyp
     requested = adapters.run_days({}, _run("asset_triggered", NOV_10), _events(None))
     assert requested.days == [] and requested.forced is False
     assert requested.up_to == "2026-11-10", "its backlog: every waiting day up to the day it started"
+    # A champion change queued together with a day's validated-data event: every waiting day, not up to that day.
+    mixed = {**_events("2026-11-02"), "champion": [SimpleNamespace(extra={"version": "1"})]}
+    requested = adapters.run_days({}, _run("asset_triggered", NOV_10), mixed)
+    assert requested.days == ["2026-11-02"] and requested.up_to == "2026-11-10"
     # Airflow may hand the events over empty: an asset-triggered run still scores no day of its own.
     assert adapters.run_days({}, _run("asset_triggered", NOV_10), {}).days == []
 

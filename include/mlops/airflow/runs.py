@@ -93,8 +93,9 @@ class RunDays:
     * ``forced``: the day was named by ``params.date``: redo it even when it was done already.
     * ``source``: where the days came from, for the log.
     * ``up_to``: the run's horizon, the newest day it may work on or judge from: ``params.date``, the newest
-      event date (an event without one, e.g. a champion change: the day the run started), else the logical
-      date. A backlog is every waiting day up to it, so a backfill of an old date never judges newer data.
+      event date (with an event without one among them, e.g. a champion change: the day the run started),
+      else the logical date. A backlog is every waiting day up to it, so a backfill of an old date never
+      judges newer data.
     """
 
     days: list[str]
@@ -138,7 +139,11 @@ def run_days(params: Mapping[str, Any], dag_run: Any, triggering_asset_events: A
     dates = sorted({str((event.extra or {}).get("date")) for event in events if (event.extra or {}).get("date")})
     kind = run_type(dag_run)
     if events or kind == "asset_triggered":
-        up_to = dates[-1] if dates else (dag_run.run_after or dag_run.logical_date).date().isoformat()
+        # An event without a date (a champion change) names no day: the run then works on every waiting day up
+        # to the day it started, whatever dated events came with it.
+        started = (dag_run.run_after or dag_run.logical_date).date().isoformat()
+        undated = not dates or any(not (event.extra or {}).get("date") for event in events)
+        up_to = max([*dates, started]) if undated else dates[-1]
         return RunDays(dates, forced=False, source=f"{len(events)} asset event(s)", up_to=up_to)
     logical = (dag_run.logical_date or dag_run.run_after).date().isoformat()
     return RunDays([logical], forced=False, source=f"{kind or 'run'} for its logical date", up_to=logical)
