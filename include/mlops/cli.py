@@ -246,7 +246,7 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models(args: argparse.Namespace, settings: Settings | None) -> int:
-    from mlops.models import overview
+    from mlops.aliases import overview
     from mlops.registry import ALIASES, Registry
 
     if settings is None and args.resync:
@@ -286,7 +286,7 @@ LAST_MOVES = 2
 
 def _list_models(args: argparse.Namespace) -> int:
     """``mlops models``: one line per model file (champion, challenger, last moves), out-of-sync aliases named."""
-    from mlops.models import overview
+    from mlops.aliases import overview
 
     names, rows, lines = model_names(), [], []
     for name in names:

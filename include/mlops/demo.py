@@ -32,7 +32,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from mlops import models
+from mlops import aliases, models
 from mlops.config import Settings, load_settings
 from mlops.data.faults import FAULTS, inject_fault
 from mlops.data.lake import REASON, STATS, SUCCESS, VALIDATED, Lake
@@ -110,7 +110,7 @@ class Demo:
 
     # -- 2. training ---------------------------------------------------------------------------
     def champion(self) -> str:
-        version = models.alias_version(self.settings, models.CHAMPION)
+        version = aliases.alias_version(self.settings, models.CHAMPION)
         if version is None:
             raise DemoFailed(f"no {self.model} champion after training; see the "
                              f"{self.settings.dag_id('continuous_training')} log")  # fmt: skip

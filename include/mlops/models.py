@@ -10,11 +10,9 @@ monitoring, the CLI, the DAGs and the UI. It owns
   (:class:`Tags`) that one step writes and another reads;
 * **the experiment** (:func:`experiment_id`) and **the last training** (:func:`last_training`,
   :func:`find_training_run`);
-* **"which model"**: :func:`pin_champion` / :func:`pin_challenger` resolve an alias or :func:`pin_version` a
-  version ONCE to a :class:`PinnedModel` that a whole run uses, and :func:`booster` loads it once per
-  process. An alias is resolved through the ledger head (the truth) and checked against MLflow's alias:
-  when they disagree, readers refuse with :class:`~mlops.ledger.AliasOutOfSync` until
-  ``mlops models --resync``.
+* **"which model"**: :func:`pin_version` pins a version ONCE to a :class:`PinnedModel` that a whole run
+  uses, and :func:`booster` loads it once per process (aliases are resolved by :mod:`mlops.aliases`,
+  which reads the ledger through :mod:`mlops.registry`).
 
 MLflow and XGBoost are imported inside the functions: importing this module is cheap.
 """
@@ -272,21 +270,6 @@ class PinnedModel:
         return FeatureSpec.from_dict(self.feature_spec)
 
 
-def alias_version(settings: Settings, alias: str) -> str | None:
-    """The version ``alias`` points to by the ledger (None when unset).
-
-    Raises :class:`~mlops.ledger.AliasOutOfSync` (an input error: fail fast, the failure notifier fires)
-    when MLflow's alias says otherwise, so nothing scores, monitors or gates against a tampered alias.
-    """
-    from mlops.registry import Registry
-
-    registry = Registry(settings)
-    try:
-        return registry.resolve(alias)
-    finally:
-        registry.ledger().dispose()
-
-
 def pin_version(settings: Settings, version: str) -> PinnedModel:
     """Pin one version: its MLflow run, model URI and the feature spec it was trained with."""
     from mlflow.exceptions import MlflowException
@@ -311,25 +294,6 @@ def pin_version(settings: Settings, version: str) -> PinnedModel:
     )
 
 
-def pin_champion(settings: Settings) -> PinnedModel:
-    """Resolve ``champion`` once; :class:`NoChampion` (an input error: no retry helps) when there is none."""
-    version = alias_version(settings, CHAMPION)
-    if version is None:
-        where = redact_text(settings.mlflow_tracking_uri)
-        raise NoChampion(
-            f"model {settings.model_name!r} has no {CHAMPION!r} version in {where}: "
-            f"nothing to score with. Run the `continuous_training` DAG (or `mlops train`) first so that a "
-            f"version passes its gates and is promoted."
-        )
-    return pin_version(settings, version)
-
-
-def pin_challenger(settings: Settings) -> PinnedModel | None:
-    """Resolve ``challenger`` once (None when unset)."""
-    version = alias_version(settings, CHALLENGER)
-    return None if version is None else pin_version(settings, version)
-
-
 #: Boosters loaded by this process, keyed by (tracking URI, model URI, MLflow run): loaded once per task process.
 _BOOSTERS: dict[tuple[str, str, str], Any] = {}
 _BOOSTER_CACHE_SIZE = 4
@@ -345,27 +309,3 @@ def booster(settings: Settings, pinned: PinnedModel) -> Any:
             _BOOSTERS.pop(next(iter(_BOOSTERS)))
         _BOOSTERS[key] = cached
     return cached
-
-
-def overview(settings: Settings) -> dict[str, Any]:
-    """Champion, challenger (by the ledger), MLflow's aliases, rolled-back versions and the ledger.
-
-    What ``mlops models`` and the UI show; it never raises on a disagreement, it lists it in ``out_of_sync``.
-    """
-    from mlops.registry import Registry
-
-    registry = Registry(settings)
-    ledger = registry.ledger()
-    try:
-        heads = {alias: ledger.head(settings.model_name, alias) for alias in (CHAMPION, CHALLENGER)}
-        mlflow_aliases = {alias: registry.alias_version(alias) for alias in (CHAMPION, CHALLENGER)}
-        return {
-            "model": settings.model_name,
-            **heads,
-            "mlflow_aliases": mlflow_aliases,
-            "out_of_sync": [alias for alias, head in heads.items() if mlflow_aliases[alias] != head],
-            "rolled_back": [asdict(retired) for retired in registry.retired().values()],
-            "ledger": [move.__dict__ for move in ledger.moves(settings.model_name)],
-        }
-    finally:
-        ledger.dispose()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from mlops import models
+from mlops import aliases, models
 from mlops.data.lake import SUCCESS, VALIDATED, Lake
 from mlops.features import FeatureSpec, binary_labels, build_matrix, labelled_rows
 
@@ -66,7 +66,7 @@ class DriftOutcome:
 
 
 def _champion(settings: Settings) -> Champion:
-    pinned = models.pin_champion(settings)
+    pinned = aliases.pin_champion(settings)
     run = models.get_run(settings, pinned.run_id)
     return Champion(
         pinned=pinned,
@@ -149,9 +149,9 @@ def unchecked_days(lake: Lake, dataset: str, requested: list[dt.date] | tuple[dt
 def champion_trained_days(settings: Settings) -> frozenset[dt.date]:
     """The days the current champion learned from (its snapshot's train and valid splits) and its reference
     profile was made of; empty without a champion."""
-    if models.alias_version(settings, models.CHAMPION) is None:
+    if aliases.alias_version(settings, models.CHAMPION) is None:
         return frozenset()
-    snapshot = models.load_artifact(settings, models.pin_champion(settings).run_id, models.Artifacts.SNAPSHOT) or {}
+    snapshot = models.load_artifact(settings, aliases.pin_champion(settings).run_id, models.Artifacts.SNAPSHOT) or {}
     splits = snapshot.get("days", {})
     days = [day for split in ("train", "valid") for day in splits.get(split, [])] + snapshot.get("reference", [])
     return frozenset(dt.date.fromisoformat(day) for day in days)

@@ -72,12 +72,12 @@ def plan_scoring(settings: Settings, lake: Lake, requested: Sequence[dt.date], *
     """Every validated, unscored day up to ``up_to`` (oldest first, at most ``scoring.backlog_days``), plus
     the ``requested`` days when ``forced``, with the champion pinned once; a skip when there is no champion
     yet (the days wait for it) or nothing waits."""
-    from mlops import models
+    from mlops import aliases, models
     from mlops.scoring import pending_days
 
     backlog = pending_days(lake, list(requested), up_to=up_to, forced=forced, limit=settings.scoring.backlog_days)
     try:
-        champion = models.pin_champion(settings)
+        champion = aliases.pin_champion(settings)
     except models.NoChampion:
         waiting = backlog.days + backlog.deferred
         return Skip(f"no champion yet: {len(waiting)} validated day(s) up to dt={up_to} wait{_span(waiting)}; "
@@ -93,10 +93,10 @@ def plan_drift(settings: Settings, lake: Lake, requested: Sequence[dt.date], *, 
     """Every scored day up to ``up_to`` without a drift-history entry (oldest first, at most
     ``drift.backlog_days``), never one the champion learned from; a skip when there is no champion or
     nothing waits."""
-    from mlops import models
+    from mlops import aliases, models
     from mlops.monitoring import champion_trained_days, unchecked_days
 
-    has_champion = models.alias_version(settings, models.CHAMPION) is not None
+    has_champion = aliases.alias_version(settings, models.CHAMPION) is not None
     trained = champion_trained_days(settings) if has_champion else frozenset()
     days, notes = unchecked_days(lake, settings.dataset.name, list(requested), up_to=up_to, trained_on=trained,
                                  forced=forced, limit=settings.drift.backlog_days)  # fmt: skip
@@ -118,12 +118,12 @@ def plan_training(settings: Settings, *, as_of: dt.date, run_kind: str, reason: 
     runs (manual, drift, simulation) give their own ``reason``. A skip when there is not enough labelled
     data yet (a later run trains; nothing to retry).
     """
-    from mlops import models
+    from mlops import aliases, models
     from mlops.training.snapshot import NoTrainingData, resolve_snapshot
 
     why = RUN_KIND_REASONS.get(run_kind) or reason or "manual"
     if run_kind == "asset_triggered" and not settings.training.retrain_on_new_data:
-        champion = models.alias_version(settings, models.CHAMPION)
+        champion = aliases.alias_version(settings, models.CHAMPION)
         if champion is not None:
             return Skip(f"champion v{champion} exists: new validated data alone does not retrain it (weekly "
                         "schedule, drift trigger or manual run do; training.retrain_on_new_data: true retrains on "

@@ -67,7 +67,7 @@ from bench_results import BenchResults
 from test_parse_bench import models_folder
 from test_validation_bench import _read, pyarrow_check
 
-from mlops import models
+from mlops import aliases, models
 from mlops.config import PROJECT_ROOT, Settings, load_settings
 from mlops.data.contract import Contract
 from mlops.data.lake import Lake
@@ -594,7 +594,7 @@ def run_raw(settings: Settings, lake: Lake) -> dict[str, float]:
     from mlops.features import build_matrix
 
     contract = Contract.load(settings.contract_path)
-    pinned = models.pin_champion(settings)
+    pinned = aliases.pin_champion(settings)
     booster = models.booster(settings, pinned)
     profile = models.load_artifact(settings, pinned.run_id, models.Artifacts.REFERENCE_PROFILE)
     seconds = {"data_validation": _timed(lambda: pyarrow_check(lake, DAY, contract))}

@@ -59,12 +59,13 @@ import pytest
 from bench_results import BenchResults
 
 from mlops import models
+from mlops.aliases import pin_champion
 from mlops.config import Settings, load_settings
 from mlops.data.contract import Contract
 from mlops.data.generator import generate_day
 from mlops.data.lake import SUCCESS, VALIDATED, Lake
 from mlops.features import FeatureSpec, build_matrix, feature_spec
-from mlops.models import PinnedModel, pin_champion
+from mlops.models import PinnedModel
 from mlops.registry import GATES_TAG, Registry
 from mlops.scoring import commit_scores, plan_chunks, score_chunk
 

@@ -78,7 +78,7 @@ def _trigger(settings: Settings, reason: str, run: str) -> dict[str, str]:
 
 def build(home: Path) -> dict[str, object]:
     """Build the home (a few minutes on 2 cores); returns what the tests check against."""
-    from mlops import models
+    from mlops import aliases, models
     from mlops.monitoring import check_day
     from mlops.registry import Registry
     from mlops.scoring import score_day
@@ -139,11 +139,11 @@ def build(home: Path) -> dict[str, object]:
         check_day(other, day, render_report=False)
     _step(f"{SECOND}: v{trained['version']} champion, {week_start}..{day} scored and monitored", started)
     return {
-        "champion": models.alias_version(settings, models.CHAMPION),
+        "champion": aliases.alias_version(settings, models.CHAMPION),
         "versions": [first["version"], second["version"], rejected["version"]],
         "week": [week_start + dt.timedelta(days=i) for i in range(WEEK)],
         "corrupt": CORRUPT,
-        "second_champion": models.alias_version(other, models.CHAMPION),
+        "second_champion": aliases.alias_version(other, models.CHAMPION),
         "second_last_day": day,
     }
 

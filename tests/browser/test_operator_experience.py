@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from mlops import models, stack
+from mlops import aliases, models, stack
 from mlops.config import Settings, load_settings
 from mlops.data.lake import STATS, Lake
 from mlops.runtime import stack_env
@@ -198,8 +198,8 @@ def _champion_events(stack_: Stack) -> list[dict]:
 def test_operator_reads_the_page_retrains_follows_links_and_approves(running: Stack, browser: Any,
                                                                      artifacts: Path) -> None:  # fmt: skip
     settings = running.settings
-    champion = models.alias_version(settings, models.CHAMPION)
-    other = models.alias_version(running.second, models.CHAMPION)
+    champion = aliases.alias_version(settings, models.CHAMPION)
+    other = aliases.alias_version(running.second, models.CHAMPION)
     assert champion is not None and other is not None
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
@@ -302,7 +302,7 @@ def _operator_day(running: Stack, context: Any, page: Any, champion: str, other:
     while running.api("GET", f"/dags/{DAG}/dagRuns/{quoted}")["state"] != "success":
         assert time.monotonic() < deadline, "the approved run did not finish"
         time.sleep(2)
-    new_champion = models.alias_version(settings, models.CHAMPION)
+    new_champion = aliases.alias_version(settings, models.CHAMPION)
     assert new_champion not in (None, champion)
     events = _champion_events(running)
     assert events[-1]["version"] == new_champion and events[-1]["previous"] == champion, events

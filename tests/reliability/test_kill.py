@@ -71,7 +71,7 @@ SEEN_AFTER_KILL = {
 
 def stage_rescoring(settings: Settings, run_id: str) -> dict[str, Any]:
     """Score SCORED_DAY again into the run's staging folder (the mapped tasks), return the commit task's inputs."""
-    from mlops.models import pin_champion
+    from mlops.aliases import pin_champion
     from mlops.scoring import plan_chunks, score_chunk
 
     lake = Lake.from_settings(settings)
@@ -256,7 +256,8 @@ def test_killed_registration_leaves_nothing_half_promotable_and_a_retry_register
 def test_killed_promotion_moves_the_champion_completely_or_not_at_all_and_a_retry_finishes(
     point: str, forkserver: Any, base: Base, settings: Settings, tmp_path: Path
 ) -> None:
-    from mlops.models import CHAMPION, alias_version
+    from mlops.aliases import alias_version
+    from mlops.models import CHAMPION
     from mlops.training.pipeline import Assessment, promote, register
 
     version = register(settings, Assessment.from_dict(base.assessment), actor="airflow:continuous_training",

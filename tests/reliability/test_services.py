@@ -308,8 +308,9 @@ def test_mlflow_away_after_the_ledger_commit_is_caught_up_by_the_retry(
 ) -> None:
     from mlflow import MlflowClient
 
+    from mlops.aliases import alias_version
     from mlops.errors import InfrastructureError
-    from mlops.models import CHAMPION, alias_version
+    from mlops.models import CHAMPION
     from mlops.training.pipeline import Assessment, promote, register
 
     settings = on_postgres
@@ -354,7 +355,7 @@ def test_ledger_database_away_during_registration_registers_nothing_and_the_retr
 def test_read_only_lake_at_the_scoring_commit_keeps_the_old_output_and_the_retried_commit_completes(
     settings: Settings, base: Base
 ) -> None:
-    from mlops.models import pin_champion
+    from mlops.aliases import pin_champion
     from mlops.scoring import commit_scores, plan_chunks, score_chunk
 
     lake = Lake.from_settings(settings)

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pytest
 import yaml
 
+from mlops.aliases import pin_champion
 from mlops.cli import main
 from mlops.config import Settings, load_settings
 from mlops.data.contract import Contract
@@ -33,7 +34,6 @@ from mlops.data.lake import SUCCESS, VALIDATED, Lake
 from mlops.data.publish import publish_partition
 from mlops.datasets import Choices, contract_ref, default_outputs, init_dataset, model_settings
 from mlops.features import FeatureSpec, binary_labels, build_matrix, feature_spec, hash_codes, labelled_rows
-from mlops.models import pin_champion
 from mlops.validation import validate_partition
 
 CONFIGS = Path(__file__).parent / "datasets"

@@ -12,11 +12,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mlops.aliases import pin_champion
 from mlops.config import Settings, load_settings
 from mlops.data.lake import STATS, SUCCESS, VALIDATED, Lake
 from mlops.data.landing import land_days
 from mlops.features import FeatureSpec, build_matrix
-from mlops.models import NoChampion, PinnedModel, pin_champion
+from mlops.models import NoChampion, PinnedModel
 from mlops.registry import CHAMPION, Registry
 from mlops.scoring import (
     Chunk,

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from mlops import models
+from mlops import aliases, models
 from mlops.config import ConfigError, Settings, load_settings
 from mlops.errors import InfrastructureError
 from mlops.ledger import AliasOutOfSync, Ledger, RegistryError
@@ -224,7 +224,7 @@ def test_an_alias_moved_by_hand_in_mlflow_is_refused_until_resynced(
     registry.promote(v1, None, **_who())
     registry.client.set_registered_model_alias(registry.name, CHAMPION, v2)  # the tampering
 
-    for read in (lambda: models.alias_version(settings, CHAMPION), lambda: models.pin_champion(settings)):
+    for read in (lambda: aliases.alias_version(settings, CHAMPION), lambda: aliases.pin_champion(settings)):
         with pytest.raises(AliasOutOfSync, match=r"points to version 2 but the ledger .* says version 1") as refused:
             read()
         assert "`mlops models --resync`" in str(refused.value)
@@ -235,7 +235,7 @@ def test_an_alias_moved_by_hand_in_mlflow_is_refused_until_resynced(
 
     code, out, _ = _cli(["models", "--resync"], capsys)
     assert code == 0 and "WARNING" not in out
-    assert registry.alias_version(CHAMPION) == v1 and models.alias_version(settings, CHAMPION) == v1
+    assert registry.alias_version(CHAMPION) == v1 and aliases.alias_version(settings, CHAMPION) == v1
     assert [m.to_version for m in registry.ledger().moves(registry.name, CHAMPION)] == [v1]
 
 

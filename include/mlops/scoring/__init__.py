@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from mlops import models
+from mlops import aliases
 from mlops.data.lake import Lake
 from mlops.scoring.parquet_io import ScoringInputError, output_schema, part_name
 from mlops.scoring.plan import (
@@ -76,7 +76,7 @@ __all__ = [
 def score_day(settings: Settings, day: dt.date, run_id: str = "cli") -> dict[str, Any]:
     """``mlops score --date D``: pin, plan, score every chunk, commit, shadow; the same steps as the DAG."""
     lake = Lake.from_settings(settings)
-    pinned = models.pin_champion(settings)
+    pinned = aliases.pin_champion(settings)
     scored_at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
     chunks = [chunk.stamped(scored_at, day) for chunk in plan_chunks(settings, lake, day, pinned)]
     results = [score_chunk(settings, lake, day, pinned, chunk, run_id) for chunk in chunks]

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlops import models
+from mlops import aliases, models
 from mlops.data.lake import Lake
 from mlops.data.publish import publish_partition
 from mlops.features import build_matrix
@@ -38,7 +38,7 @@ def shadow_score(settings: Settings, lake: Lake, day: dt.date, champion: PinnedM
     no challenger, it is the champion, or ``scoring.shadow_sample_rows`` is 0.
     """
     sample_rows = settings.scoring.shadow_sample_rows
-    version = models.alias_version(settings, models.CHALLENGER) if sample_rows else None
+    version = aliases.alias_version(settings, models.CHALLENGER) if sample_rows else None
     if version is None or version == champion.version:
         log.info("dt=%s: no shadow scoring (challenger %s, champion v%s)", day, version, champion.version)
         return None

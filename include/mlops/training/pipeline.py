@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlops import models
+from mlops import aliases, models
 from mlops.data.contract import Contract
 from mlops.features import build_matrix, feature_spec
 from mlops.models import Artifacts, Tags
@@ -82,7 +82,7 @@ def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_ur
     candidate = models.load_booster(settings, model_uri)
     candidate_scores = candidate.inplace_predict(holdout.X)
 
-    champion_version = models.alias_version(settings, models.CHAMPION)
+    champion_version = aliases.alias_version(settings, models.CHAMPION)
     champion_scores = None
     if champion_version is not None:
         champion = models.pin_version(settings, champion_version)

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops import models
+from mlops import aliases, models
 from mlops.config import DAG_ID_SEPARATOR, model_of_dag
 from mlops.data.lake import REASON, STATS, VALIDATED, Lake
 from mlops.web import urls
@@ -161,7 +161,7 @@ def version_detail(settings: Settings, version: str, model_version: Any | None =
 
 def model_overview(settings: Settings) -> dict[str, Any]:
     """Champion and challenger in detail, the recent versions, and the alias ledger (oldest first)."""
-    overview = models.overview(settings)
+    overview = aliases.overview(settings)
     champion, challenger = overview["champion"], overview["challenger"]
     client = models.client(settings)
     try:
