@@ -198,6 +198,11 @@ class GatesSpec(_Section):
 class PromotionSpec(_Section):
     policy: Literal["auto", "manual"] = "auto"
     approval_timeout_hours: float = Field(24.0, gt=0, description="manual policy: no answer in time = rejected")
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="manual policy: Airflow user names allowed to approve or reject a promotion (never the run's "
+        "triggering user); empty means nobody can approve, so the request times out as rejected",
+    )
 
 
 #: Databases the ledger runs on (``postgresql+psycopg2://...`` and other drivers included).
