@@ -33,11 +33,11 @@ test: install ## run the test suite (unit, DAG integrity, `airflow dags test` ru
 	@$(BIN)/python -m pytest -m "not bench and not reliability and not topology and not browser and not install" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
-bench: install ## benchmarks: our steps against the raw libraries, same data, same run; var/bench/results.json + README table
+bench: install ## benchmarks: our steps against the raw libraries, same data, same run; var/bench/results.json + the table in docs/testing.md
 	@out=$${MLOPS_BENCH_OUT:-var/bench}; MLOPS_BENCH_OUT=$$out $(BIN)/python -m pytest tests/bench -m bench -s -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no benchmarks"; exit 0; fi; \
-	if [ -f $$out/results.json ]; then $(BIN)/python tests/bench/bench_results.py $$out/results.json --readme README.md > /dev/null; \
-	  echo "README.md: benchmark table regenerated from $$out/results.json"; fi; exit $$rc
+	if [ -f $$out/results.json ]; then $(BIN)/python tests/bench/bench_results.py $$out/results.json --readme docs/testing.md > /dev/null; \
+	  echo "docs/testing.md: benchmark table regenerated from $$out/results.json"; fi; exit $$rc
 
 up: install ## local stack without Docker, in the background: Airflow UI :8080 (+ MLOps page), MLflow UI :5000
 	$(BIN)/python -m mlops.stack up

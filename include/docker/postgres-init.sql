@@ -17,6 +17,13 @@ CREATE DATABASE airflow OWNER airflow;
 CREATE ROLE mlflow LOGIN PASSWORD :'mlflow_password';
 CREATE DATABASE mlflow OWNER mlflow;
 
--- The platform's own database (mlops package state that belongs in SQL rather than in the lake).
+-- The platform's own database (the promotion ledger). Two roles: mlops_owner owns the database and its schema
+-- (cannot log in; migrations run as it, `SET ROLE mlops_owner`), mlops is what the platform logs in as
+-- (MLOPS__REGISTRY__LEDGER_URI): it owns nothing, so it cannot drop the ledger's append-only triggers nor
+-- rewrite its history. ledger-schema.sql (run next) creates the tables as mlops_owner and grants mlops
+-- only SELECT/INSERT on the records and SELECT/INSERT/UPDATE on the head rows.
+CREATE ROLE mlops_owner NOLOGIN;
 CREATE ROLE mlops LOGIN PASSWORD :'mlops_password';
-CREATE DATABASE mlops OWNER mlops;
+CREATE DATABASE mlops OWNER mlops_owner;
+REVOKE ALL ON DATABASE mlops FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE mlops TO mlops;

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mlops import models
 from mlops.models import CHALLENGER, CHAMPION, NoChampion, PinnedModel
 from mlops.redact import redact_text
-from mlops.registry import Registry
+from mlops.registry import HeadTampered, Registry
 
 if TYPE_CHECKING:
     from mlops.config import Settings
@@ -57,22 +57,36 @@ def pin_challenger(settings: Settings) -> PinnedModel | None:
 
 
 def overview(settings: Settings) -> dict[str, Any]:
-    """Champion, challenger (by the ledger), MLflow's aliases, rolled-back versions and the ledger.
+    """Champion, challenger (by the ledger's moves), MLflow's aliases, rolled-back versions, the moves and the
+    approvals and rejections of promotions.
 
-    What ``mlops models`` and the UI show; it never raises on a disagreement, it lists it in ``out_of_sync``.
+    What ``mlops models`` and the UI show; it never raises on a disagreement, it lists it in ``out_of_sync``
+    (and, for a ledger head row edited by hand, the one-line reason in ``problems``). A head row that no move
+    records is never shown as the champion: the champion shown is where the last recorded move went.
     """
     registry = Registry(settings)
     ledger = registry.ledger()
+    name = settings.model_name
     try:
-        heads = {alias: ledger.head(settings.model_name, alias) for alias in (CHAMPION, CHALLENGER)}
+        heads: dict[str, str | None] = {}
+        problems: dict[str, str] = {}
+        for alias in (CHAMPION, CHALLENGER):
+            try:
+                heads[alias] = ledger.head(name, alias)
+            except HeadTampered as exc:
+                heads[alias], problems[alias] = ledger.recorded_head(name, alias), str(exc)
         mlflow_aliases = {alias: registry.alias_version(alias) for alias in (CHAMPION, CHALLENGER)}
         return {
-            "model": settings.model_name,
+            "model": name,
             **heads,
             "mlflow_aliases": mlflow_aliases,
-            "out_of_sync": [alias for alias, head in heads.items() if mlflow_aliases[alias] != head],
+            "out_of_sync": [
+                alias for alias, head in heads.items() if alias in problems or mlflow_aliases[alias] != head
+            ],
+            "problems": problems,
             "rolled_back": [asdict(retired) for retired in registry.retired().values()],
-            "ledger": [move.__dict__ for move in ledger.moves(settings.model_name)],
+            "ledger": [asdict(move) for move in ledger.moves(name)],
+            "decisions": [asdict(decision) for decision in ledger.decisions(name)],
         }
     finally:
         ledger.dispose()

@@ -3,19 +3,19 @@
 Exit codes: 0 success, 1 the step failed on its input (e.g. the data broke its contract, an unknown
 version, a stale promotion), 2 bad usage or configuration, 3 a service or the disk failed (MLflow, the
 ledger database, the DVC remote, the lake: retry once it is back). Every failure is one line on stderr,
-secrets masked, saying what to do; ``-v`` adds the traceback. ``--json`` prints a machine-readable result
-on stdout. ``--model NAME`` picks the model a command is about (default ``$MLOPS_MODEL``, else the only
-model file); ``mlops models`` without one lists them all. ``--json``, ``-v``, ``--model`` and ``--config``
-go before or after the command; every ``--help`` ends with an example. The commands are declared in
-:mod:`mlops.cli_args`.
+secrets masked, saying what to do; ``-v`` adds the traceback. ``--json`` prints one JSON object on stdout,
+on a failure too (usage errors included): ``error`` (that line), ``exit_code`` and ``command``
+(:mod:`mlops.cli_output`). ``--model NAME`` picks the model a command is about (default ``$MLOPS_MODEL``,
+else the only model file); ``mlops models`` without one lists them all. ``--json``, ``-v``, ``--model`` and
+``--config`` go before or after the command; every ``--help`` ends with an example. The commands are
+declared in :mod:`mlops.cli_args`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
-import errno
-import json
 import logging
 import os
 import sys
@@ -25,13 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops import cli_args
-from mlops.config import ConfigError, Settings, load_settings, model_names, resolve_model
+from mlops.cli_output import CommandFailed, command_name, each_day, emit, fail, failure
+from mlops.config import Settings, load_settings, model_names, resolve_model
 
 log = logging.getLogger("mlops")
-
-
-def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
-    print(json.dumps(payload, indent=2, default=str) if args.json else text)
 
 
 # -- commands -----------------------------------------------------------------------------------
@@ -39,7 +36,7 @@ def cmd_env(args: argparse.Namespace, settings: Settings) -> int:
     from mlops.runtime import embedded_env, shell_exports
 
     env = embedded_env(settings)
-    _emit(
+    emit(
         args,
         {k: env[k] for k in sorted(env) if k.startswith(("AIRFLOW", "MLOPS", "MLFLOW_"))},
         shell_exports(env),
@@ -60,7 +57,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     landed = land_days(settings, args.start, args.days, args.rows_per_day, args.seed, drift, args.labels_until)
     rows = [f"{d.day}  {d.rows:>9,} rows  raw={'yes' if d.raw else '-'}  labels={'yes' if d.labels else '-'}"
             for d in landed]  # fmt: skip
-    _emit(args, [d.__dict__ for d in landed], "\n".join(rows) + f"\n{source.rows} in {settings.lake_uri}")
+    emit(args, [d.__dict__ for d in landed], "\n".join(rows) + f"\n{source.rows} in {settings.lake_uri}")
     return 0
 
 
@@ -69,7 +66,7 @@ def cmd_corrupt(args: argparse.Namespace, settings: Settings) -> int:
     from mlops.data.lake import Lake
 
     fault = inject_fault(Lake.from_settings(settings), args.date, args.fault, settings.dataset.id_column)
-    _emit(args, fault.__dict__, f"dt={args.date}: injected {fault.name} ({fault.description})")
+    emit(args, fault.__dict__, f"dt={args.date}: injected {fault.name} ({fault.description})")
     return 0
 
 
@@ -84,9 +81,11 @@ def cmd_contract_infer(args: argparse.Namespace, settings: Settings) -> int:
     text = contract.to_yaml()
     if args.out:
         Path(args.out).write_text(text)
-        _emit(args, {"out": args.out}, f"drafted {args.out} from {table.num_rows} rows: review it, then commit")
+        emit(args, {"out": args.out}, f"drafted {args.out} from {table.num_rows} rows: review it, then commit")
     else:
-        print(text)
+        import yaml
+
+        emit(args, {"contract": yaml.safe_load(text)}, text)  # --json: the draft as one JSON object
     return 0
 
 
@@ -99,8 +98,7 @@ def cmd_dataset_init(args: argparse.Namespace, settings: Settings) -> int:
     try:
         draft = init_dataset(settings, args.name, args.date, choices, *outputs, args.force, args.lake_uri)
     except DraftRejected as exc:
-        _emit(args, {"error": str(exc)}, str(exc))
-        return 1
+        raise CommandFailed(str(exc)) from exc
     model_file, name = Path(draft.written["model"]), args.name
     live = model_file.resolve().parent == settings.models_path.resolve()
     kept = "gates for its positive rate" if draft.gates else "the default gates"
@@ -117,24 +115,26 @@ def cmd_dataset_init(args: argparse.Namespace, settings: Settings) -> int:
         f"  mlops validate --model {name} --date D (each landed day), then mlops train --model {name}",
         f"In Airflow: {name}__data_validation, {name}__continuous_training, ... (paused until you unpause them).",
     ])  # fmt: skip
-    _emit(args, draft.to_dict(), text)
+    emit(args, draft.to_dict(), text)
     return 0
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     from mlops.validation import PartitionNotReady, ValidationFailed, validate_and_version
 
-    try:
-        marker = validate_and_version(settings, args.date)
-    except ValidationFailed as exc:
-        _emit(args, {"passed": False, **exc.verdict.to_dict()}, str(exc))
-        return 1
-    except PartitionNotReady as exc:
-        _emit(args, {"passed": False, "error": str(exc)}, str(exc))
-        return 1
-    _emit(args, {"passed": True, **marker},
-          f"{marker['partition']}: {marker['rows']} rows valid; DVC revision {marker['dvc']['revision']}")  # fmt: skip
-    return 0
+    def one(day: dt.date) -> tuple[dict[str, Any], str]:
+        try:
+            marker = validate_and_version(settings, day)
+        except ValidationFailed as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise CommandFailed(f"dt={day} quarantined: {first}", {"passed": False, **exc.verdict.to_dict()},
+                                str(exc)) from exc  # fmt: skip
+        except PartitionNotReady as exc:
+            raise CommandFailed(str(exc), {"passed": False}) from exc
+        text = f"{marker['partition']}: {marker['rows']} rows valid; DVC revision {marker['dvc']['revision']}"
+        return {"passed": True, **marker}, text
+
+    return each_day(args, one)
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -144,13 +144,11 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
     plan = plan_training(settings, as_of=args.as_of or dt.date.today(), run_kind="manual", reason=args.reason)
     if isinstance(plan, Skip):
-        _emit(args, {"error": plan.reason}, plan.reason)
-        return 1
+        raise CommandFailed(plan.reason)
     try:
         outcome = run_all(settings, plan.as_of, plan.trigger, actor=f"cli:{_user()}", snapshot=plan.snapshot)
     except NoTrainingData as exc:
-        _emit(args, {"error": str(exc)}, f"no usable training data: {exc}")
-        return 1
+        raise CommandFailed(f"no usable training data: {exc}") from exc
     promotion = outcome["promotion"]
     if not isinstance(promotion, str):
         promotion = f"champion is now v{promotion['to_version']} (was {promotion['from_version']})"
@@ -161,7 +159,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         f"promotion: {promotion}",
         f"gate report: {outcome['report_uri']}",
     ])  # fmt: skip
-    _emit(args, outcome, text)
+    emit(args, outcome, text)
     return 0
 
 
@@ -176,44 +174,43 @@ def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> int:
         f"{result['original_valid_aucpr']:.6f} -> {result['reproduced_valid_aucpr']:.6f}, rounds "
         f"{result['original_rounds']} -> {result['reproduced_rounds']}: {'identical' if same else 'DIFFERENT'}"
     )
-    _emit(args, {**result, "identical": same}, text)
-    return 0 if same else 1
+    if not same:
+        raise CommandFailed(f"v{args.version} did not reproduce", {**result, "identical": same}, text)
+    emit(args, {**result, "identical": same}, text)
+    return 0
 
 
 def cmd_score(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops.errors import InputError
     from mlops.scoring import score_day
 
-    started = time.monotonic()
-    try:
-        stats = score_day(settings, args.date)
-    except InputError as exc:
-        print(f"mlops score: {exc}", file=sys.stderr)
-        return 1
-    seconds = time.monotonic() - started
-    rate = stats["rows"] / max(seconds, 1e-9)
-    text = (f"dt={args.date}: {stats['rows']:,} rows scored with v{stats['model_version']} in {seconds:.1f} s "
-            f"({rate:,.0f} rows/s), positive rate {stats['positive_rate']:.4f}")  # fmt: skip
-    _emit(args, {**stats, "seconds": seconds}, text)
-    return 0
+    def one(day: dt.date) -> tuple[dict[str, Any], str]:
+        started = time.monotonic()
+        stats = score_day(settings, day)
+        seconds = time.monotonic() - started
+        rate = stats["rows"] / max(seconds, 1e-9)
+        text = (f"dt={day}: {stats['rows']:,} rows scored with v{stats['model_version']} in {seconds:.1f} s "
+                f"({rate:,.0f} rows/s), positive rate {stats['positive_rate']:.4f}")  # fmt: skip
+        return {**stats, "seconds": seconds}, text
+
+    return each_day(args, one)
 
 
 def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops.errors import InputError
     from mlops.monitoring import check_day
 
-    try:
-        outcome = check_day(settings, args.date, render_report=not args.no_report)
-    except (InputError, FileNotFoundError) as exc:
-        print(f"mlops drift: {exc}", file=sys.stderr)
-        return 1
-    result, decision = outcome.result, outcome.decision
-    text = (f"dt={args.date}: breached={result['breached']} severe={result['severe']} "
-            f"features {result['breached_features']}\ndecision: "
-            f"{'TRIGGER retraining' if decision['trigger'] else 'no trigger'} ({decision['reason']})\n"
-            f"report: {outcome.report_uri}")  # fmt: skip
-    _emit(args, outcome.to_dict(), text)
-    return 0
+    def one(day: dt.date) -> tuple[dict[str, Any], str]:
+        try:
+            outcome = check_day(settings, day, render_report=not args.no_report)
+        except FileNotFoundError as exc:  # a day with no data to check is the input's fault, not the disk's
+            raise CommandFailed(str(exc)) from exc
+        result, decision = outcome.result, outcome.decision
+        text = (f"dt={day}: breached={result['breached']} severe={result['severe']} "
+                f"features {result['breached_features']}\ndecision: "
+                f"{'TRIGGER retraining' if decision['trigger'] else 'no trigger'} ({decision['reason']})\n"
+                f"report: {outcome.report_uri}")  # fmt: skip
+        return outcome.to_dict(), text
+
+    return each_day(args, one)
 
 
 def _user() -> str:
@@ -232,7 +229,7 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     else:
         expected = None if args.expected.lower() == "none" else args.expected
     move = registry.promote(args.version, expected, actor=f"cli:{_user()}", reason=args.reason, run="cli")
-    _emit(args, move.__dict__, f"champion: v{move.from_version} -> v{move.to_version}")
+    emit(args, move.__dict__, f"champion: v{move.from_version} -> v{move.to_version}")
     return 0
 
 
@@ -241,7 +238,7 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
     move = Registry(settings).rollback(args.to, actor=f"cli:{_user()}", reason=args.reason, run="cli")
     text = f"champion: v{move.from_version} -> v{move.to_version} ({args.reason}); v{move.from_version} is rolled back"
-    _emit(args, move.__dict__, text)
+    emit(args, move.__dict__, text)
     return 0
 
 
@@ -264,13 +261,35 @@ def cmd_models(args: argparse.Namespace, settings: Settings | None) -> int:
     lines += [_out_of_sync(settings.model_name, alias, payload) for alias in payload["out_of_sync"]]
     retired = payload["rolled_back"]
     lines += [f"  rolled back: v{r['version']} at {r['at']} by {r['actor']}: {r['reason']}" for r in retired]
-    lines += [f"  {m['at']}  {m['alias']:<10} {m['from_version'] or '-':>4} -> {m['to_version']:<4} by {m['actor']}: "
-              f"{m['reason']}" for m in payload["ledger"]]  # fmt: skip
-    _emit(args, payload, "\n".join(lines))
-    return 1 if payload["out_of_sync"] else 0
+    lines += [f"  {m['at']}  {m['alias']:<10} {m['from_version'] or '-':>4} -> {m['to_version']:<4} by "
+              f"{_by(m['actor'], m['human'])}: {m['reason']}" for m in payload["ledger"]]  # fmt: skip
+    if payload["decisions"]:
+        lines.append("  promotion decisions:")
+    lines += [f"  {d['at']}  {d['decision']:<8} v{d['version']:<4} by {d['human'] or 'nobody (timed out)'} "
+              f"({d['actor']}, run {d['run']}): {d['reason']}" for d in payload["decisions"]]  # fmt: skip
+    if payload["out_of_sync"]:
+        raise CommandFailed(_disagreement(payload), payload, "\n".join(lines))
+    emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _by(actor: str, human: str | None) -> str:
+    """The actor of a move, and the person behind it when one is recorded."""
+    return f"{actor} ({human})" if human else actor
+
+
+def _disagreement(payload: dict[str, Any]) -> str:
+    """Why ``mlops models`` fails: head rows edited by hand are named apart from MLflow aliases that lag."""
+    edited = [alias for alias in payload["out_of_sync"] if alias in payload["problems"]]
+    lagging = [alias for alias in payload["out_of_sync"] if alias not in payload["problems"]]
+    found = [f"ledger head rows {edited} disagree with their last recorded move"] if edited else []
+    found += [f"MLflow aliases {lagging} disagree with the ledger"] if lagging else []
+    return f"{'; '.join(found)}: run `mlops models --resync`"
 
 
 def _out_of_sync(model: str, alias: str, payload: dict[str, Any]) -> str:
+    if alias in payload["problems"]:  # the ledger's own head row was edited by hand: say that, not MLflow
+        return f"WARNING: {payload['problems'][alias]} (repair: `mlops models --model {model} --resync`)"
     return (f"WARNING: MLflow alias {alias!r} points to v{payload['mlflow_aliases'][alias] or '-'}, the ledger to "
             f"v{payload[alias] or '-'}: scoring and monitoring refuse to run; repair with `mlops models --model "
             f"{model} --resync` (or `--resync --trust mlflow` to record MLflow's version)")  # fmt: skip
@@ -292,7 +311,7 @@ def _list_models(args: argparse.Namespace) -> int:
     for name in names:
         payload = overview(load_settings(model=name))
         moves = payload["ledger"][::-1][:LAST_MOVES]
-        rows.append({"model": name, **{k: payload[k] for k in ("champion", "challenger", "out_of_sync")},
+        rows.append({"model": name, **{k: payload[k] for k in ("champion", "challenger", "out_of_sync", "problems")},
                      "last_moves": moves})  # fmt: skip
         shown = "; ".join(f"{m['at'][:16]} {m['alias']} {_v(m['from_version'])} -> v{m['to_version']} "
                           f"({m['reason']})" for m in moves) or "none"  # fmt: skip
@@ -304,19 +323,25 @@ def _list_models(args: argparse.Namespace) -> int:
                  "drafts one)"]  # fmt: skip
     elif len(names) > 1:
         lines.append("details of one: mlops models --model NAME")
-    _emit(args, rows, "\n".join(lines))
-    return 1 if any(row["out_of_sync"] for row in rows) else 0
+    stale = [row["model"] for row in rows if row["out_of_sync"]]
+    if stale:
+        raise CommandFailed(f"champion or challenger of {stale} disagree with the ledger's record (lines above): run "
+                            "`mlops models --model NAME --resync`", {"models": rows}, "\n".join(lines))  # fmt: skip
+    emit(args, rows, "\n".join(lines))
+    return 0
 
 
 def cmd_requeue(args: argparse.Namespace, settings: Settings) -> int:
     from mlops.data.lake import Lake
     from mlops.validation import requeue_partition
 
-    raw = requeue_partition(Lake.from_settings(settings), args.date, actor=f"cli:{_user()}", note=args.reason)
-    text = (f"{raw}: back for re-validation (recorded in its reason.json history); run `mlops validate --date "
-            f"{args.date}` or clear the day's data_validation run")  # fmt: skip
-    _emit(args, {"requeued": raw, "date": args.date.isoformat()}, text)
-    return 0
+    def one(day: dt.date) -> tuple[dict[str, Any], str]:
+        raw = requeue_partition(Lake.from_settings(settings), day, actor=f"cli:{_user()}", note=args.reason)
+        text = (f"{raw}: back for re-validation (recorded in its reason.json history); run `mlops validate --date "
+                f"{day}` or clear the day's data_validation run")  # fmt: skip
+        return {"requeued": raw, "date": day.isoformat()}, text
+
+    return each_day(args, one)
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -333,11 +358,34 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     home = Path(args.home) if args.home else settings.home / "simulation" / scenario.name
     out = Path(args.out) if args.out else settings.home / "reports" / "simulation" / scenario.name
     summary, report = simulate(scenario, home, out, say=lambda line: print(line, file=sys.stderr, flush=True))
-    _emit(args, {**summary, "report": str(report)}, f"{format_table(summary)}\nreport: {report}")
+    text, payload = f"{format_table(summary)}\nreport: {report}", {**summary, "report": str(report)}
     if args.readme:
         from mlops.simulation.summary import update_readme
 
-        print(f"{args.readme}: operating record regenerated from {update_readme(Path(args.readme), summary)}")
+        payload["readme_record"] = str(update_readme(Path(args.readme), summary))
+        text += f"\n{args.readme}: operating record regenerated from {payload['readme_record']}"
+    emit(args, payload, text)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, _settings: None) -> int:
+    from mlops.doctor import run_checks
+
+    checks = run_checks(model=args.model or os.environ.get("MLOPS_MODEL") or None, timeout=args.timeout)
+    payload = {"ok": all(c.status != "FAIL" for c in checks), "checks": [c.to_dict() for c in checks]}
+    report = "\n".join(c.line() for c in checks)
+    failed = [c.name for c in checks if c.status == "FAIL"]
+    if failed:
+        raise CommandFailed(f"{len(failed)} check(s) failed: {', '.join(failed)}", payload, report)
+    emit(args, payload, report)
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace, _settings: None) -> int:
+    from mlops.cli_completion import script
+
+    text = script(build_parser(), args.shell)
+    emit(args, {"shell": args.shell, "script": text}, text)
     return 0
 
 
@@ -346,7 +394,7 @@ HANDLERS: dict[str, Callable[..., int]] = {
     "env": cmd_env, "generate": cmd_generate, "corrupt": cmd_corrupt, "contract_infer": cmd_contract_infer,
     "dataset_init": cmd_dataset_init, "validate": cmd_validate, "train": cmd_train, "promote": cmd_promote,
     "rollback": cmd_rollback, "models": cmd_models, "requeue": cmd_requeue, "score": cmd_score, "drift": cmd_drift,
-    "reproduce": cmd_reproduce, "simulate": cmd_simulate,
+    "reproduce": cmd_reproduce, "simulate": cmd_simulate, "doctor": cmd_doctor, "completion": cmd_completion,
 }  # fmt: skip
 
 
@@ -358,6 +406,8 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     """The settings of the command's model (``--model``, ``$MLOPS_MODEL``, the only model); the deployment's for a
     command about no model; ``None`` for ``mlops models`` without a model (it lists them all)."""
     use = getattr(args, "model_use", "required")
+    if use == "unloaded":
+        return None
     if use == "none":
         return load_settings(env={key: value for key, value in os.environ.items() if key != "MLOPS_MODEL"})
     if use == "optional" and not (args.model or os.environ.get("MLOPS_MODEL")):
@@ -366,8 +416,21 @@ def _settings(args: argparse.Namespace) -> Settings | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except cli_args.UsageError as exc:  # argparse's exit 2, as JSON with --json
+        from mlops.redact import redact_text
+
+        if "--json" not in argv:
+            exc.parser.print_usage(sys.stderr)
+            exc.parser.exit(2, f"{exc.parser.prog}: error: {exc}\n")
+        command = exc.parser.prog.removeprefix(parser.prog).strip()
+        if not command:  # e.g. an unknown option after the command: argparse's top level refuses it
+            with contextlib.suppress(cli_args.UsageError):
+                command = command_name(parser.parse_known_args(argv)[0])
+        return fail(True, command, 2, redact_text(f"{exc} (see mlops {command} --help)".replace("  ", " ")))
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -382,46 +445,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args, _settings(args)))
     except Exception as exc:  # one line on stderr, whatever failed (-v: the traceback too)
-        if args.verbose:
+        if args.verbose and not isinstance(exc, CommandFailed):
             log.exception("mlops %s failed", args.command)
-        code, message = _failure(exc)
-        print(f"mlops {args.command}: {message}", file=sys.stderr)
-        return code
-
-
-#: OS errors a user can act on, with what to do.
-_OS_ADVICE = {
-    errno.ENOSPC: "the disk is full: free space (or point MLOPS_HOME / the lake elsewhere), then retry",
-    errno.EROFS: "the file system is read-only: mount it read-write (or point MLOPS_HOME / the lake elsewhere)",
-    errno.EACCES: "permission denied: run as the owner of MLOPS_HOME and the lake, or fix their permissions",
-}
-
-
-def _failure(exc: BaseException) -> tuple[int, str]:
-    """Exit code and one masked line for a failure (see the module docstring for the codes)."""
-    from mlops.errors import InfrastructureError, InputError
-    from mlops.redact import redact_text
-
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if isinstance(exc, ConfigError):
-        code, message = 2, str(exc).replace("\n", " ")
-    elif isinstance(exc, InputError):
-        code, message = 1, first
-    elif isinstance(exc, InfrastructureError):
-        code, message = 3, first
-    elif isinstance(exc, OSError) and exc.errno in _OS_ADVICE:
-        code, message = 3, f"{_OS_ADVICE[exc.errno]} ({first})"
-    elif type(exc).__module__.startswith("mlflow"):
-        code, message = 3, f"MLflow failed: {first}. Check that MLflow is reachable (mlflow.tracking_uri), then retry"
-    elif type(exc).__module__.startswith("dvc"):
-        code, message = 3, f"DVC failed: {first}. Check the DVC remote (versioning.remote_url) is reachable, then retry"
-    elif isinstance(exc, ValueError | FileNotFoundError):
-        code, message = 2, first
-    elif isinstance(exc, OSError):
-        code, message = 3, f"{first}: check the disk, network or service named, then retry"
-    else:
-        code, message = 1, f"unexpected {type(exc).__name__}: {first} (rerun with -v for the traceback)"
-    return code, redact_text(message)
+        code, message = failure(exc)
+        return fail(args.json, command_name(args), code, message, exc if isinstance(exc, CommandFailed) else None)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 :mod:`mlops.cli` runs the commands; this module only declares them. Each subcommand says whether it is
 about one model (``model_use``): ``required`` (the default: ``--model NAME``, else ``$MLOPS_MODEL``, else
-the only model), ``optional`` (``mlops models``: without one it lists them all) or ``none`` (``env``,
-``simulate``, ``dataset init``, which names the new model with ``--name``).
+the only model), ``optional`` (``mlops models``: without one it lists them all), ``none`` (``env``,
+``simulate``, ``dataset init``, which names the new model with ``--name``) or ``unloaded`` (``doctor``,
+``completion``: they run even when the config does not load).
 """
 
 from __future__ import annotations
@@ -12,11 +13,62 @@ import argparse
 import datetime as dt
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 #: Descriptions are wrapped to this width by hand: RawDescriptionHelpFormatter keeps the examples as written.
 _WIDTH = 78
-ModelUse = Literal["required", "optional", "none"]
+ModelUse = Literal["required", "optional", "none", "unloaded"]
+#: The longest ``--from``/``--to`` range, in days (a year, leap day included).
+MAX_RANGE_DAYS = 366
+
+
+class UsageError(Exception):
+    """A command line argparse refuses; :func:`mlops.cli.main` reports it (as JSON with ``--json``)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse raising :class:`UsageError` instead of exiting, so ``--json`` can report a usage error too."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self, message)
+
+
+def package_version() -> str:
+    """The installed distribution's version; in a source checkout without an install, pyproject's (marked so)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("mlops")
+    except metadata.PackageNotFoundError:
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            return f"{tomllib.loads(pyproject.read_text())['project']['version']} (source checkout, not installed)"
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown (not installed)"
+
+
+def days_of(args: argparse.Namespace) -> list[dt.date]:
+    """The days a ``--date D`` or ``--from D1 --to D2`` command runs on, in order (inclusive)."""
+    start, end = getattr(args, "from_", None), getattr(args, "to", None)
+    if args.date is not None:
+        if start or end:
+            raise ValueError("--date or --from/--to, not both")
+        return [args.date]
+    if start is None or end is None:
+        raise ValueError("give --date D, or --from D1 and --to D2 (both)")
+    if end < start:
+        raise ValueError(f"--to {end} is before --from {start}")
+    days = (end - start).days + 1
+    if days > MAX_RANGE_DAYS:
+        raise ValueError(f"--from {start} --to {end} spans {days} days; at most {MAX_RANGE_DAYS} at once")
+    return [start + dt.timedelta(days=i) for i in range(days)]
 
 
 def _date(value: str) -> dt.date:
@@ -24,6 +76,14 @@ def _date(value: str) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date like 2026-11-01, got {value!r}") from None
+
+
+def _day_options(sub: argparse.ArgumentParser, what: str) -> None:
+    """``--date D`` (one day) or ``--from D1 --to D2`` (every day in order, inclusive): see :func:`days_of`."""
+    sub.add_argument("--date", type=_date, help=f"{what}, YYYY-MM-DD (or --from/--to)")
+    sub.add_argument("--from", dest="from_", metavar="D1", type=_date, help="first day of a range, YYYY-MM-DD")
+    sub.add_argument("--to", metavar="D2", type=_date, help=f"last day of a range (inclusive; at most "
+                     f"{MAX_RANGE_DAYS} days)")  # fmt: skip
 
 
 def _global_options(suppress: bool) -> argparse.ArgumentParser:
@@ -35,12 +95,13 @@ def _global_options(suppress: bool) -> argparse.ArgumentParser:
     the option is typed after the command.
     """
     default: dict[str, Any] = {"default": argparse.SUPPRESS} if suppress else {}
-    options = argparse.ArgumentParser(add_help=False)
+    options = Parser(add_help=False)
     group = options.add_argument_group("global options (before or after the command)")
     group.add_argument("--model", metavar="NAME", help="the model (its file NAME.yaml in the models folder); "
                        "default: $MLOPS_MODEL, else the only model (env, simulate, dataset init: none)",
                        **default)  # fmt: skip
-    group.add_argument("--json", action="store_true", help="print the result as JSON on stdout", **default)
+    group.add_argument("--json", action="store_true", help="print the result (or the failure) as one JSON object "
+                       "on stdout", **default)  # fmt: skip
     group.add_argument("--config", metavar="PATH", help="YAML config file (sets MLOPS_CONFIG)", **default)
     group.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level; the traceback "
                        "of a failure", **default)  # fmt: skip
@@ -101,7 +162,7 @@ Examples:
 
 def build_parser(handlers: Mapping[str, Callable[..., int]]) -> argparse.ArgumentParser:
     """The parser; ``handlers`` maps each command (``"generate"``, ``"dataset_init"``, ...) to its function."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mlops",
         description=textwrap.fill(
             "Run any step of the continuous-training platform by hand, for any model (the DAGs run the same code).",
@@ -111,6 +172,8 @@ def build_parser(handlers: Mapping[str, Callable[..., int]]) -> argparse.Argumen
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_global_options(suppress=False)],
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                        help="print the installed version and exit")  # fmt: skip
     commands = _commands(parser, "command")
 
     _command(commands, "env", "print the embedded stack's environment as shell exports",
@@ -183,10 +246,12 @@ def build_parser(handlers: Mapping[str, Callable[..., int]]) -> argparse.Argumen
     init.add_argument("--force", action="store_true", help="overwrite existing files")
 
     val = _command(commands, "validate", "validate raw/dt=D: quarantine it or DVC-version it",
-                   ["mlops validate --date 2026-11-01", "mlops validate --model customer_churn --date 2026-11-01"],
+                   ["mlops validate --date 2026-11-01", "mlops validate --model customer_churn --date 2026-11-01",
+                    "mlops validate --from 2026-11-01 --to 2026-11-14"],
                    handlers["validate"],
-                   "Validate raw/dt=D against the contract; quarantine or DVC-version it.")  # fmt: skip
-    val.add_argument("--date", type=_date, required=True, help="the day to validate, YYYY-MM-DD")
+                   "Validate raw/dt=D (or every day of --from/--to) against the contract; quarantine or "
+                   "DVC-version it.")  # fmt: skip
+    _day_options(val, "the day to validate")
 
     train = _command(commands, "train", "train, gate and register a model; promote per policy",
                      ['mlops train --as-of 2026-11-14 --reason "a month of labels"'], handlers["train"],
@@ -224,21 +289,24 @@ def build_parser(handlers: Mapping[str, Callable[..., int]]) -> argparse.Argumen
                         help="with --resync: the side that is right (mlflow: record its version)")  # fmt: skip
 
     requeue = _command(commands, "requeue", "return a quarantined day to raw/ for re-validation",
-                       ['mlops requeue --date 2026-11-02 --reason "contract rule relaxed"'], handlers["requeue"],
-                       "Return a quarantined day to raw/ for re-validation (recorded in its reason.json "
-                       "history).")  # fmt: skip
-    requeue.add_argument("--date", type=_date, required=True, help="the quarantined day, YYYY-MM-DD")
+                       ['mlops requeue --date 2026-11-02 --reason "contract rule relaxed"',
+                        'mlops requeue --from 2026-11-02 --to 2026-11-05 --reason "contract rule relaxed"'],
+                       handlers["requeue"], "Return a quarantined day (or every day of --from/--to) to raw/ for "
+                       "re-validation (recorded in its reason.json history).")  # fmt: skip
+    _day_options(requeue, "the quarantined day")
     requeue.add_argument("--reason", default="", help="why (recorded in the day's reason.json history)")
 
     score = _command(commands, "score", "score validated raw/dt=D with the champion",
-                     ["mlops score --date 2026-11-14"], handlers["score"],
-                     "Score validated raw/dt=D with the champion into scores/dt=D (atomic).")  # fmt: skip
-    score.add_argument("--date", type=_date, required=True, help="the validated day to score, YYYY-MM-DD")
+                     ["mlops score --date 2026-11-14", "mlops score --from 2026-11-01 --to 2026-11-14"],
+                     handlers["score"], "Score validated raw/dt=D (or every day of --from/--to) with the champion "
+                     "into scores/dt=D (atomic).")  # fmt: skip
+    _day_options(score, "the validated day to score")
 
     drift = _command(commands, "drift", "drift check of the window ending at D (no trigger)",
-                     ["mlops drift --date 2026-11-14 --no-report"], handlers["drift"],
-                     "Drift check of the window ending at D vs the champion's reference (no trigger).")  # fmt: skip
-    drift.add_argument("--date", type=_date, required=True, help="the last day of the window, YYYY-MM-DD")
+                     ["mlops drift --date 2026-11-14 --no-report", "mlops drift --from 2026-11-10 --to 2026-11-14"],
+                     handlers["drift"], "Drift check of the window ending at D (or at each day of --from/--to) vs "
+                     "the champion's reference (no trigger).")  # fmt: skip
+    _day_options(drift, "the last day of the window")
     drift.add_argument("--no-report", action="store_true", help="skip the Evidently HTML report")
 
     again = _command(commands, "reproduce", "re-run a version's training on its exact data; compare",
@@ -261,4 +329,19 @@ def build_parser(handlers: Mapping[str, Callable[..., int]]) -> argparse.Argumen
         help="also store the record as docs/simulation/<scenario>-summary.json beside this "
         "README and rewrite the README's operating record from it (the scenario's full run only)",
     )
+
+    doctor = _command(commands, "doctor", "check the config and every service the platform needs", [
+        "mlops doctor",
+        "mlops doctor --json --timeout 2",
+    ], handlers["doctor"], "Check the config (every model file loads), MLflow, each model's lake, the DVC remote, "
+       "the data registry, the ledger database and the Airflow API: one line each, ok or FAIL and what to fix. "
+       "Exit 1 when any check fails.", model_use="unloaded")  # fmt: skip
+    doctor.add_argument("--timeout", type=float, default=5.0, help="seconds each check may take (default 5)")
+
+    completion = _command(commands, "completion", "print a shell completion script", [
+        'eval "$(mlops completion bash)"   # in ~/.bashrc',
+        "mlops completion zsh",
+    ], handlers["completion"], "Print a completion script for bash or zsh (generated from these commands and "
+       "options); load it from your shell's startup file.", model_use="unloaded")  # fmt: skip
+    completion.add_argument("shell", choices=["bash", "zsh"], help="the shell: bash or zsh")
     return parser

@@ -6,24 +6,72 @@ parameters and rounds, the training window). Gates, promotion, registry, MLflow,
 dataset, Kubernetes and ``home`` are never per-run: a run that relaxed the gates or pointed MLflow
 elsewhere (and so sent the deployment's MLflow credentials there) is refused, naming the key.
 
-This module is imported when Airflow parses ``dags/``, so it depends on pydantic, PyYAML and ``mlops.errors`` only.
-A wrong value fails at load time with a message that names the key and the layer that set it.
+This module is imported when Airflow parses ``dags/``, so it depends on pydantic, PyYAML and ``mlops.errors`` only
+(``mlops.secret_rules`` when it reports a refused value). The sections live in :mod:`mlops.config_sections` and
+the run allow-list in :mod:`mlops.config_overrides`; both are re-exported here, so ``from mlops.config import X``
+is the one import. A wrong value fails at load time with a message that names the key and the layer that set it.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
+from mlops.config_overrides import (
+    FIXED_XGB_PARAMS,
+    JSON_SCHEMA_DRAFT,
+    NOT_PER_RUN,
+    ModelRunOverrides,
+    RunOverrides,
+    TrainingRunOverrides,
+    overridable_keys,
+    run_overrides_schema,
+)
+from mlops.config_sections import (
+    DEFAULT_XGB_PARAMS,
+    GIT_URL_SCHEMES,
+    LEDGER_SCHEMES,
+    AlertsSpec,
+    Bound,
+    DagsSpec,
+    DatasetSpec,
+    DriftPolicySpec,
+    GatesSpec,
+    KubernetesSpec,
+    LabelSpec,
+    MlflowSpec,
+    ModelSpec,
+    PromotionSpec,
+    RegistrySpec,
+    ScoringSpec,
+    StorageSpec,
+    TrainingSpec,
+    UiSpec,
+    ValidationSpec,
+    VersioningSpec,
+    _Section,
+)
 from mlops.errors import InputError
+
+# Re-exported: every section and the run allow-list are imported from here.
+# fmt: off
+__all__ = [
+    "DAG_ID_SEPARATOR", "DAG_KINDS", "DEFAULT_XGB_PARAMS", "DEPLOYMENT_ONLY", "ENV_PREFIX", "FIXED_XGB_PARAMS",
+    "GIT_URL_SCHEMES", "JSON_SCHEMA_DRAFT", "LEDGER_SCHEMES", "MODEL_NAME", "NOT_PER_RUN", "PROJECT_ROOT",
+    "AlertsSpec", "Bound", "ConfigError", "DagsSpec", "DatasetSpec", "DriftPolicySpec", "GatesSpec",
+    "KubernetesSpec", "LabelSpec", "MlflowSpec", "ModelRunOverrides", "ModelSpec", "PromotionSpec", "RegistrySpec",
+    "RunOverrides", "ScoringSpec", "Settings", "StorageSpec", "TrainingRunOverrides", "TrainingSpec", "UiSpec",
+    "ValidationSpec", "VersioningSpec", "check_run_overrides", "deep_merge", "deployment_settings", "load_settings",
+    "model_files", "model_names", "model_of_dag", "overridable_keys", "resolve_model", "run_overrides_schema",
+]
+# fmt: on
 
 
 def _project_root() -> Path:
@@ -44,259 +92,6 @@ class ConfigError(InputError):
     """A configuration value is missing, mistyped or unknown; the message names the key."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LabelSpec(_Section):
-    column: str = "is_fraud"
-    positive: int | str = 1
-    delay_days: int = Field(3, ge=0, description="labels/dt=D land this many days after D")
-
-
-class DatasetSpec(_Section):
-    name: str = Field("card_transactions", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    lake_uri: str | None = Field(None, description="null = $MLOPS_HOME/lake; or s3://bucket/prefix")
-    id_column: str = "transaction_id"
-    time_column: str = "event_time"
-    label: LabelSpec = LabelSpec()
-    features: Literal["auto"] | list[str] = "auto"
-    categorical: list[str] = ["merchant_category", "country", "channel"]
-    slices: list[str] = ["merchant_category", "country", "channel"]
-    contract: str = "include/contracts/card_transactions.yaml"
-
-    @field_validator("lake_uri")
-    @classmethod
-    def _known_scheme(cls, value: str | None) -> str | None:
-        if value is not None and "://" in value and not value.startswith(("s3://", "file://")):
-            raise ValueError(f"lake_uri must be a local path, file:// or s3:// URI, got {value!r}")
-        return value
-
-
-class StorageSpec(_Section):
-    lake_root: str | None = Field(
-        None,
-        description="where every model's lake lives, one folder per model (<lake_root>/<model>); null = "
-        "$MLOPS_HOME/lake; or s3://bucket/prefix. A model's dataset.lake_uri, when set, wins",
-    )
-    s3_endpoint_url: str | None = Field(None, description="MinIO / moto endpoint; null = AWS (or AWS_ENDPOINT_URL)")
-    s3_region: str = "us-east-1"
-
-
-#: Git URL schemes the data registry's remote may use (``git@host:path`` is written ``ssh://git@host/path``).
-GIT_URL_SCHEMES = ("file://", "https://", "http://", "ssh://")
-
-
-class VersioningSpec(_Section):
-    registry_path: str | None = Field(None, description="DVC data-registry git repo; null = $MLOPS_HOME/data-registry")
-    remote_url: str | None = Field(None, description="DVC remote; null = $MLOPS_HOME/dvc-remote; or s3://...")
-    registry_remote: str | None = Field(
-        None,
-        description="git URL the data registry is pushed to after each snapshot and read from by every worker and "
-        "the training pod (file://, https://, ssh://); null = the registry is the local repo registry_path",
-    )
-
-    @field_validator("registry_remote")
-    @classmethod
-    def _git_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if not value.startswith(GIT_URL_SCHEMES):
-            raise ValueError(f"registry_remote must be a git URL ({', '.join(GIT_URL_SCHEMES)}), got {value!r}")
-        if re.match(r"^[a-z]+://[^/@]*:[^/@]*@", value):
-            # The URL travels in XCom, MLflow tags and the pod's arguments: a password in it would leak.
-            raise ValueError(
-                "registry_remote must not embed a password: give git its credentials through a credential "
-                "helper or an SSH key (the pod's Secret), not in the URL"
-            )
-        return value
-
-
-class ValidationSpec(_Section):
-    sensor_timeout_seconds: int = Field(6 * 3600, gt=0, description="how long to wait for raw/dt=D/_SUCCESS")
-    sensor_poke_seconds: int = Field(60, gt=0)
-    sensor_deferrable: bool = Field(True, description="wait in the triggerer (false: poke in a worker slot)")
-    offending_ids_sample: int = Field(10, ge=1, le=1000, description="ids quoted per failed rule")
-    history_days: int = Field(7, ge=1, description="validated days that set the expected row count")
-
-
-class TrainingSpec(_Section):
-    backend: Literal["local", "kubernetes"] = "local"
-    window_days: int = Field(28, ge=1, description="last N validated, labelled days used for training")
-    holdout_days: int = Field(3, ge=1, description="the most recent labelled days: the frozen holdout")
-    validation_days: int = Field(2, ge=1, description="days before the holdout: early-stopping set")
-    min_positives: int = Field(20, ge=1, description="fewer positive labels in the train split is an error")
-    seed: int = 42
-    retrain_on_new_data: bool = Field(
-        False,
-        description="a run started by a validated day retrains even when a champion exists; false: new data "
-        "trains the first model only, and retraining is weekly, on drift or manual",
-    )
-
-
-DEFAULT_XGB_PARAMS: dict[str, Any] = {
-    "objective": "binary:logistic",
-    "eval_metric": "aucpr",
-    "tree_method": "hist",
-    "max_depth": 6,
-    "eta": 0.1,
-    "subsample": 0.8,
-    "colsample_bytree": 0.8,
-    "min_child_weight": 1.0,
-}
-
-
-class ModelSpec(_Section):
-    name: str | None = Field(None, description="registered model name; null = dataset.name")
-    params: dict[str, Any] = Field(
-        DEFAULT_XGB_PARAMS, description="XGBoost parameters, merged over the defaults (set one, keep the rest)"
-    )
-    num_boost_round: int = Field(300, ge=1)
-    early_stopping_rounds: int = Field(30, ge=1)
-    nthread: int = Field(0, ge=0, description="0 = all cores")
-    decision_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="score >= threshold -> positive")
-
-    @field_validator("params")
-    @classmethod
-    def _over_defaults(cls, value: dict[str, Any]) -> dict[str, Any]:
-        # Other mappings (gates.absolute, kubernetes.node_selector...) are replaced whole: a selector or a
-        # gate set is one decision. XGBoost parameters are tuned one at a time, so they merge.
-        return {**DEFAULT_XGB_PARAMS, **value}
-
-
-class Bound(_Section):
-    min: float | None = None
-    max: float | None = None
-
-
-class GatesSpec(_Section):
-    """Evaluation gates as data (TFX-style blessing: value thresholds *and* change thresholds)."""
-
-    precision_target: float = Field(0.5, gt=0.0, lt=1.0, description="recall_at_precision is measured here")
-    absolute: dict[str, Bound] = {
-        "auc_pr": Bound(min=0.15),
-        "recall_at_precision": Bound(min=0.05),
-        "brier": Bound(max=0.05),
-        "ece": Bound(max=0.05),
-        "latency_p95_ms_per_10k": Bound(max=500.0),
-        "model_size_mb": Bound(max=100.0),
-    }
-    champion_metric: str = "auc_pr"
-    # Non-inferiority: the lower end of the paired-bootstrap CI of (candidate - champion) must be >= -tolerance.
-    # A 3-day holdout of 20k rows a day (~600 positives) gives a CI of about +/-0.02 on AUC-PR, so a tighter
-    # tolerance rejects equally good retrains; tighten it together with a bigger holdout.
-    champion_tolerance: float = Field(0.03, ge=0.0, description="candidate may be this much worse, no more")
-    require_improvement: bool = False
-    bootstrap_samples: int = Field(300, ge=50)
-    confidence: float = Field(0.95, gt=0.5, lt=1.0)
-    slice_metric: str = "auc_pr"
-    slice_tolerance: float = Field(0.05, ge=0.0)
-    slice_min_rows: int = Field(500, ge=1)
-    slice_min_positives: int = Field(10, ge=1)
-
-
-class PromotionSpec(_Section):
-    policy: Literal["auto", "manual"] = "auto"
-    approval_timeout_hours: float = Field(24.0, gt=0, description="manual policy: no answer in time = rejected")
-    approvers: list[str] = Field(
-        default_factory=list,
-        description="manual policy: Airflow user names allowed to approve or reject a promotion (never the run's "
-        "triggering user); empty means nobody can approve, so the request times out as rejected",
-    )
-
-
-#: Databases the ledger runs on (``postgresql+psycopg2://...`` and other drivers included).
-LEDGER_SCHEMES = ("sqlite", "postgresql")
-
-
-class RegistrySpec(_Section):
-    ledger_uri: str | None = Field(None, description="SQLAlchemy URL; null = sqlite under $MLOPS_HOME/registry")
-
-    @field_validator("ledger_uri")
-    @classmethod
-    def _known_database(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        scheme = value.split("://", 1)[0].split("+", 1)[0] if "://" in value else ""
-        if scheme not in LEDGER_SCHEMES:
-            raise ValueError(
-                "ledger_uri must be a SQLAlchemy URL of SQLite or PostgreSQL (sqlite:///path/ledger.db or "
-                "postgresql://user@host:5432/db)"
-            )
-        return value
-
-
-class KubernetesSpec(_Section):
-    """The GPU training pod (backend: kubernetes). Credentials come from a Secret, never from here."""
-
-    namespace: str = "mlops"
-    image: str = "ghcr.io/mlops-airflow/trainer:0.1.0"
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    service_account: str = "mlops-trainer"
-    credentials_secret: str = "mlops-trainer-credentials"
-    kubernetes_conn_id: str | None = Field(None, description="null = in-cluster config")
-    gpu_resource: str = "nvidia.com/gpu"
-    gpu_count: int = Field(1, ge=0)
-    node_selector: dict[str, str] = {"nvidia.com/gpu.present": "true"}
-    tolerations: list[dict[str, str]] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    requests: dict[str, str] = {"cpu": "4", "memory": "16Gi"}
-    limits: dict[str, str] = {"cpu": "8", "memory": "32Gi"}
-    startup_timeout_seconds: int = Field(1800, gt=0, description="GPU node scale-up can take many minutes")
-    schedule_timeout_seconds: int = Field(1800, gt=0)
-
-
-class ScoringSpec(_Section):
-    """Nightly batch scoring: streaming record batches, chunks mapped as tasks (bounded)."""
-
-    batch_rows: int = Field(262_144, ge=1_024, description="record-batch size: bounds scoring memory")
-    chunk_rows: int = Field(2_000_000, ge=1, description="rows per mapped scoring task")
-    max_chunks: int = Field(32, ge=1, le=1000, description="upper bound on mapped tasks per day")
-    shadow_sample_rows: int = Field(50_000, ge=0, description="challenger shadow sample; 0 disables it")
-    backlog_days: int = Field(
-        31, ge=1, description="most validated, unscored days one run scores (oldest first); the rest: next run"
-    )
-
-
-class DriftPolicySpec(_Section):
-    """Drift monitoring thresholds and the trigger policy (debounce, cooldown)."""
-
-    window_days: int = Field(1, ge=1, description="current window: the last K validated days")
-    psi_threshold: float = Field(0.2, gt=0, description="a feature breaches when its PSI >= this")
-    severe_psi: float = Field(0.5, gt=0, description="trigger at once, without debounce")
-    score_psi_threshold: float = Field(0.2, gt=0)
-    pvalue_threshold: float = Field(0.01, gt=0, lt=1, description="per-column test, reported")
-    min_breaching_features: int = Field(1, ge=1)
-    consecutive_windows: int = Field(2, ge=1, description="debounce: breaching windows in a row before a trigger")
-    cooldown_days: int = Field(3, ge=0, description="no trigger this many days after a training run")
-    reference_days: int = Field(
-        3,
-        ge=1,
-        description="the reference profile's days: the newest N validated days up to a training run's "
-        "as_of (labels not needed), so the distribution a champion was promoted into stops breaching",
-    )
-    performance_drop: float = Field(0.2, gt=0, lt=1, description="relative AUC-PR drop vs the holdout that breaches")
-    report_sample_rows: int = Field(20_000, ge=100, description="Evidently HTML report sample per side")
-    backlog_days: int = Field(
-        31, ge=1, description="most scored, unchecked days one run checks (oldest first); the rest: next run"
-    )
-    seed: int = 0
-
-
-class DagsSpec(_Section):
-    """How one model's DAGs run in Airflow: their schedules and their share of the deployment's workers."""
-
-    validation_schedule: str = Field("@daily", description="cron or preset: one data_validation run per day")
-    training_schedule: str = Field("0 3 * * 1", description="cron: the periodic retraining (also on drift, manual)")
-    scoring_schedule: str = Field("@daily", description="cron or preset: the nightly scoring sweep")
-    drift_schedule: str = Field("@daily", description="cron or preset: the daily drift sweep")
-    max_active_tasks: int = Field(8, ge=1, description="tasks of one of this model's DAGs running at once")
-    pool: str | None = Field(None, description="an Airflow pool every task of this model uses; null = default_pool")
-
-
-class MlflowSpec(_Section):
-    tracking_uri: str | None = Field(None, description="null = sqlite under $MLOPS_HOME/mlflow")
-
-
 #: Model names: a file name, a DAG-id prefix, an MLflow registered model and a lake folder at once.
 MODEL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 #: The DAGs every model gets; a model's DAG id is ``<model>__<kind>`` (:meth:`Settings.dag_id`).
@@ -304,7 +99,17 @@ DAG_KINDS = ("data_validation", "continuous_training", "batch_scoring", "drift_m
 DAG_ID_SEPARATOR = "__"
 #: Sections only the deployment config (``MLOPS_CONFIG``) and env set: what models share, and what decides
 #: where credentials go. A model file that sets one is refused, naming the file and the key.
-DEPLOYMENT_ONLY = ("home", "models_dir", "storage", "versioning", "registry", "kubernetes", "mlflow")
+DEPLOYMENT_ONLY = (
+    "home",
+    "models_dir",
+    "storage",
+    "versioning",
+    "registry",
+    "kubernetes",
+    "mlflow",
+    "alerts",
+    "ui",
+)
 
 
 class Settings(_Section):
@@ -326,6 +131,8 @@ class Settings(_Section):
     drift: DriftPolicySpec = DriftPolicySpec()
     dags: DagsSpec = DagsSpec()
     mlflow: MlflowSpec = MlflowSpec()
+    alerts: AlertsSpec = AlertsSpec()
+    ui: UiSpec = UiSpec()
 
     # Resolved locations: one place decides where the embedded defaults live.
     @property
@@ -402,64 +209,6 @@ class Settings(_Section):
         return {"client_kwargs": client_kwargs, "use_listings_cache": False, "skip_instance_cache": True}
 
 
-# -- what a run may change ----------------------------------------------------------------------------------
-#: XGBoost parameters a run may not set: they decide what the model predicts and how it is judged (the
-#: gates and ``valid_aucpr`` assume ``binary:logistic`` scored by AUC-PR) or are set by the platform.
-FIXED_XGB_PARAMS = ("objective", "eval_metric", "device", "seed", "nthread", "random_state")
-#: Why a setting outside :class:`RunOverrides` is refused (said at trigger time and at load time).
-NOT_PER_RUN = "set only by the deployment's reviewed config file (MLOPS_CONFIG) and env (MLOPS__*), never per run"
-
-
-class ModelRunOverrides(_Section):
-    """Bounded, so that a run asking for 10**12 rounds or a megabyte parameter fails at once, naming the key."""
-
-    params: dict[str, float | int | str | bool] | None = Field(
-        None, description=f"XGBoost parameters merged over the deployment's (not {', '.join(FIXED_XGB_PARAMS)})"
-    )
-    num_boost_round: int | None = Field(None, ge=1, le=10_000)
-    early_stopping_rounds: int | None = Field(None, ge=1, le=1_000)
-
-    @field_validator("params")
-    @classmethod
-    def _not_fixed(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        fixed = sorted(set(value or {}) & set(FIXED_XGB_PARAMS))
-        if fixed:
-            raise ValueError(f"{', '.join(fixed)} is set by the deployment, not per run")
-        long = sorted(key for key, item in (value or {}).items() if isinstance(item, str) and len(item) > 100)
-        if long:  # XGBoost's text parameters are short words (tree_method=hist)
-            raise ValueError(f"{', '.join(long)}: a text value has at most 100 characters")
-        return value
-
-
-class TrainingRunOverrides(_Section):
-    """Bounded: at most ten years of days."""
-
-    window_days: int | None = Field(
-        None, ge=1, le=3_650, description="last N validated, labelled days used for training"
-    )
-
-
-class RunOverrides(_Section):
-    """The allow-list of a run's overrides (the ``config`` param of ``continuous_training``, ``--conf-json``).
-
-    Only what is safe to change for one run: model parameters and rounds, the training window. ``as_of``,
-    the reason and the drift evidence are the run's own params, not config. Everything else is the
-    deployment's decision, reviewed in its config file.
-    """
-
-    model: ModelRunOverrides = ModelRunOverrides()
-    training: TrainingRunOverrides = TrainingRunOverrides()
-
-
-def overridable_keys() -> list[str]:
-    """``["model.params", "model.num_boost_round", ...]``: the dotted keys a run may set."""
-    return [
-        f"{section}.{name}"
-        for section, field in RunOverrides.model_fields.items()
-        for name in field.annotation.model_fields  # type: ignore[union-attr]
-    ]
-
-
 def _why_refused(loc: tuple[Any, ...]) -> str:
     """Why ``config.<loc>`` may not be set: a real setting outside the allow-list, or no setting at all."""
     node: Any = Settings
@@ -493,35 +242,6 @@ def check_run_overrides(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
             problems.append(f"a run may set only {', '.join(overridable_keys())}")
         raise ConfigError("run config refused: " + "; ".join(problems)) from None
     return checked.model_dump(exclude_none=True, exclude_defaults=True)
-
-
-#: The JSON-schema draft of every DAG param: Airflow checks each param's schema against its draft's meta-schema
-#: whenever it resolves the param (many times per DAG while serialising, and at every task), and a draft-7
-#: check costs about a sixth of the default 2020-12 one.
-JSON_SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#"
-
-
-@functools.cache
-def run_overrides_schema() -> dict[str, Any]:
-    """The JSON schema of the keys :class:`RunOverrides` allows (``additionalProperties: false`` at every level).
-
-    Airflow validates DAG params when a run is created (trigger form, REST API, ``dags trigger``), so a
-    refused key (a setting outside the allow-list, a fixed XGBoost parameter, a typo) is rejected before the
-    run exists. Values are checked when the run starts (:func:`check_run_overrides`, the first task fails
-    at once): Airflow re-checks this schema against its meta-schema each time it resolves the param, ~15
-    times per model while the dag-processor serialises its training DAG, and value rules would double that.
-    Built once per process; callers must not modify it.
-    """
-    # Shown with a refusal (Airflow prints the failing schema): which keys a run may set, and why no other.
-    why = f"a run may set only {', '.join(overridable_keys())}; every other setting is {NOT_PER_RUN}"
-    sections: dict[str, Any] = {
-        name: {"type": "object", "additionalProperties": False, "description": why,
-               "properties": {key: {} for key in field.annotation.model_fields}}  # type: ignore[union-attr]
-        for name, field in RunOverrides.model_fields.items()
-    }  # fmt: skip
-    sections["model"]["properties"]["params"] = {"propertyNames": {"not": {"enum": list(FIXED_XGB_PARAMS)}}}
-    # No root "title" or "description": Airflow passes the root keys as Param arguments when it deserializes.
-    return {"$schema": JSON_SCHEMA_DRAFT, "type": "object", "additionalProperties": False, "properties": sections}
 
 
 def _project_path(value: str) -> Path:
@@ -586,8 +306,8 @@ def _has_key(layer: Mapping[str, Any], loc: tuple[Any, ...]) -> bool:
 
 
 # -- models: one file each -----------------------------------------------------------------------------------
-def _deployment(env: Mapping[str, str] | None) -> Settings:
-    """The deployment's settings alone (no model file): where the models folder is."""
+def deployment_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """The deployment's settings alone (no model file): where the models folder is, where alerts go."""
     env = os.environ if env is None else env
     return load_settings(env={key: value for key, value in env.items() if key != "MLOPS_MODEL"})
 
@@ -606,7 +326,7 @@ def model_files(env: Mapping[str, str] | None = None) -> dict[str, Path]:
     The folder is ``models_dir`` of the deployment config (or ``MLOPS__MODELS_DIR``); files whose name starts
     with ``.`` or ``_`` are not models. Only names are read here: a broken file is found when it is loaded.
     """
-    folder = _deployment(env).models_path
+    folder = deployment_settings(env).models_path
     if not folder.is_dir():
         return {}
     files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
@@ -621,7 +341,7 @@ def resolve_model(name: str | None, env: Mapping[str, str] | None = None) -> str
     """The model a command is for: ``name`` if it has a file, else the only model; a clear error otherwise."""
     env = os.environ if env is None else env
     names = model_names(env)
-    folder = _deployment(env).models_path
+    folder = deployment_settings(env).models_path
     if name:
         if name not in names:
             known = ", ".join(names) or "none"
@@ -642,7 +362,7 @@ def _model_layer(name: str, env: Mapping[str, str]) -> tuple[str, dict[str, Any]
         raise ConfigError(f"model name {name!r} must match {MODEL_NAME} (it is a file, DAG-id and MLflow name)")
     path = model_files(env).get(name)
     if path is None:
-        raise ConfigError(f"no model {name!r}: no {name}.yaml in {_deployment(env).models_path}")
+        raise ConfigError(f"no model {name!r}: no {name}.yaml in {deployment_settings(env).models_path}")
     layer = _yaml_layer(path, what="model file")
     shared = sorted(set(layer) & set(DEPLOYMENT_ONLY))
     if shared:
@@ -702,7 +422,8 @@ def load_settings(
             loc = tuple(error["loc"])
             source = next((name for name, layer in reversed(layers) if _has_key(layer, loc)), "defaults")
             key = ".".join(str(part) for part in loc)
-            shown = mask(repr(error["input"]), secret_values())
+            # mask() hides URL passwords (user:***@); a user-only userinfo may be a token: hide it too.
+            shown = re.sub(r"://[^/\s@:'\"]+@", "://***@", mask(repr(error["input"]), secret_values()))
             given = f" (got {shown})" if error["type"] != "missing" and _has_key(merged, loc) else ""
             problems.append(f"  {key}: {error['msg']}{given} [set by {source}]")
         raise ConfigError("invalid configuration:\n" + "\n".join(problems)) from None

@@ -281,7 +281,7 @@ def draft_dataset(settings: Settings, name: str, day: dt.date, choices: Choices,
 
     spec = DatasetSpec(name=name, id_column=id_column, time_column=time_column, categorical=[], slices=[],
                        contract=contract_ref)  # fmt: skip
-    contract = infer_contract(raw, spec, source=source)
+    contract = infer_contract(raw, spec, source=source, day=day)
     description = f"Drafted by `mlops dataset init` from {raw.num_rows} rows of {source}; " + (
         "ranges, null fractions and the row-count floor are the observed ones widened by stated margins."
     )
@@ -318,6 +318,9 @@ def draft_dataset(settings: Settings, name: str, day: dt.date, choices: Choices,
     review = [f"source      {source}: {raw.num_rows} rows x {raw.num_columns} columns"]
     review.append(f"id          {id_column} ({raw.schema.field(id_column).type}; unique on this day)")
     review.append(f"event time  {time_column} ({raw.schema.field(time_column).type}; any unit or zone is accepted)")
+    if contract.event_time_tolerance_hours is not None:
+        review.append(f"  within dt=D (UTC) +- {contract.event_time_tolerance_hours:g} h (event_time_tolerance_hours): "
+                      "a row of another day quarantines the day")  # fmt: skip
     if labels is not None and label in labels.column_names:
         rows = labelled_rows(labels, id_column, label, raw.schema.field(id_column).type)
         y = binary_labels(rows.column(label), positive, label) if rows.num_rows else np.zeros(0)

@@ -10,12 +10,7 @@ The gates built on these statistics are ``mlops.gates``; their HTML page is ``ml
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:
-    pass
 
 #: Metrics computed from labels and scores (and therefore usable by the bootstrap and the slices).
 SCORE_METRICS: tuple[str, ...] = ("auc_pr", "roc_auc", "recall_at_precision", "brier", "ece")
@@ -141,28 +136,6 @@ def compute_metrics(y_true: np.ndarray, y_score: np.ndarray, precision_target: f
     metrics["rows"] = int(y.size)
     metrics["positives"] = int(y.sum())
     return metrics
-
-
-def metric_on_resamples(
-    y_true: np.ndarray, y_score: np.ndarray, counts: np.ndarray, metric: str, precision_target: float
-) -> np.ndarray:
-    """``metric`` on each resample, where ``counts[k, i]`` is how often row ``i`` is drawn in resample ``k``.
-
-    Equal to the metric on the materialised resample ``np.repeat(rows, counts[k])``; NaN for a
-    resample that holds a single class.
-    """
-    _check_metric(metric)
-    y, s = check_inputs(y_true, y_score)
-    counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
-    if counts.shape[1] != y.size:
-        raise ValueError(f"counts has {counts.shape[1]} columns for {y.size} rows")
-    positives = counts @ y
-    single = (positives == 0) | (positives == counts.sum(axis=1))
-    if single.all():
-        return np.full(counts.shape[0], np.nan)
-    values = np.full(counts.shape[0], np.nan)
-    values[~single] = _Ranked(y, s).metric(counts[~single], metric, precision_target)
-    return values
 
 
 # ---------------------------------------------------------------------------------------------- slices

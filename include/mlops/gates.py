@@ -25,6 +25,8 @@ from mlops.evaluation import (
 from mlops.serialization import to_jsonable
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mlops.config import GatesSpec
 
 
@@ -133,8 +135,15 @@ def _champion_check(gates: GatesSpec, comparison: dict[str, float]) -> GateCheck
 
 
 def _slice_checks(
-    gates: GatesSpec, candidate: dict[str, dict[str, dict[str, Any]]], champion: dict[str, dict[str, dict[str, Any]]]
+    gates: GatesSpec,
+    candidate: dict[str, dict[str, dict[str, Any]]],
+    champion: dict[str, dict[str, dict[str, Any]]],
+    significance: Callable[[str, str], dict[str, float]],
 ) -> list[GateCheck]:
+    """Per-slice non-regression: a slice fails when its regression is material (beyond ``slice_tolerance``)
+    and significant (the paired-bootstrap CI of candidate - champion on the slice's rows lies wholly on the
+    worse side of 0). A point estimate alone would fail a good retrain on the noise of a slice of a dozen
+    positives; ``significance(column, value)`` bootstraps only the slices that regressed materially."""
     metric, tol = gates.slice_metric, gates.slice_tolerance
     lower = metric in LOWER_IS_BETTER
     checks = []
@@ -157,6 +166,12 @@ def _slice_checks(
                 f"candidate {c_val:.4f} vs champion {ch_val:.4f} (delta {c_val - ch_val:+.4f}) "
                 f"on {cand['rows']} rows / {cand['positives']} positives"
             )
+            if not passed:
+                ci = significance(column, value)
+                significant = ci["ci_low"] > 0 if lower else ci["ci_high"] < 0
+                detail += (f"; {ci['confidence']:.0%} CI of the delta [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]: "
+                           + ("significant" if significant else "within the noise, not a regression"))  # fmt: skip
+                passed = not significant
             checks.append(GateCheck(name, "slice", bool(passed), float(c_val), threshold, detail))
     return checks
 
@@ -226,7 +241,14 @@ def evaluate_gates(
             checks.append(GateCheck(f"champion:{metric}", "champion", False, None, "paired bootstrap", detail))
         if slice_ok:
             slice_report["champion"] = slice_metrics(y, champ, slices, *slice_args)
-            checks.extend(_slice_checks(gates, slice_report["candidate"], slice_report["champion"]))
+            keys = {column: np.asarray(values).astype(str) for column, values in slices.items()}
+
+            def significance(column: str, value: str) -> dict[str, float]:
+                rows = keys[column] == value
+                return paired_bootstrap(y[rows], cand[rows], champ[rows], gates.slice_metric, gates.bootstrap_samples,
+                                        gates.confidence, seed, gates.precision_target)  # fmt: skip
+
+            checks.extend(_slice_checks(gates, slice_report["candidate"], slice_report["champion"], significance))
         else:
             detail = f"slice_metric {gates.slice_metric!r} is unknown; use one of {', '.join(SCORE_METRICS)}"
             checks.append(GateCheck(f"slice:*:{gates.slice_metric}", "slice", False, None, "known metric", detail))

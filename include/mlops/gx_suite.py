@@ -8,6 +8,7 @@ row-level twin on that column to quote offending ids. The verdict itself is buil
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,8 @@ RULES: dict[str, tuple[str, str | None]] = {
     "expect_column_distinct_values_to_be_in_set": ("allowed_values", "ExpectColumnValuesToBeInSet"),
     "expect_column_proportion_of_unique_values_to_be_between": ("unique", "ExpectColumnValuesToBeUnique"),
 }
+#: ``meta["rule"]`` of the min/max expectations on the event-time column: reasons name it ``event_time``.
+EVENT_TIME_RULE = "event_time"
 
 
 def canonical_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -91,8 +94,13 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=mapping.get, self_destruct=True, split_blocks=True)
 
 
-def build_suite(contract: Contract, present: list[str], row_range: tuple[int, int | None]) -> Any:
-    """The GX suite for a contract: aggregate expectations only (see module docstring)."""
+def build_suite(contract: Contract, present: list[str], row_range: tuple[int, int | None],
+                event_time: tuple[str, dt.datetime, dt.datetime] | None = None) -> Any:  # fmt: skip
+    """The GX suite for a contract: aggregate expectations only (see module docstring).
+
+    ``event_time`` (column, earliest, latest) adds the event-time rule: the column's min and max within the
+    partition's day and its tolerance (``Contract.event_time_window``), marked ``meta.rule = event_time``.
+    """
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
@@ -117,6 +125,11 @@ def build_suite(contract: Contract, present: list[str], row_range: tuple[int, in
             expectations.append(gxe.ExpectColumnDistinctValuesToBeInSet(column=name, value_set=rule.allowed))
         if rule.unique:
             expectations.append(gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(column=name, min_value=1.0))
+    if event_time is not None and event_time[0] in present:
+        column, earliest, latest = event_time
+        meta = {"rule": EVENT_TIME_RULE}
+        expectations.append(gxe.ExpectColumnMinToBeBetween(column=column, min_value=earliest, meta=meta))
+        expectations.append(gxe.ExpectColumnMaxToBeBetween(column=column, max_value=latest, meta=meta))
     name = f"{contract.name}-contract-v{contract.version}".replace(".", "_")
     return gx.ExpectationSuite(name=name, expectations=expectations)
 

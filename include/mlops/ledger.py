@@ -1,8 +1,7 @@
 """The append-only ledger of alias moves: who moved which alias of which model, from what, why, in which run.
 
-MLflow keeps only where an alias points *now*. The history is kept here, in an append-only table
-(SQLite locally, Postgres in production), and that table's head row per (model, alias) is the lock
-that makes promotion a compare-and-set: two pipelines that compared their candidates against the same
+MLflow keeps only where an alias points *now*; the history is here (SQLite locally, Postgres in production),
+and its head row per (model, alias) is the compare-and-set lock: two promotions compared with the same
 champion cannot both win.
 
 :meth:`Ledger.move` is ONE transaction:
@@ -17,12 +16,13 @@ champion cannot both win.
 5. run the caller's ``apply()``: if it raises, the ledger rolls back;
 6. commit.
 
-``mlops.registry`` passes MLflow's side of the move as ``check`` and ``apply``. The schema is created and
-migrated in place (missing tables and triggers are added; nothing is altered or dropped), so an older
-ledger gains ``retired_versions`` on first use. A database that cannot be reached (or is full, or
-read-only) raises :class:`~mlops.errors.InfrastructureError` (retry); a URL that is not SQLite or
-PostgreSQL raises :class:`RegistryError`. ``import mlops.ledger`` stays cheap: SQLAlchemy is imported
-inside functions.
+``mlops.registry`` passes MLflow's side of the move as ``check`` and ``apply``. The head row is the lock,
+not the record: every read checks it against the last recorded move (:class:`HeadTampered`). Approvals and
+rejections of a promotion (``promotion_decisions``) and the gates' verdicts (``gate_verdicts``) are
+append-only records too. Tables and records live in :mod:`mlops.ledger_schema`; the schema is migrated in
+place (missing tables, columns and triggers are added; nothing is dropped). An unreachable (full,
+read-only) database raises :class:`~mlops.errors.InfrastructureError` (retry); a URL that is not SQLite or
+PostgreSQL raises :class:`RegistryError`. SQLAlchemy is imported inside functions.
 """
 
 from __future__ import annotations
@@ -30,14 +30,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops import ledger_schema
 from mlops.errors import InfrastructureError, InputError
+from mlops.ledger_schema import DECISIONS, AliasMove, GateVerdict, PromotionDecision, RetiredVersion
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Engine, MetaData, Table
+    from sqlalchemy import Connection, Engine
 
 #: How long a SQLite writer waits for another writer's lock before failing ("database is locked").
 SQLITE_LOCK_TIMEOUT_SECONDS = 60.0
@@ -57,34 +59,9 @@ class AliasOutOfSync(RegistryError):
     """MLflow's alias and the ledger head disagree: nothing reads or moves the alias until it is resynced."""
 
 
-@dataclass(frozen=True)
-class AliasMove:
-    """One row of the ledger: ``alias`` of ``model`` went from ``from_version`` to ``to_version``."""
-
-    id: int
-    model: str
-    alias: str
-    from_version: str | None
-    to_version: str
-    actor: str
-    reason: str
-    run: str
-    at: str  # ISO-8601 UTC
-
-
-@dataclass(frozen=True)
-class RetiredVersion:
-    """A version rolled back away from: never a rollback target nor promotable again.
-
-    A new gate pass means a new training run, so a new version.
-    """
-
-    model: str
-    version: str
-    move_id: int  # the rollback move that retired it
-    actor: str
-    reason: str
-    at: str
+class HeadTampered(AliasOutOfSync):
+    """The ledger's head row is not where its last recorded move went (edited by hand): refused like a tampered
+    MLflow alias until ``mlops models --resync`` restores it from the moves."""
 
 
 def _now() -> str:
@@ -107,74 +84,6 @@ def _shown(url: str) -> str:
     from mlops.redact import redact_text
 
     return redact_text(url)
-
-
-def _tables() -> tuple[MetaData, Table, Table, Table]:
-    from sqlalchemy import Column, Integer, MetaData, String, Table, Text
-
-    metadata = MetaData()
-    heads = Table(
-        "alias_heads",
-        metadata,
-        Column("model", String(255), primary_key=True),
-        Column("alias", String(64), primary_key=True),
-        Column("version", String(64), nullable=True),  # NULL: the alias has never been set
-    )
-    moves = Table(
-        "alias_moves",
-        metadata,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("model", String(255), nullable=False, index=True),
-        Column("alias", String(64), nullable=False),
-        Column("from_version", String(64), nullable=True),
-        Column("to_version", String(64), nullable=False),
-        Column("actor", String(255), nullable=False),
-        Column("reason", Text, nullable=False),
-        Column("run", String(255), nullable=False),
-        Column("at", String(40), nullable=False),
-    )
-    retired = Table(
-        "retired_versions",
-        metadata,
-        Column("model", String(255), primary_key=True),
-        Column("version", String(64), primary_key=True),
-        Column("move_id", Integer, nullable=False),
-        Column("actor", String(255), nullable=False),
-        Column("reason", Text, nullable=False),
-        Column("at", String(40), nullable=False),
-    )
-    return metadata, heads, moves, retired
-
-
-# The ledger is append-only by construction (no code path updates or deletes a move or a retirement) and
-# in the database too, so a hand-typed UPDATE cannot rewrite history nor bring a rolled-back version back.
-_APPEND_ONLY_TABLES = ("alias_moves", "retired_versions")
-
-
-def _append_only_ddl(dialect: str) -> list[str]:
-    """Idempotent DDL (``IF NOT EXISTS`` / ``OR REPLACE``): re-running it on an existing ledger is a no-op."""
-    statements = []
-    for table in _APPEND_ONLY_TABLES:
-        if dialect == "sqlite":
-            statements += [
-                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action} BEFORE {action.upper()} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-                for action in ("update", "delete")
-            ]
-        else:
-            statements += [
-                f"CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-                f"$$ BEGIN RAISE EXCEPTION '{table} is append-only'; END $$",
-                f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
-            ]
-    return statements
-
-
-def _trigger_names(dialect: str) -> list[str]:
-    if dialect == "sqlite":
-        return [f"{table}_no_{action}" for table in _APPEND_ONLY_TABLES for action in ("update", "delete")]
-    return [f"{table}_append_only" for table in _APPEND_ONLY_TABLES]
 
 
 @contextmanager
@@ -217,7 +126,14 @@ class Ledger:
         except OSError as exc:  # a read-only or full disk
             raise InfrastructureError(f"ledger database {_shown(url)}: cannot create its folder ({exc})") from exc
         self.url = url
-        self._metadata, self._heads, self._moves, self._retired = _tables()
+        schema = ledger_schema.tables()
+        self._metadata, self._heads, self._moves, self._retired = (
+            schema.metadata,
+            schema.heads,
+            schema.moves,
+            schema.retired,
+        )
+        self._decisions, self._verdicts = schema.decisions, schema.verdicts
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": SQLITE_LOCK_TIMEOUT_SECONDS})
 
@@ -258,30 +174,92 @@ class Ledger:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SCHEMA_LOCK})
             self._metadata.create_all(conn)  # creates only the missing tables: an older ledger is migrated
-            for statement in _append_only_ddl(self.dialect):
+            for table, column, sql_type in ledger_schema.ADDED_COLUMNS:
+                if not self._has_column(conn, table, column):
+                    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+            for statement in ledger_schema.append_only_ddl(self.dialect):
                 conn.exec_driver_sql(statement)
 
+    def _has_column(self, conn: Connection, table: str, column: str) -> bool:
+        from sqlalchemy import text
+
+        query = text(ledger_schema.column_query(self.dialect))
+        return bool(conn.execute(query, {"table": table, "column": column}).scalar_one())
+
     def _schema_ready(self) -> bool:
-        """True when every table and append-only trigger exists (the triggers are created last)."""
+        """True when every table, added column and append-only trigger exists (the triggers are created last)."""
         from sqlalchemy import bindparam, text
 
         queries = {
             "sqlite": "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN :names",
             "postgresql": "SELECT count(DISTINCT tgname) FROM pg_trigger WHERE tgname IN :names",
         }
-        names = _trigger_names(self.dialect)
+        names = ledger_schema.trigger_names(self.dialect)
         query = text(queries[self.dialect]).bindparams(bindparam("names", expanding=True))
         with self._engine.connect() as conn:
-            return conn.execute(query, {"names": names}).scalar_one() == len(names)
+            if conn.execute(query, {"names": names}).scalar_one() != len(names):
+                return False
+            return all(self._has_column(conn, table, column) for table, column, _ in ledger_schema.ADDED_COLUMNS)
 
     def head(self, model: str, alias: str) -> str | None:
-        """The version ``alias`` points to according to the ledger (None: never set)."""
+        """The version ``alias`` points to according to the ledger (None: never set), checked against its last
+        move: :class:`HeadTampered` when the head row says otherwise."""
+        with _database(self.url), self._engine.connect() as conn:
+            return self._checked_head(conn, model, alias)
+
+    def recorded_head(self, model: str, alias: str) -> str | None:
+        """Where the last recorded move of ``alias`` went (None: never moved), whatever the head row says."""
+        with _database(self.url), self._engine.connect() as conn:
+            return self._last_to_version(conn, model, alias)
+
+    def _checked_head(self, conn: Connection, model: str, alias: str, lock: bool = False) -> str | None:
+        """The head row's version, refused when it is not where the last recorded move went.
+
+        The head row is the compare-and-set lock, so the platform's role may update it; an update that no
+        move records (typed by hand) must never name the champion.
+        """
+        from sqlalchemy import select
+
+        heads, moves = self._heads, self._moves
+        query = select(heads.c.version).where(heads.c.model == model, heads.c.alias == alias)
+        head = conn.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+        last_query = (select(moves.c.id, moves.c.to_version, moves.c.at).where(moves.c.model == model,
+                      moves.c.alias == alias).order_by(moves.c.id.desc()).limit(1))  # fmt: skip
+        last = conn.execute(last_query).first()
+        recorded = None if last is None else last.to_version
+        if head != recorded:
+            where = "no move at all" if last is None else f"move #{last.id} ({last.at}) to version {recorded}"
+            raise HeadTampered(
+                f"the ledger head of {alias} of model {model!r} says version {show_version(head)} but its last "
+                f"recorded move is {where}: the head row was edited outside the platform. Nothing was read or "
+                f"moved; `mlops models --resync` restores the head to version {show_version(recorded)} from the "
+                f"recorded moves"
+            )
+        return head
+
+    def restore_head(self, model: str, alias: str) -> tuple[str | None, str | None]:
+        """Put an edited head row back to the last recorded move; returns (what it said, what it says now)."""
         from sqlalchemy import select
 
         heads = self._heads
-        with _database(self.url), self._engine.connect() as conn:
-            query = select(heads.c.version).where(heads.c.model == model, heads.c.alias == alias)
-            return conn.execute(query).scalar_one_or_none()
+        with _database(self.url), self._locked() as conn, conn.begin():
+            conn.execute(self._insert_head_if_missing(model, alias))
+            query = select(heads.c.version).where(heads.c.model == model, heads.c.alias == alias).with_for_update()
+            was = conn.execute(query).scalar_one()
+            recorded = self._last_to_version(conn, model, alias)
+            if was != recorded:
+                conn.execute(
+                    heads.update().where(heads.c.model == model, heads.c.alias == alias).values(version=recorded)
+                )
+        return was, recorded
+
+    def _last_to_version(self, conn: Connection, model: str, alias: str) -> str | None:
+        from sqlalchemy import select
+
+        moves = self._moves
+        query = (select(moves.c.to_version).where(moves.c.model == model, moves.c.alias == alias)
+                 .order_by(moves.c.id.desc()).limit(1))  # fmt: skip
+        return conn.execute(query).scalar_one_or_none()
 
     def moves(self, model: str, alias: str | None = None) -> list[AliasMove]:
         """Every recorded move of ``model`` (optionally of one alias), oldest first."""
@@ -309,13 +287,9 @@ class Ledger:
 
         Commits when the block ends, rolls back if it raises. Other writers of the same ledger wait.
         """
-        from sqlalchemy import select
-
-        heads = self._heads
         with _database(self.url), self._locked() as conn, conn.begin():
             conn.execute(self._insert_head_if_missing(model, alias))
-            locked = select(heads.c.version).where(heads.c.model == model, heads.c.alias == alias).with_for_update()
-            yield conn, conn.execute(locked).scalar_one()
+            yield conn, self._checked_head(conn, model, alias, lock=True)
 
     def move(
         self,
@@ -332,6 +306,8 @@ class Ledger:
         apply: Callable[[], None] | None = None,
         refuse_retired: bool = False,
         retire_head: bool = False,
+        require_former: bool = False,
+        human: str | None = None,
     ) -> AliasMove:
         """Record ``alias`` -> ``to_version`` in one transaction that holds the head row's lock.
 
@@ -339,7 +315,9 @@ class Ledger:
         ``check(head)`` runs under the lock before the comparison (may raise to abort); ``apply()`` runs
         after the ledger writes and before the commit, so an exception there rolls the ledger back.
         ``refuse_retired``: a rolled-back ``to_version`` raises :class:`RegistryError`; ``retire_head``
-        (a rollback): the version being replaced is recorded as retired in the same transaction.
+        (a rollback): the version being replaced is recorded as retired in the same transaction;
+        ``require_former`` (a rollback): ``to_version`` must have held ``alias`` before, by the recorded moves.
+        ``human`` is the person behind ``actor`` (the approver, the triggering user, the OS user).
         """
         heads, moves, retired = self._heads, self._moves, self._retired
         with self.locked_head(model, alias) as (conn, head):
@@ -347,6 +325,8 @@ class Ledger:
                 check(head)
             if refuse_retired:
                 self._refuse_retired(conn, model, to_version)
+            if require_former:
+                self._refuse_never_held(conn, model, alias, to_version)
             if compare and head != expected:
                 raise PromotionConflict(
                     f"{alias} of model {model!r} is version {show_version(head)}, not version {show_version(expected)} "
@@ -364,6 +344,7 @@ class Ledger:
                 "reason": reason,
                 "run": run,
                 "at": _now(),
+                "human": human,
             }
             move_id = conn.execute(moves.insert().values(**row)).inserted_primary_key[0]
             conn.execute(
@@ -392,6 +373,59 @@ class Ledger:
                 f"({retirement.reason}): it is never champion again. Train and register a new version (a new "
                 f"gate pass) instead; nothing changed"
             )
+
+    def _refuse_never_held(self, conn: Connection, model: str, alias: str, version: str) -> None:
+        """A rollback goes back, never forward: only to a version an earlier move gave ``alias``."""
+        from sqlalchemy import select
+
+        moves = self._moves
+        query = select(moves.c.id).where(moves.c.model == model, moves.c.alias == alias,
+                                         moves.c.to_version == version).limit(1)  # fmt: skip
+        if conn.execute(query).first() is None:
+            raise RegistryError(
+                f"version {version} of model {model!r} was never {alias} (by the ledger's moves): a rollback only "
+                f"goes back to a former {alias}. Promote it instead (its gates and, with the manual policy, an "
+                f"approval); nothing changed"
+            )
+
+    # -- promotion decisions and gate verdicts (append-only records) ------------------------------------------
+    def record_decision(self, model: str, version: str, decision: str, *, human: str | None, actor: str,
+                        reason: str, run: str) -> PromotionDecision:  # fmt: skip
+        """Append a human's answer to a promotion request (``approved``, ``rejected`` or ``refused``)."""
+        if decision not in DECISIONS:
+            raise RegistryError(f"promotion decision {decision!r} is not one of {', '.join(DECISIONS)}")
+        row = {"model": model, "version": str(version), "decision": decision, "human": human, "actor": actor,
+               "reason": reason, "run": run, "at": _now()}  # fmt: skip
+        with _database(self.url), self._engine.begin() as conn:
+            row_id = conn.execute(self._decisions.insert().values(**row)).inserted_primary_key[0]
+        return PromotionDecision(id=int(row_id), **row)
+
+    def decisions(self, model: str) -> list[PromotionDecision]:
+        """Every recorded answer to a promotion request of ``model``, oldest first."""
+        from sqlalchemy import select
+
+        table = self._decisions
+        query = select(table).where(table.c.model == model).order_by(table.c.id)
+        with _database(self.url), self._engine.connect() as conn:
+            return [PromotionDecision(**row._asdict()) for row in conn.execute(query)]
+
+    def record_verdict(self, verdict: GateVerdict) -> GateVerdict:
+        """Append the gates' verdict on a training run (written by ``assess`` only); returns it with its id."""
+        row = {**{key: value for key, value in asdict(verdict).items() if key != "id"}, "at": _now()}
+        with _database(self.url), self._engine.begin() as conn:
+            row_id = conn.execute(self._verdicts.insert().values(**row)).inserted_primary_key[0]
+        return GateVerdict(**{**row, "id": int(row_id)})
+
+    def verdict(self, model: str, training_run: str) -> GateVerdict | None:
+        """The latest verdict recorded for ``training_run`` of ``model`` (None: never assessed by the platform)."""
+        from sqlalchemy import select
+
+        table = self._verdicts
+        query = (select(table).where(table.c.model == model, table.c.training_run == training_run)
+                 .order_by(table.c.id.desc()).limit(1))  # fmt: skip
+        with _database(self.url), self._engine.connect() as conn:
+            found = conn.execute(query).first()
+        return None if found is None else GateVerdict(**found._asdict())
 
     def _insert_head_if_missing(self, model: str, alias: str) -> Any:
         """Give ``SELECT ... FOR UPDATE`` a row to lock even before the alias was ever set."""

@@ -197,6 +197,7 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
     scores = None if scores_table is None else scores_table.column("score").to_numpy().astype(np.float64)
 
     labels = None
+    labelled_days = [d.isoformat() for d in days if lake.exists(lake.marker("labels", d, SUCCESS))]
     label_table = _window_table(lake, "labels", days)
     if label_table is not None and scores_table is not None:
         id_column, label_column = settings.dataset.id_column, settings.dataset.label.column
@@ -214,12 +215,15 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
 
     history = [entry for entry in read_history(lake, settings.dataset.name) if entry.get("day") != day.isoformat()]
     last_training = last_training or models.last_training(settings)
-    decision = trigger_decision(settings, history, result, day, last_training, training_active)
+    current = {**result.to_dict(), "day": day.isoformat(), "labelled_days": labelled_days}
+    catch_up, wait = _change_reasons(settings, lake, history, current, day, champion)
+    decision = trigger_decision(settings, history, result, day, last_training, training_active, catch_up, wait)
     report_uri = (
         _render_report(settings, lake, day, champion, inputs, result.to_dict(), decision) if render_report else None
     )
     entry = {**result.to_dict(), "day": day.isoformat(), "triggered": bool(decision["trigger"]),
-             "champion_version": champion.pinned.version, "report_uri": report_uri}  # fmt: skip
+             "champion_version": champion.pinned.version, "report_uri": report_uri,
+             "labelled_days": labelled_days}  # fmt: skip
     append_history(lake, settings.dataset.name, entry)
     conf = {
         "reason": f"drift: {decision['reason']}",
@@ -228,6 +232,28 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
     log.info("drift dt=%s: breached=%s severe=%s -> trigger=%s (%s)", day, result.breached, result.severe,
              decision["trigger"], decision["reason"])  # fmt: skip
     return DriftOutcome(result.to_dict(), decision, report_uri, conf, champion.pinned.version)
+
+
+def _change_reasons(settings: Settings, lake: Lake, history: list[dict[str, Any]], current: dict[str, Any],
+                    day: dt.date, champion: Champion) -> tuple[str | None, str | None]:  # fmt: skip
+    """(catch-up reason, wait-for-labels reason) on ``day``, from the change in what the labels say that the
+    history and the current window confirm (:func:`mlops.drift.concept_change_start`), counting the labelled
+    days since it whose labels were due by ``day``."""
+    from mlops.drift import catch_up_reason, concept_change_start, wait_for_labels_reason
+    from mlops.training.snapshot import MIN_DAYS_SINCE_CHANGE
+
+    since = concept_change_start([*history, current], day)
+    if since is None:
+        return None, None
+    due = day - dt.timedelta(days=settings.dataset.label.delay_days)
+    validated = set(lake.days("raw", VALIDATED))
+    labelled = len([d for d in lake.days("labels", SUCCESS) if since <= d <= due and d in validated])
+    splits = (champion.snapshot or {}).get("days", {})
+    learned = [d for split in ("train", "valid", "holdout") for d in splits.get(split, [])]
+    return (
+        catch_up_reason(since, learned, labelled, settings.training.window_days, champion.pinned.version),
+        wait_for_labels_reason(since, labelled, MIN_DAYS_SINCE_CHANGE),
+    )
 
 
 def _render_report(settings: Settings, lake: Lake, day: dt.date, champion: Champion, inputs: pa.Table,

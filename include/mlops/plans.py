@@ -115,10 +115,13 @@ def plan_training(settings: Settings, *, as_of: dt.date, run_kind: str, reason: 
 
     A run started by new validated data (``run_kind`` ``asset_triggered``) trains only the first model
     (bootstrap) unless ``training.retrain_on_new_data``; a scheduled run is the weekly retraining; other
-    runs (manual, drift, simulation) give their own ``reason``. A skip when there is not enough labelled
-    data yet (a later run trains; nothing to retry).
+    runs (manual, drift, simulation) give their own ``reason``. After a confirmed change in what the labels
+    say (a performance breach in the drift history up to ``as_of``), the window starts at the change. A skip
+    when there is not enough labelled data yet (a later run trains; nothing to retry).
     """
     from mlops import aliases, models
+    from mlops.data.lake import Lake
+    from mlops.drift import concept_change_start, read_history
     from mlops.training.snapshot import NoTrainingData, resolve_snapshot
 
     why = RUN_KIND_REASONS.get(run_kind) or reason or "manual"
@@ -128,8 +131,10 @@ def plan_training(settings: Settings, *, as_of: dt.date, run_kind: str, reason: 
             return Skip(f"champion v{champion} exists: new validated data alone does not retrain it (weekly "
                         "schedule, drift trigger or manual run do; training.retrain_on_new_data: true retrains on "
                         "every day)")  # fmt: skip
+    lake = Lake.from_settings(settings)
+    since = concept_change_start(read_history(lake, settings.dataset.name), as_of)
     try:
-        snapshot = resolve_snapshot(settings, as_of)
+        snapshot = resolve_snapshot(settings, as_of, lake, since=since)
     except NoTrainingData as exc:
         return Skip(f"not enough labelled data to train yet ({why}): {exc}")
     trigger: dict[str, Any] = {"reason": why}

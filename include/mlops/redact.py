@@ -1,6 +1,6 @@
 """Secrets never leave their place: one redaction for artifacts, tags, log lines, messages and pod arguments.
 
-A value is secret-bearing by the rules of :mod:`mlops.training.pod_spec` (the GPU pod refuses the same
+A value is secret-bearing by the rules of :mod:`mlops.secret_rules` (the GPU pod refuses the same
 things): a URL with an embedded password (``redis://:pw@host`` too), an AWS access key id, a mapping key that
 looks like a secret (``*_PASSWORD``, ``*_TOKEN``, ``*KEY``...). Text is also cleaned of secrets passed as
 parameters (``?token=``, ``&access_token=``, ``api_key=``, ``sig=``, ``X-Amz-Signature=``, ``password=``) and
@@ -9,22 +9,26 @@ environment variables of this process (``AWS_SECRET_ACCESS_KEY``, ``MLFLOW_TRACK
 replaced wherever they appear, so an error message that echoes a credential is cleaned as well.
 
 Redaction keeps what is useful to a reader: ``postgresql://mlops:***@db:5432/ledger`` still says which
-database. Imported at DAG-parse time: the standard library and ``mlops.training.pod_spec`` only.
+database. Imported at DAG-parse time: the standard library, ``mlops.config`` (the settings fields the key rule
+exempts) and ``mlops.secret_rules`` only.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mlops import secret_rules
+from mlops.config import ENV_PREFIX, Settings
 from mlops.secret_rules import MASK, MIN_SECRET_LENGTH, mask, secret_values
-from mlops.training.pod_spec import looks_like_secret_key
-
-if TYPE_CHECKING:
-    from mlops.config import Settings
 
 __all__ = ["MASK", "MIN_SECRET_LENGTH", "env_secrets", "redact", "redact_settings", "redact_text"]
+
+
+def looks_like_secret_key(name: str) -> bool:
+    """The key rule of :mod:`mlops.secret_rules` with :class:`Settings`' own ``MLOPS__`` fields exempt."""
+    return secret_rules.looks_like_secret_key(name, Settings, ENV_PREFIX)
 
 
 def env_secrets(env: Mapping[str, str] | None = None) -> list[str]:

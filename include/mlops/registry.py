@@ -1,25 +1,20 @@
 """MLflow registration, the ``challenger``/``champion`` aliases, compare-and-set promotion, rollback.
 
-MLflow keeps the versions and where each alias points *now*; the ledger (``mlops.ledger``) keeps who
-moved it, from what, why and in which run, and its head-row lock makes every move a compare-and-set.
-One alias move is ONE ledger transaction (:meth:`Ledger.move`): under the head-row lock the registry
-checks that MLflow's alias agrees with the ledger head, the ledger compares the head with the expected
-champion (:class:`PromotionConflict`, nothing changed) and records the move; after the commit MLflow's
-alias is set to mirror it.
+MLflow keeps the versions and where each alias points *now*; the ledger (``mlops.ledger``) keeps who moved
+it, from what, why and in which run. One alias move is ONE ledger transaction (:meth:`Ledger.move`, a
+compare-and-set under the head-row lock, :class:`PromotionConflict`); after the commit MLflow's alias mirrors it.
+Readers resolve an alias with :meth:`Registry.resolve`: the ledger head. A mirror left one move behind (a
+failure between commit and mirror) is brought up to the head by the retry or the next reader; any other
+disagreement (an alias moved by hand in MLflow) makes readers refuse with :class:`AliasOutOfSync` until
+``mlops models --resync`` (:meth:`Registry.resync_alias`) puts MLflow back to the ledger head or, with
+``--trust mlflow``, records MLflow's version (only one that passed its gates and was never rolled back).
 
-The ledger is the truth and MLflow's alias its mirror. Readers (scoring, drift monitoring, assessment,
-the CLI) resolve an alias with :meth:`Registry.resolve`: the ledger head. If the process died or MLflow
-failed between a commit and the mirror update, MLflow is exactly one move behind: the retry, or the next
-reader, brings it up to the head. Any other disagreement means the alias was moved by hand in MLflow:
-readers refuse with :class:`AliasOutOfSync` until ``mlops models --resync`` (:meth:`Registry.resync_alias`)
-puts MLflow back to the ledger head or, with ``--trust mlflow``, records MLflow's version in the ledger
-(only a version that passed its gates and was never rolled back).
-
-Rollback walks back the champion history and retires the version it replaces: a retired version is
-never a rollback target nor promotable again (a new gate pass registers a new version), so two
-rollbacks in a row go v3 -> v2 -> v1. Registration is idempotent per training run: a retry finds the
-version its run made, and ``gates.passed`` is the last tag written, so a version whose registration
-failed half-way is never tagged as passed.
+Only a version whose training run has a passing gate verdict in the ledger (written by ``assess``), and whose
+artifact still hashes as assessed, becomes champion (:mod:`mlops.verdicts`); MLflow tags are display only.
+Rollback goes back only to a former champion (by the ledger's moves) and retires the version it replaces:
+a retired version never returns, so two rollbacks in a row go v3 -> v2 -> v1. Every move records the person
+behind it (``human``: the approver, the triggering user, or the OS user of a CLI call). Registration is
+idempotent per training run.
 
 ``import mlops.registry`` stays cheap: SQLAlchemy and MLflow are imported inside functions.
 """
@@ -36,14 +31,18 @@ from mlops.errors import InfrastructureError
 from mlops.ledger import (
     AliasMove,
     AliasOutOfSync,
+    GateVerdict,
+    HeadTampered,
     Ledger,
     PromotionConflict,
+    PromotionDecision,
     RegistryError,
     RetiredVersion,
     show_version,
 )
 from mlops.models import CHALLENGER, CHAMPION, Tags
 from mlops.redact import redact, redact_text
+from mlops.verdicts import artifact_sha256
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -61,8 +60,11 @@ __all__ = [
     "SOURCE_TAG",
     "AliasMove",
     "AliasOutOfSync",
+    "GateVerdict",
+    "HeadTampered",
     "Ledger",
     "PromotionConflict",
+    "PromotionDecision",
     "Registry",
     "RegistryError",
     "RetiredVersion",
@@ -71,7 +73,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ALIASES = (CHAMPION, CHALLENGER)
-#: Version tag set by the caller after evaluation; only "true" may become champion.
+#: Version tag mirroring the gates' verdict for the MLflow UI; never trusted (the ledger's verdict is the record).
 GATES_TAG = Tags.GATES_PASSED
 #: Version tag holding the ``models:/...`` URI the version was registered from (its lineage to the logged model).
 SOURCE_TAG = "source_model_uri"
@@ -273,58 +275,83 @@ class Registry:
         )
 
     def gated_against(self, version: str) -> str | None:
-        """The champion ``version`` was compared with when its gates ran (None: there was none).
+        """The champion ``version`` was compared with when its gates ran (None: there was none), by its verdict.
 
-        Promotion is a compare-and-set against exactly that version; a version without the evidence tag
-        was never assessed by the pipeline and raises :class:`RegistryError`.
+        Promotion is a compare-and-set against exactly that version; a version without a verdict in the
+        ledger was never assessed by the platform and raises :class:`RegistryError`.
         """
-        compared = self.version_tags(version).get(Tags.GATES_CHAMPION_COMPARED)
-        if compared is None:
-            raise RegistryError(
-                f"{self.name} version {version} has no {Tags.GATES_CHAMPION_COMPARED!r} tag (it was not assessed "
-                f"by the pipeline): name the champion it must replace with --expected VERSION (or --expected none)"
-            )
-        return None if compared in ("", "none") else compared
+        return self.verdict_of(version).champion_compared
 
     def retired(self) -> dict[str, RetiredVersion]:
         """The versions rolled back away from (never champion again)."""
         return self.ledger().retired(self.name)
 
-    def _require_gates_passed(self, version: str) -> None:
-        passed = self._version(version).tags.get(GATES_TAG)
-        if passed != "true":
+    def verdict_of(self, version: str) -> GateVerdict:
+        """The gates' verdict the ledger holds for the training run ``version`` was registered from."""
+        run_id = str(self._version(version).run_id or "")
+        verdict = self.ledger().verdict(self.name, run_id) if run_id else None
+        if verdict is None:
             raise RegistryError(
-                f"{self.name} version {version} cannot become {CHAMPION}: its tag {GATES_TAG!r} is "
-                f"{passed!r}, not 'true' (it failed or never ran its evaluation gates)"
+                f"{self.name} version {version} has no gate verdict in the ledger (training run "
+                f"{run_id or '<none>'}): it was not assessed by the platform, so it can never be {CHAMPION}; MLflow "
+                f"tags such as {GATES_TAG!r} are not evidence. Train it with `mlops train` or the training DAG"
+            )
+        return verdict
+
+    def _require_gates_passed(self, version: str) -> None:
+        """The ledger's verdict passed and the version still serves the very artifact that was assessed."""
+        verdict = self.verdict_of(version)
+        if not verdict.passed:
+            raise RegistryError(
+                f"{self.name} version {version} cannot become {CHAMPION}: its gates failed (ledger verdict "
+                f"#{verdict.id} of training run {verdict.training_run}, {verdict.at}); nothing changed"
+            )
+        actual = artifact_sha256(self.settings, f"models:/{self.name}/{version}")
+        if actual != verdict.artifact_sha256:
+            raise RegistryError(
+                f"{self.name} version {version} cannot become {CHAMPION}: its model artifact hashes to "
+                f"{actual[:12]}..., not {verdict.artifact_sha256[:12]}... as assessed (ledger verdict #{verdict.id}): "
+                f"the artifact was replaced after its gates ran; nothing changed"
             )
 
+    def record_decision(self, version: str, decision: str, *, human: str | None, actor: str, reason: str,
+                        run: str) -> PromotionDecision:  # fmt: skip
+        """Record a human's answer to the promotion request of ``version`` (append-only)."""
+        return self.ledger().record_decision(self.name, str(version), decision, human=human, actor=actor,
+                                             reason=reason, run=run)  # fmt: skip
+
     # -- alias moves -------------------------------------------------------------------------------------
-    def set_challenger(self, version: str, actor: str, reason: str, run: str) -> AliasMove:
+    def set_challenger(self, version: str, actor: str, reason: str, run: str, human: str | None = None) -> AliasMove:
         """Point ``challenger`` at ``version`` (any existing version: the gates are the champion's bar)."""
         version = str(version)
         self._version(version)
-        return self._move(CHALLENGER, version, compare=False, expected=None, actor=actor, reason=reason, run=run)
+        return self._move(CHALLENGER, version, compare=False, expected=None, actor=actor, reason=reason, run=run,
+                          human=human)  # fmt: skip
 
-    def promote(self, version: str, expected_champion: str | None, actor: str, reason: str, run: str) -> AliasMove:
+    def promote(self, version: str, expected_champion: str | None, actor: str, reason: str, run: str,
+                human: str | None = None) -> AliasMove:  # fmt: skip
         """Make ``version`` champion iff the champion is still ``expected_champion`` (None: there was none).
 
         ``expected_champion`` is the version the candidate was compared against; if another promotion
         or rollback happened meanwhile, the comparison is stale and :class:`PromotionConflict` is raised.
+        ``human``: the person behind ``actor`` (None: the OS user, as for a CLI call).
         """
         version = str(version)
         expected = None if expected_champion is None else str(expected_champion)
         self._require_gates_passed(version)
         move = self._move(CHAMPION, version, compare=True, expected=expected, actor=actor, reason=reason, run=run,
-                          refuse_retired=True)  # fmt: skip
+                          refuse_retired=True, human=human)  # fmt: skip
         self._tag_promoted(move)
         return move
 
-    def rollback(self, to_version: str | None, actor: str, reason: str, run: str) -> AliasMove:
+    def rollback(self, to_version: str | None, actor: str, reason: str, run: str,
+                 human: str | None = None) -> AliasMove:  # fmt: skip
         """Put the previous good champion back (or ``to_version``) and retire the one it replaces.
 
         Without ``to_version`` the champion history is walked back from the newest move: the first earlier
         champion that is neither the current one nor retired is the target, so v3 -> v2 -> v1 and never
-        back to v3. Recorded as a move of its own with ``reason``; compare-and-set on the current champion.
+        back to v3. ``to_version`` must be a former champion by the ledger (a rollback never promotes a version
+        awaiting approval). Recorded as a move of its own; compare-and-set on the current champion.
         """
         ledger = self.ledger()
         current = self.resolve(CHAMPION)
@@ -337,13 +364,13 @@ class Registry:
                 raise RegistryError(
                     f"model {self.name!r} has no earlier {CHAMPION} to roll back to from version "
                     f"{show_version(current)} (rolled back already: {', '.join(sorted(retired, key=int)) or 'none'}); "
-                    f"name a version that passed its gates with --to, or promote a newly trained one"
+                    f"name a former champion with --to, or promote a newly trained one"
                 )
         else:
             target = str(to_version)
         self._require_gates_passed(target)
         move = self._move(CHAMPION, target, compare=True, expected=current, actor=actor, reason=reason, run=run,
-                          refuse_retired=True, retire_head=True)  # fmt: skip
+                          refuse_retired=True, retire_head=True, require_former=True, human=human)  # fmt: skip
         self._tag_promoted(move)
         if move.from_version is not None:
             try:  # a convenience for the MLflow UI; the ledger is the record
@@ -353,16 +380,27 @@ class Registry:
         return move
 
     def resync_alias(
-        self, alias: str, actor: str, reason: str, run: str, trust: Literal["ledger", "mlflow"] = "ledger"
+        self,
+        alias: str,
+        actor: str,
+        reason: str,
+        run: str,
+        trust: Literal["ledger", "mlflow"] = "ledger",
+        human: str | None = None,
     ) -> AliasMove | None:
         """Repair a disagreement between MLflow's alias and the ledger head (see the module docstring).
 
         ``trust="ledger"``: point MLflow's alias back at the ledger head (delete it if the ledger has none);
         nothing is recorded because the ledger's history is unchanged. ``trust="mlflow"``: record MLflow's
         current version as a move in the ledger (the promotion did happen, only its record was lost); for
-        ``champion`` only a version that passed its gates and was never rolled back is accepted.
+        ``champion`` only a version that passed its gates and was never rolled back is accepted. Either way a
+        head row edited by hand is first put back to the last recorded move (the moves are the record).
         """
         ledger = self.ledger()
+        was, restored = ledger.restore_head(self.name, alias)
+        if was != restored:
+            log.warning("ledger head of %s of %s said version %s, not version %s as its last move: restored (%s)",
+                        alias, self.name, show_version(was), show_version(restored), reason)  # fmt: skip
         if trust == "mlflow":
             actual = self.alias_version(alias)
             if actual is None:
@@ -374,7 +412,7 @@ class Registry:
                 self._require_gates_passed(actual)
             # compare=True: if anything moved the alias meanwhile, this raises instead of guessing.
             return ledger.move(self.name, alias, actual, compare=True, expected=head, actor=actor, reason=reason,
-                               run=run, refuse_retired=alias == CHAMPION)  # fmt: skip
+                               run=run, refuse_retired=alias == CHAMPION, human=_human(human))  # fmt: skip
         with ledger.locked_head(self.name, alias) as (_, head):
             actual = self.alias_version(alias)
             if actual == head:
@@ -383,16 +421,8 @@ class Registry:
                 self.client.delete_registered_model_alias(self.name, alias)
             else:
                 self.client.set_registered_model_alias(self.name, alias, head)
-        log.warning(
-            "reset MLflow alias %s of %s from %s to the ledger head %s (%s, by %s, run %s)",
-            alias,
-            self.name,
-            show_version(actual),
-            show_version(head),
-            reason,
-            actor,
-            run,
-        )
+        log.warning("reset MLflow alias %s of %s from %s to the ledger head %s (%s, by %s, run %s)", alias,
+                    self.name, show_version(actual), show_version(head), reason, actor, run)  # fmt: skip
         return None
 
     def _move(
@@ -407,6 +437,8 @@ class Registry:
         run: str,
         refuse_retired: bool = False,
         retire_head: bool = False,
+        require_former: bool = False,
+        human: str | None = None,
     ) -> AliasMove:
         def check(head: str | None) -> None:
             actual = self.alias_version(alias)
@@ -427,6 +459,8 @@ class Registry:
             check=check,
             refuse_retired=refuse_retired,
             retire_head=retire_head,
+            require_former=require_former,
+            human=_human(human),
         )
         self._mirror(alias, version)
         moved_from = show_version(move.from_version)
@@ -439,6 +473,13 @@ class Registry:
             self.tag_version(move.to_version, {"promoted_at": move.at, "promoted_by": move.actor})
         except Exception:
             log.warning("could not tag %s version %s as promoted", self.name, move.to_version, exc_info=True)
+
+
+def _human(human: str | None) -> str:
+    """The person behind a move: given by the caller (approver, triggering user), else the OS user (the CLI)."""
+    import getpass
+
+    return human or getpass.getuser()
 
 
 def _is_remote(tracking_uri: str) -> bool:

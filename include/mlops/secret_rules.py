@@ -2,7 +2,8 @@
 
 A bottom-layer module (no import from :mod:`mlops`), so that :mod:`mlops.config` can mask a refused value in
 its error message and :mod:`mlops.redact` and :mod:`mlops.training.pod_spec` can apply the same rules without
-importing each other in a circle.
+importing each other in a circle. The key rule's config exemption walks the settings model its caller passes
+(:class:`mlops.config.Settings`): this module cannot import it, config imports this one.
 """
 
 from __future__ import annotations
@@ -37,6 +38,40 @@ def has_secret_word(name: str) -> bool:
     """The word rule alone: a word of ``name`` (split on ``_``, any case) contains a secret mark or ends with KEY."""
     words = [word for word in name.upper().split("_") if word]
     return any(any(part in word for part in SECRET_WORD_PARTS) or word.endswith(SECRET_WORD_SUFFIX) for word in words)
+
+
+def is_config_key(name: str, settings_model: type[Any], prefix: str) -> bool:
+    """True when ``name`` is ``<prefix><SECTION>__<FIELD>...`` naming a real field of ``settings_model``.
+
+    The path is walked through the pydantic models; once it reaches a field that is not a model (a dict such
+    as ``model.params``, a list, a scalar) the rest of the path is that field's value and is accepted.
+    """
+    if not name.startswith(prefix):
+        return False
+    keys = [part.lower() for part in name[len(prefix) :].split("__") if part]
+    model: type[Any] | None = settings_model
+    for key in keys:
+        if model is None:
+            return True
+        field = model.model_fields.get(key)
+        if field is None:
+            return False
+        annotation = field.annotation
+        model = annotation if isinstance(annotation, type) and hasattr(annotation, "model_fields") else None
+    return bool(keys)
+
+
+def looks_like_secret_key(name: str, settings_model: type[Any], prefix: str) -> bool:
+    """The key rule: a word of ``name`` (split on ``_``, case-insensitive) contains SECRET, PASSWORD, PASSWD,
+    TOKEN, CREDENTIAL or PRIVATE, or ends with KEY -- unless ``name`` is a ``<prefix>...`` key that names a
+    real field of ``settings_model`` (:func:`is_config_key`): the settings hold no secrets by design, so
+    ``MLOPS__KUBERNETES__CREDENTIALS_SECRET`` (the *name* of a Secret) is config, not a secret.
+
+    ``AWS_SECRET_ACCESS_KEY``, ``MLFLOW_TRACKING_TOKEN``, ``DB_PASSWORD``, ``OPENAI_API_KEY``, ``APIKEY`` and
+    ``MLOPS__STORAGE__SECRET_KEY`` (no such field) are secrets; ``MLFLOW_TRACKING_URI``, ``MLOPS_HOME``,
+    ``AWS_DEFAULT_REGION`` and ``MLOPS__DATASET__ID_COLUMN`` are not.
+    """
+    return not is_config_key(name, settings_model, prefix) and has_secret_word(name)
 
 
 def secret_values(env: Mapping[str, str] | None = None, *, is_secret: Any = has_secret_word) -> list[str]:

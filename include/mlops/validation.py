@@ -10,7 +10,11 @@ Transient is not invalid: only a contract breach quarantines a day. A marker, fo
 reads one as "absent") is retried in place and then raises :class:`LakeReadError`, an
 :class:`~mlops.errors.InfrastructureError` that Airflow retries with backoff; bytes that were fetched but
 are not parquet are a breach (``readable_parquet``). ``mlops requeue --date D`` (:func:`requeue_partition`)
-returns a quarantined day to ``raw/`` for re-validation; ``reason.json`` keeps the day's history.
+returns a quarantined day to ``raw/`` for re-validation; ``reason.json`` keeps the day's history, and a day
+quarantined again after a new delivery keeps the earlier ones (``quarantine/dt=D/_earlier/<n>/``).
+
+A verdict names what it validated: each file's size, md5 and sha256 of the bytes it read (``Verdict.manifest``,
+then ``_VALIDATED.json``); the DVC snapshot and scoring refuse a day whose files differ from it.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from statistics import median
 from typing import TYPE_CHECKING, Any
 
 from mlops.data.contract import Contract, arrow_column_type
-from mlops.data.lake import REASON, SUCCESS, VALIDATED, Lake, LakeIOError
+from mlops.data.lake import REASON, SUCCESS, VALIDATED, Lake, LakeIOError, PartitionChanged, file_digest, refuse_changes
 from mlops.data.publish import publish_json
 from mlops.errors import InfrastructureError, InputError, Quarantined
-from mlops.gx_suite import PANDAS_DTYPES, RULES, GxRunner, build_suite, plain, row_level_twin, to_pandas
+from mlops.gx_suite import EVENT_TIME_RULE, RULES, GxRunner, build_suite, plain, row_level_twin, to_pandas
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -34,7 +38,6 @@ if TYPE_CHECKING:
     from mlops.config import Settings
 
 __all__ = [
-    "PANDAS_DTYPES",
     "RULES",
     "Failure",
     "LakeReadError",
@@ -113,6 +116,8 @@ class Verdict:
     contract: dict[str, str]
     rows: int = 0
     files: list[str] = field(default_factory=list)
+    #: file name -> size, md5, sha256 of the bytes this verdict read: what "validated" covers, and nothing else.
+    manifest: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     suite: dict[str, Any] = field(default_factory=dict)
     data_docs: str | None = None
@@ -190,6 +195,7 @@ def _read_partition(lake: Lake, day: dt.date, verdict: Verdict) -> pa.Table | No
     tables = []
     for path in files:
         data = _read_bytes(lake, path)
+        verdict.manifest[path.rsplit("/", 1)[-1]] = file_digest(data)  # the bytes checked below, hashed once read
         try:
             tables.append(pq.read_table(pa.BufferReader(data)))
         except Exception as exc:  # the bytes arrived: whatever is wrong with them is the file's fault
@@ -262,6 +268,13 @@ def _failure_from_result(result: Any, contract: Contract) -> Failure:
     elif config.type == "expect_column_proportion_of_unique_values_to_be_between":
         expected = "all values unique"
         observed = f"unique fraction {observed}"
+    elif (config.meta or {}).get("rule") == EVENT_TIME_RULE:  # min/max of the event time: within the day
+        rule = EVENT_TIME_RULE
+        bound = kwargs.get("min_value") if config.type == "expect_column_min_to_be_between" else kwargs.get("max_value")
+        side = ">=" if config.type == "expect_column_min_to_be_between" else "<="
+        shown = bound.isoformat() if isinstance(bound, dt.datetime) else str(bound)
+        observed = f"{'earliest' if side == '>=' else 'latest'} {observed}"
+        expected = f"{side} {shown} (the partition's UTC day +- {contract.event_time_tolerance_hours} h)"
     elif config.type == "expect_column_min_to_be_between":
         expected = f">= {kwargs['min_value']}"
     elif config.type == "expect_column_max_to_be_between":
@@ -304,7 +317,10 @@ def validate_partition(
     frame = to_pandas(table)
     del table
     runner = GxRunner(settings, lake)
-    suite = build_suite(contract, columns, row_range)
+    window = contract.event_time_window(day)
+    time_column = settings.dataset.time_column
+    event_time = (time_column, *window) if window is not None and time_column not in unsupported else None
+    suite = build_suite(contract, columns, row_range, event_time)
     result, verdict.data_docs = runner.run_checkpoint(suite, frame, render_docs)
     if verdict.data_docs:
         verdict.data_docs = runner.publish_docs(settings, lake, verdict.data_docs)
@@ -353,6 +369,9 @@ def quarantine_partition(lake: Lake, day: dt.date, verdict: Verdict) -> str:
 
     The reason is written into the partition *before* the move (an atomic rename locally), and any
     stale ``_VALIDATED.json`` from an earlier run is removed first, so no reader sees a marked bad day.
+    A day quarantined before (an earlier delivery, not this one requeued) is not overwritten: each earlier
+    delivery is kept with its own ``reason.json`` under ``quarantine/dt=D/_earlier/<n>/`` (1 = the first),
+    while ``quarantine/dt=D/`` itself always holds the latest, where every reader looks.
     """
     raw = lake.partition("raw", day)
     target = lake.partition("quarantine", day)
@@ -364,13 +383,29 @@ def quarantine_partition(lake: Lake, day: dt.date, verdict: Verdict) -> str:
     history = list(lake.read_json(earlier).get("history", [])) if lake.exists(earlier) else []
     first_line = verdict.summary().splitlines()[0]
     reason["history"] = [*history, {"event": "quarantined", "at": reason["quarantined_at"], "why": first_line}]
-    if lake.exists(raw):
-        publish_json(lake, lake.marker("raw", day, REASON), reason)
-        lake.move(raw, target)
-    else:  # nothing landed at all: record why the day has no data
-        publish_json(lake, lake.marker("quarantine", day, REASON), reason)
+    # (A day with no raw/ at all gets a raw/ of its reason alone, moved like any delivery.)
+    publish_json(lake, lake.marker("raw", day, REASON), reason)
+    if lake.exists(target):
+        _keep_earlier_deliveries(lake, target, raw)
+    lake.move(raw, target)
     log.warning("quarantined %s -> %s", lake.url(raw), lake.url(target))
     return lake.url(target)
+
+
+def _keep_earlier_deliveries(lake: Lake, target: str, raw: str) -> None:
+    """Move the quarantined deliveries of ``target`` under ``raw``'s ``_earlier/`` before ``raw`` replaces it.
+
+    Those ``target`` kept already keep their numbers; its latest becomes the next one. Moved into ``raw/``
+    (never deleted) first: a step killed half-way loses nothing, and ``_`` names are never read as data.
+    """
+    numbers = lake.earlier_numbers(target)
+    for number in numbers:
+        lake.move(lake.earlier(target, number), lake.earlier(raw, number))
+    lake.remove(lake.earlier(target))
+    kept = lake.earlier_numbers(raw)  # includes any a killed earlier attempt moved
+    if lake.listdir(target):
+        lake.move(target, lake.earlier(raw, max(kept, default=0) + 1))
+    lake.remove(target)
 
 
 class NothingToRequeue(InputError):
@@ -427,9 +462,21 @@ def check_partition(settings: Settings, day: dt.date, lake: Lake | None = None) 
 def mark_validated(lake: Lake, day: dt.date, verdict: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
     """Write ``_VALIDATED.json`` last: from here on downstream steps may read the day.
 
-    ``verdict`` is ``Verdict.to_dict()`` (it travels between Airflow tasks as XCom).
+    ``verdict`` is ``Verdict.to_dict()`` (it travels between Airflow tasks as XCom). The marker names the files it
+    vouches for (``manifest``); a snapshot whose files DVC hashed differently (a file changed, added or removed
+    between the verdict and the snapshot) is refused, and the day stays unvalidated.
     """
-    keys = ("dataset", "partition", "rows", "files", "contract", "suite", "data_docs")
+    if not verdict.get("manifest"):
+        raise PartitionChanged(f"dt={day.isoformat()}: the verdict names no files (a verdict of an older "
+                               f"release?): run `mlops validate --date {day.isoformat()}` again")  # fmt: skip
+    if snapshot.get("manifest") is not None:  # what DVC hashed (its md5 per file) against what was validated
+        try:
+            refuse_changes(lake, day, verdict["manifest"], snapshot["manifest"], "the DVC snapshot holds other "
+                           "bytes than were validated, the day is not validated")  # fmt: skip
+        except PartitionChanged:  # an earlier marker vouches for files that are not there any more: withdrawn
+            lake.remove(lake.marker("raw", day, VALIDATED))
+            raise
+    keys = ("dataset", "partition", "rows", "files", "manifest", "contract", "suite", "data_docs")
     marker = {
         "date": verdict["day"],
         **{key: verdict[key] for key in keys},
@@ -447,5 +494,5 @@ def validate_and_version(settings: Settings, day: dt.date) -> dict[str, Any]:
 
     lake = Lake.from_settings(settings)
     verdict = check_partition(settings, day, lake)
-    snapshot = snapshot_partition(settings, lake, day, verdict.rows)
+    snapshot = snapshot_partition(settings, lake, day, verdict.rows, manifest=verdict.manifest)
     return mark_validated(lake, day, verdict.to_dict(), snapshot.to_dict())

@@ -22,13 +22,14 @@ import logging
 import os
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops.errors import InfrastructureError
+from mlops.errors import InfrastructureError, InputError
 from mlops.ledger import exclusive
 from mlops.redact import redact_text
+from mlops.secret_rules import AWS_ACCESS_KEY_ID, MASK, SECRET_PARAMETER, mask
 
 if TYPE_CHECKING:
     from mlops.config import Settings
@@ -47,6 +48,8 @@ class Snapshot:
     remote: str
     md5: str  # DVC's directory hash: identifies the content whatever the revision
     files: int
+    #: file name -> size and md5 as DVC hashed them: what the revision holds (``mark_validated`` compares it).
+    manifest: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,8 +128,41 @@ def _push(settings: Settings, repo: Path) -> None:
         log.info("pushed data registry to %s", redact_text(remote))
 
 
+#: Schemes whose URL user part names an account (``ssh://deploy@host``), not a secret; elsewhere any user part is one.
+ACCOUNT_SCHEMES = ("ssh", "sftp")
+
+
+def refuse_credentials(url: str, setting: str = "versioning.remote_url") -> None:
+    """Refuse a DVC remote URL that carries a secret: it would be committed in ``.dvc/config`` and pushed to the
+    registry every pod clones. Credentials go to the environment (``AWS_*`` for s3://) or DVC's
+    ``.dvc/config.local`` on the worker, which git ignores (DVC's own ``.dvc/.gitignore``).
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        password, user = parts.password, parts.username
+    except ValueError:  # an unparsable port or netloc: judge the text alone
+        password, user = None, None
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    secret_user = bool(user) and scheme not in ACCOUNT_SCHEMES
+    if not (password or secret_user or SECRET_PARAMETER.search(url) or AWS_ACCESS_KEY_ID.search(url)):
+        return
+    shown = url
+    if "@" in url.split("://", 1)[-1].split("/", 1)[0]:  # the whole user part: a user name may be a token
+        head, rest = url.split("://", 1)
+        shown = f"{head}://{MASK}@{rest.split('@', 1)[1]}"
+    raise InputError(
+        f"{setting} {mask(shown)} carries credentials: it would be committed to the data registry's .dvc/config and "
+        f"pushed to every clone. Remove them from the URL; give DVC its credentials through the environment "
+        f"(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for s3://) or on the worker with "
+        f"`dvc remote modify --local {REMOTE_NAME} password ...` (.dvc/config.local, never committed)"
+    )
+
+
 def _remote_settings(settings: Settings) -> dict[str, str]:
-    remote = settings.dvc_remote_url
+    """The DVC remote as committed in ``.dvc/config``: URL, endpoint and region only, never a credential."""
+    remote = settings.dvc_remote_url  # refused by ensure_registry if it carries credentials (refuse_credentials)
     config = {"url": remote}
     if remote.startswith("s3://"):
         options = settings.s3_storage_options()["client_kwargs"]
@@ -144,6 +180,7 @@ def ensure_registry(settings: Settings) -> Path:
     logging.getLogger("dvc").setLevel(logging.WARNING)
     from dvc.repo import Repo
 
+    refuse_credentials(settings.dvc_remote_url)  # before anything is written, cloned or pushed
     repo = settings.dvc_registry_path
     if settings.versioning.registry_remote is not None:
         _sync_working_copy(repo, settings.versioning.registry_remote)
@@ -182,9 +219,24 @@ def registry_folder(dataset: str, day: dt.date | str) -> str:
     return f"data/{dataset}/dt={day if isinstance(day, str) else day.isoformat()}"
 
 
-def snapshot_partition(settings: Settings, lake: Lake, day: dt.date, rows: int) -> Snapshot:
-    """Version ``raw/dt=D``'s parquet files; returns the git revision that holds them."""
+def _dvc_manifest(stage: Any) -> dict[str, dict[str, Any]]:
+    """The files of a just-added folder as DVC hashed them (its ``.dir`` object): name -> size, md5."""
+    tree = stage.outs[0].get_obj()
+    return {"/".join(key): {"size": meta.size, "md5": oid.value} for key, meta, oid in tree}
+
+
+def snapshot_partition(settings: Settings, lake: Lake, day: dt.date, rows: int,
+                       manifest: dict[str, dict[str, Any]] | None = None) -> Snapshot:  # fmt: skip
+    """Version ``raw/dt=D``'s parquet files; returns the git revision that holds them.
+
+    ``manifest`` is the verdict's (``Verdict.manifest``): the files are hashed as they are copied into the
+    registry and any file added, changed or removed since the verdict refuses the snapshot (:class:`InputError`)
+    before anything is committed. Without it, the snapshot still records DVC's own hashes (``Snapshot.manifest``)
+    and ``mark_validated`` refuses a mismatch.
+    """
     from dvc.repo import Repo
+
+    from mlops.data.lake import refuse_changes
 
     repo = settings.dvc_registry_path
     relative = registry_folder(settings.dataset.name, day)
@@ -195,12 +247,21 @@ def snapshot_partition(settings: Settings, lake: Lake, day: dt.date, rows: int) 
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         files = lake.data_files(lake.partition("raw", day))
+        copied = {}
         for path in files:
-            lake.fs.get(path, str(staging / path.rsplit("/", 1)[-1]))
+            name = path.rsplit("/", 1)[-1]
+            copied[name] = lake.digest(path, copy_to=str(staging / name))
+        if manifest is not None:
+            try:
+                refuse_changes(lake, day, manifest, copied, "nothing was snapshot in the data registry")
+            except InputError:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
         with Repo(str(repo)) as dvc_repo:
-            dvc_repo.add(str(target))
+            (stage,) = dvc_repo.add(str(target))
+            versioned = _dvc_manifest(stage)
             dvc_file = repo / f"{relative}.dvc"
             _git(repo, "add", f"{relative}.dvc", str(Path(relative).parent / ".gitignore"))
             if _git(repo, "status", "--porcelain", "--", f"{relative}.dvc"):
@@ -219,4 +280,5 @@ def snapshot_partition(settings: Settings, lake: Lake, day: dt.date, rows: int) 
             remote=redact_text(settings.dvc_remote_url),
             md5=_content_md5(dvc_file),
             files=len(files),
+            manifest=versioned,
         )

@@ -1,4 +1,4 @@
-"""Benchmark results as data: one row per measured step, one JSON file, one table (terminal and README).
+"""Benchmark results as data: one row per measured step, one JSON file, one table (terminal and docs/testing.md).
 
 A row is ``{step, ours, raw, unit, ratio, target, pass}``: ``ours`` and ``raw`` are the two measurements in
 ``unit``, ``ratio`` is ``ours / raw``, and ``target`` (``"<= 4"``, ``">= 0.8"``) applies to that ratio. A row
@@ -8,10 +8,10 @@ reported, not judged (``pass`` null). Each row also carries ``measured_at``.
 ``var/bench/results.json`` keeps the latest measurement of every step: a run replaces the rows it measured
 and keeps the others, so ``make bench PYTEST_ARGS="-k scoring"`` does not erase the rest. A benchmark that
 renames or replaces a step names the old one with ``retire(step)``, and its row is dropped. Run as a script,
-this module prints the table of a results file, or (``--readme``) rewrites the README's benchmark table
+this module prints the table of a results file, or (``--readme``) rewrites the benchmark table of docs/testing.md
 between its marker comments:
 
-    python tests/bench/bench_results.py var/bench/results.json --readme README.md
+    python tests/bench/bench_results.py var/bench/results.json --readme docs/testing.md
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def format_text(rows: list[dict[str, Any]]) -> str:
 
 
 def format_markdown(payload: dict[str, Any]) -> str:
-    """The README table (with where and when it was measured)."""
+    """The Markdown table of docs/testing.md (with where and when it was measured)."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in _cells(r)) + " |" for r in payload["rows"]]
     machine = payload.get("machine", {})
@@ -133,7 +133,7 @@ def format_markdown(payload: dict[str, Any]) -> str:
 
 
 def update_readme(readme: Path, payload: dict[str, Any]) -> bool:
-    """Replace the table between the markers; False when the README has no markers."""
+    """Replace the table between the markers; False when the file has no markers."""
     text = readme.read_text()
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < start:
@@ -147,7 +147,7 @@ def update_readme(readme: Path, payload: dict[str, Any]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="?", default="var/bench/results.json")
-    parser.add_argument("--readme", help="rewrite this README's benchmark table (between the marker comments)")
+    parser.add_argument("--readme", help="rewrite the benchmark table of this Markdown file (docs/testing.md)")
     args = parser.parse_args(argv)
     path = Path(args.results)
     if not path.exists():

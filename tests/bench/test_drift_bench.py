@@ -1,7 +1,7 @@
 """Drift benchmark: our numpy decision against Evidently 0.7's ``DataDriftPreset`` on 1M vs 1M rows, in one run.
 
-Target (README, "Benchmarks"): the drift decision on 1M reference vs 1M current rows takes at most 5 s and is at
-least 10x faster than Evidently on the full data, with the same drifted columns on injected scenarios.
+Target (docs/testing.md, "Benchmarks"): the drift decision on 1M reference vs 1M current rows takes at most 5 s and is
+at least 10x faster than Evidently on the full data, with the same drifted columns on injected scenarios.
 
 Data: our generator, one reference day and one current day of 1M rows each (15 features: 11 transaction
 columns incl. 3 categoricals, 4 noise columns), in three scenarios for the current day:

@@ -1,6 +1,6 @@
 """Scoring benchmark: our batch scoring (parquet in, parquet out) against raw ``Booster.inplace_predict``.
 
-Targets (README, "Benchmarks"), 2 threads:
+Targets (docs/testing.md, "Benchmarks"), 2 threads:
 
 * speed: on 1M rows, our scoring rows/s INCLUDING the parquet read, ``build_matrix`` and the parquet write
   is at least 0.8x raw ``booster.inplace_predict`` on the same rows already in memory as the float32
@@ -17,9 +17,9 @@ Two champions, so the ratio is read honestly:
 
 Both are trained directly with XGBoost on generator rows with noisy synthetic labels (so every tree
 grows to full depth and costs what a depth-6 tree costs), logged with ``mlflow.xgboost.log_model`` plus
-the ``feature_spec.json`` artifact, registered through :class:`mlops.registry.Registry` with
-``gates.passed=true`` and promoted to champion in a tmp MLflow; each is pinned with ``pin_champion``
-while it is champion. The 1M-row day comes from ``generate_day`` in row groups of 131,072 and is marked
+the ``feature_spec.json`` artifact, registered through :class:`mlops.registry.Registry`, given a passing gate
+verdict in the ledger (as ``assess`` records it) and promoted to champion in a tmp MLflow; each is pinned with
+``pin_champion`` while it is champion. The 1M-row day comes from ``generate_day`` in row groups of 131,072 and is marked
 validated by writing ``_VALIDATED.json`` (no GX run).
 
 Speed: what a scoring DAG run does after pinning, i.e. ``plan_chunks`` + ``score_chunk`` per chunk +
@@ -57,6 +57,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from bench_results import BenchResults
+from tests.unit.ledger_verdicts import record_verdict
 
 from mlops import models
 from mlops.aliases import pin_champion
@@ -142,6 +143,7 @@ def _champion(settings: Settings, spec: FeatureSpec, X: np.ndarray, y: np.ndarra
         info = mlflow.xgboost.log_model(booster, name="model", model_format="ubj")
     registry = Registry(settings)
     version = registry.register(run.info.run_id, info.model_uri, {GATES_TAG: "true"})
+    record_verdict(registry, version, compared=expected)  # promotion trusts the ledger's verdict, not the tag
     registry.promote(version, expected, actor="bench", reason=f"scoring bench, {rounds} rounds", run="bench")
     return version
 

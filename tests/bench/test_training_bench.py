@@ -1,7 +1,7 @@
 """Training benchmark: our tracked training step (``fit_and_log``) against raw ``xgb.train``, in one run.
 
-Target (README, "Benchmarks"): our training step takes at most 1.15x raw ``xgb.train`` (hist, depth 6, 100 rounds,
-2 threads, 1M rows), tracking included.
+Target (docs/testing.md, "Benchmarks"): our training step takes at most 1.15x raw ``xgb.train`` (hist, depth 6, 100
+rounds, 2 threads, 1M rows), tracking included.
 
 Both sides run in this process on the same float32 arrays, with the same parameters read from one
 settings object (``{**settings.model.params, "device": "cpu", "seed": ..., "nthread": 2}``) and the same

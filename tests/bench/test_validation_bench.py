@@ -1,10 +1,9 @@
 """Validation benchmark: our GX step against pyarrow alone and a naive row-level GX suite, in one run.
 
-Target (README, "Benchmarks"): the whole step (read, full contract, reasons with offending ids) takes at most 4x
-reading the partition plus the same checks in pyarrow alone, and gives the same verdicts on every
-injected fault. The naive row-level GX suite is timed beside them to show what the aggregate suite saves;
-its time is reported, not asserted.
-"""
+Target (docs/testing.md, "Benchmarks"): the whole step (read, full contract, reasons with offending ids) takes at most
+4x reading the partition plus the same checks in pyarrow alone, and gives the same verdicts on every injected fault. The
+naive row-level GX suite is timed beside them to show what the aggregate suite saves; its time is reported, not
+asserted."""
 
 from __future__ import annotations
 

@@ -85,6 +85,9 @@ def test_train_promote_reject_and_roll_back(dag_env: dict[str, str], airflow_hom
     moves = registry.ledger().moves(settings.model_name, CHAMPION)
     assert [(m.from_version, m.to_version) for m in moves] == [(None, champion), (champion, newer), (newer, champion)]
     assert moves[-1].reason == "bad deploy drill"
+    # the person behind each move: the user who triggered the run (`airflow dags test` triggers as "dag_test")
+    assert [(m.actor, m.human) for m in moves[-1:]] == [(f"airflow:{dag_id('model_rollback')}", "dag_test")]
+    assert moves[0].human == "dag_test"
 
     conf = {"reason": "try the rejected one", "to_version": str(rejected)}
     refused = _trigger(dag_id("model_rollback"), dag_env, conf)

@@ -93,7 +93,7 @@ def test_config_chooses_the_training_backend_and_the_approval_step(parsed: dict)
     operators = parsed["dags"][f"{MODEL}__continuous_training"]["operators"]
     sensor = parsed["dags"][f"{MODEL}__data_validation"]["operators"]["wait_for_partition"]
     if operators["train"] == "KubernetesPodOperator":  # the production variant
-        assert operators["approve_promotion"] == "ApprovalOperator"
+        assert operators["approve_promotion"] == "LedgerApprovalOperator"  # Airflow's, its answers in the ledger
         assert sensor == "S3KeySensor"
     else:
         assert "approve_promotion" not in operators

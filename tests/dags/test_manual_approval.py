@@ -60,6 +60,8 @@ def manual_env(dag_env: dict[str, str]) -> dict[str, str]:
     return {
         **dag_env,
         "MLOPS__PROMOTION__POLICY": "manual",
+        # the API's user in all-admins mode; `dags test` runs are triggered by "dag_test", another user
+        "MLOPS__PROMOTION__APPROVERS": '["Anonymous"]',
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__API_AUTH__JWT_SECRET": "test-only-secret-for-the-api-server",
         "AIRFLOW__API__SECRET_KEY": "test-only-secret-key",
@@ -131,9 +133,16 @@ def test_manual_policy_approve_then_reject(manual_env: dict[str, str], api: Api,
     champion = registry.alias_version(CHAMPION)
     assert champion is not None
     assert task_states(airflow_home, dag_id("continuous_training"), AS_OF)["promote"] == "success"
+    moves = registry.ledger().moves(settings.model_name, CHAMPION)
+    assert (moves[-1].to_version, moves[-1].human) == (champion, "Anonymous"), "the approver is recorded, not the DAG"
 
     rejected = _run_and_answer(api, manual_env, "Reject")
     assert rejected.returncode == 0, rejected.stdout[-3000:]
     assert task_states(airflow_home, dag_id("continuous_training"), AS_OF)["promote"] == "skipped"
     assert registry.alias_version(CHAMPION) == champion, "a rejected candidate never becomes champion"
     assert registry.alias_version(CHALLENGER) != champion, "it stays the challenger"
+    decisions = [(d.version, d.decision, d.human) for d in registry.ledger().decisions(settings.model_name)]
+    assert decisions == [
+        (champion, "approved", "Anonymous"),
+        (registry.alias_version(CHALLENGER), "rejected", "Anonymous"),
+    ]

@@ -211,13 +211,23 @@ def test_dvc_remote_away_during_validation_marks_nothing_and_the_retry_publishes
 
 # -- the ledger database away (Postgres) ---------------------------------------------------------------------------
 @pytest.fixture
-def on_postgres(home: Path, postgres: Postgres) -> Settings:
-    """The case's home with its ledger on a fresh Postgres database, seeded with MLflow's aliases (both v1)."""
+def on_postgres(home: Path, postgres: Postgres, base: Base) -> Settings:
+    """The case's home with its ledger on a fresh Postgres database: the gate verdicts ``assess`` recorded (v1's
+    and the candidate's) moved with it, seeded with MLflow's aliases (both v1)."""
+    from mlops.ledger import Ledger
     from mlops.models import CHALLENGER, CHAMPION
     from mlops.registry import Registry
 
     settings = settings_for(home, MLOPS__REGISTRY__LEDGER_URI=postgres.new_database())
     registry = Registry(settings)
+    was = Ledger(settings_for(home).ledger_uri)
+    try:
+        for run_id in (registry.client.get_model_version(settings.model_name, "1").run_id, base.assessment["run_id"]):
+            verdict = was.verdict(settings.model_name, str(run_id))
+            assert verdict is not None, f"assess recorded no verdict for training run {run_id}"
+            registry.ledger().record_verdict(verdict)
+    finally:
+        was.dispose()
     for alias in (CHAMPION, CHALLENGER):
         registry.resync_alias(alias, actor="fixture", reason="ledger moved to Postgres", run="fixture", trust="mlflow")
     registry.ledger().dispose()

@@ -32,7 +32,7 @@ def _is_airflow(module: str) -> bool:
     return any(module == root or module.startswith(f"{root}.") for root in AIRFLOW_MODULES)
 
 
-def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+def absolute_module(node: ast.ImportFrom, module: str, is_package: bool) -> str:
     """The module a (possibly relative) ``from ... import`` reads from, for a file that is ``module``."""
     if node.level == 0:
         return node.module or ""
@@ -50,7 +50,7 @@ def airflow_imports(source: str, module: str = "mlops.example", is_package: bool
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = _absolute(node, module, is_package)
+            base = absolute_module(node, module, is_package)
             names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
         elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
             func = node.func
@@ -74,11 +74,11 @@ def tracking_uri_setters(source: str) -> list[str]:
     return found
 
 
-def _python_files(roots: Iterable[Path]) -> list[Path]:
+def python_files(roots: Iterable[Path]) -> list[Path]:
     return sorted(path for root in roots if root.is_dir() for path in root.rglob("*.py"))
 
 
-def _module_name(path: Path, package_root: Path) -> tuple[str, bool]:
+def module_name(path: Path, package_root: Path) -> tuple[str, bool]:
     parts = list(path.relative_to(package_root.parent).with_suffix("").parts)
     is_package = parts[-1] == "__init__"
     return ".".join(parts[:-1] if is_package else parts), is_package
@@ -88,10 +88,10 @@ def airflow_violations(package: Path) -> list[str]:
     """Modules of ``package`` outside its ``airflow/`` adapters that import Airflow."""
     adapters = package / "airflow"
     problems = []
-    for path in _python_files([package]):
+    for path in python_files([package]):
         if path.is_relative_to(adapters):
             continue
-        module, is_package = _module_name(path, package)
+        module, is_package = module_name(path, package)
         for hit in airflow_imports(path.read_text(), module, is_package):
             problems.append(f"{path.relative_to(package.parent)} {hit}")
     return problems
@@ -101,7 +101,7 @@ def tracking_uri_violations(roots: Iterable[Path], owner: Path) -> list[str]:
     """Files under ``roots`` other than ``owner`` that set MLflow's tracking URI."""
     return [
         f"{path} {hit}"
-        for path in _python_files(roots)
+        for path in python_files(roots)
         if path != owner
         for hit in tracking_uri_setters(path.read_text())
     ]

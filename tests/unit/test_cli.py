@@ -51,12 +51,17 @@ def test_generate_validate_and_corrupt(home: Path, capsys: pytest.CaptureFixture
     assert "[unique] column 'transaction_id'" in out and "part-00000.parquet" in out
 
 
-def test_contract_infer_drafts_a_loadable_contract(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_contract_infer_drafts_a_loadable_contract(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("MLOPS_MODEL", "card_transactions")  # the shell's default model: no --model needed
     main(["data", "generate", "--start", "2026-11-01", "--rows-per-day", "500"])
     out = tmp_path / "draft.yaml"
     assert main(["contract", "infer", "--date", "2026-11-01", "--out", str(out)]) == 0
     assert "amount" in Contract.load(out).columns
+    capsys.readouterr()
+    assert main(["--json", "contract", "infer", "--date", "2026-11-01"]) == 0  # no --out: the draft, as JSON
+    assert json.loads(capsys.readouterr().out)["contract"]["columns"]["amount"]["type"] == "float64"
 
 
 def test_bad_config_and_bad_usage_exit_2(
@@ -72,21 +77,58 @@ def test_bad_config_and_bad_usage_exit_2(
     assert usage.value.code == 2
 
 
-def test_requeue_returns_a_quarantined_day_for_revalidation(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    main([*CARDS, "data", "generate", "--start", "2026-11-01", "--rows-per-day", "1000"])
-    main([*CARDS, "data", "corrupt", "--date", "2026-11-01", "--fault", "duplicate_ids"])
-    assert main([*CARDS, "validate", "--date", "2026-11-01"]) == 1  # quarantined
+def test_a_date_range_runs_every_day_and_requeue_returns_a_quarantined_day(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main([*CARDS, "data", "generate", "--start", "2026-11-01", "--rows-per-day", "500"])
+    main([*CARDS, "data", "generate", "--start", "2026-11-03", "--rows-per-day", "500"])  # 2026-11-02 never landed
+    main([*CARDS, "data", "corrupt", "--date", "2026-11-03", "--fault", "duplicate_ids"])
     capsys.readouterr()
-    assert main([*CARDS, "requeue", "--date", "2026-11-01", "--reason", "rule relaxed"]) == 0
-    assert "back for re-validation" in capsys.readouterr().out
-    reason = json.loads((home / "lake" / "card_transactions" / "raw" / "dt=2026-11-01" / "reason.json").read_text())
-    assert [(e["event"], e.get("note")) for e in reason["history"]] == [
-        ("quarantined", None),
-        ("requeued", "rule relaxed"),
+    assert main([*CARDS, "validate", "--from", "2026-11-01", "--to", "2026-11-03"]) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].endswith("raw/dt=2026-11-01: 500 rows valid; DVC revision " + lines[0][-40:])
+    assert lines[1].startswith("dt=2026-11-02: FAILED: ") and "_SUCCESS" in lines[1], "a failed day does not stop"
+    assert lines[2].startswith("dt=2026-11-03: FAILED: dt=2026-11-03 quarantined: "), "the day after ran too"
+    assert captured.err == "mlops validate: 2 of 3 days failed: 2026-11-02, 2026-11-03\n"
+
+    assert main(["--json", *CARDS, "requeue", "--from", "2026-11-01", "--to", "2026-11-03", "--reason", "r"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert [(day["date"], day["ok"]) for day in result["days"]] == [
+        ("2026-11-01", False),  # validated, not quarantined: nothing to requeue
+        ("2026-11-02", False),
+        ("2026-11-03", True),
     ]
-    assert main([*CARDS, "requeue", "--date", "2026-11-01"]) == 1
+    assert (result["exit_code"], result["failed"], result["command"]) == (1, ["2026-11-01", "2026-11-02"], "requeue")
+    assert "holds no data to requeue" in result["days"][0]["error"]
+    assert result["error"] == "2 of 3 days failed: 2026-11-01, 2026-11-02"
+    reason = json.loads((home / "lake" / "card_transactions" / "raw" / "dt=2026-11-03" / "reason.json").read_text())
+    assert [(e["event"], e.get("note")) for e in reason["history"]] == [("quarantined", None), ("requeued", "r")]
+    assert main([*CARDS, "requeue", "--date", "2026-11-03"]) == 1  # one day: one line on stderr, as before
     err = capsys.readouterr().err
     assert err.startswith("mlops requeue: ") and "holds no data to requeue" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("days", "message"),
+    [
+        (["--from", "2026-11-02", "--to", "2026-11-01"], "--to 2026-11-01 is before --from 2026-11-02"),
+        (
+            ["--from", "2026-01-01", "--to", "2027-01-02"],
+            "--from 2026-01-01 --to 2027-01-02 spans 367 days; at most 366 at once",
+        ),
+        (["--date", "2026-11-01", "--from", "2026-11-01", "--to", "2026-11-02"], "--date or --from/--to, not both"),
+        (["--from", "2026-11-01"], "give --date D, or --from D1 and --to D2 (both)"),
+        ([], "give --date D, or --from D1 and --to D2 (both)"),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "score", "drift", "requeue"])
+def test_a_bad_date_range_is_refused_before_any_day_runs(
+    command: str, days: list[str], message: str, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*CARDS, command, *days]) == 2
+    assert capsys.readouterr().err == f"mlops {command}: {message}\n"
+    assert not (home / "lake").exists(), "nothing ran"
 
 
 # -- the CLI as people type it ------------------------------------------------------------------------------------

@@ -421,12 +421,33 @@ def test_database_urls_match_the_roles_and_databases_postgres_creates(url):
     assert parsed.scheme == "postgresql+psycopg2" and parsed.hostname == "postgres"
     postgres_env = environment("postgres")
     assert postgres_env[f"{user.upper()}_DB_PASSWORD"] == parsed.password, f"{user}: password differs from postgres'"
-    mounts = volume_mounts("postgres")
-    init = next(source for target, (source, _) in mounts.items() if target.startswith("/docker-entrypoint-initdb.d/"))
-    sql = (ROOT / init).read_text()
+    sql = (DOCKER_DIR / "postgres-init.sql").read_text()
     assert re.search(rf"CREATE ROLE {user} LOGIN PASSWORD :'{user}_password';", sql)
     assert re.search(rf"\\getenv {user}_password {user.upper()}_DB_PASSWORD", sql)
-    assert re.search(rf"CREATE DATABASE {database} OWNER {user};", sql)
+    owner = f"{user}_owner" if database == "mlops" else user  # the ledger's runtime role owns nothing
+    assert re.search(rf"CREATE DATABASE {database} OWNER {owner};", sql)
+
+
+def test_the_ledger_has_an_owner_role_for_migrations_and_a_runtime_role_that_owns_nothing():
+    """The platform logs in as a role that can append moves and move head rows but never drop a trigger."""
+    from mlops.ledger_schema import RUNTIME_GRANTS, postgres_schema_sql
+
+    url = urlsplit(environment("airflow-scheduler")["MLOPS__REGISTRY__LEDGER_URI"])
+    runtime, database = url.username, url.path.lstrip("/")
+    owner = f"{runtime}_owner"
+    init = (DOCKER_DIR / "postgres-init.sql").read_text()
+    assert f"CREATE ROLE {owner} NOLOGIN;" in init, "the owner cannot log in: migrations run as it by SET ROLE"
+    assert f"CREATE DATABASE {database} OWNER {owner};" in init
+    assert not re.search(rf"OWNER (TO )?{runtime}\b|GRANT {owner} TO|GRANT ALL", init)
+    scripts = sorted((target, source) for target, (source, _) in volume_mounts("postgres").items()
+                     if target.startswith("/docker-entrypoint-initdb.d/"))  # fmt: skip
+    assert [Path(source).name for _, source in scripts] == ["postgres-init.sql", "ledger-schema.sql"]
+    schema = (ROOT / scripts[1][1]).read_text()
+    assert schema == postgres_schema_sql(database, owner, runtime), "regenerate include/docker/ledger-schema.sql"
+    grants = {table: rights for rights, table in re.findall(rf"GRANT (.+) ON (\w+) TO {runtime};", schema)}
+    assert grants == RUNTIME_GRANTS
+    assert "UPDATE" not in "".join(rights for table, rights in RUNTIME_GRANTS.items() if table != "alias_heads")
+    assert f"SET ROLE {owner};" in schema and not re.search(rf"OWNER TO {runtime}\b", schema)
 
 
 def test_postgres_init_creates_the_three_databases():

@@ -222,3 +222,47 @@ def test_which_model_a_command_is_for(tmp_path: Path) -> None:
     assert resolve_model(None, {**two, "MLOPS_MODEL": "fraud"}) == "fraud"
     with pytest.raises(ConfigError, match=r"no model 'nope'.*models: churn, fraud"):
         resolve_model("nope", two)
+
+
+# -- deployment sections: where alerts go, what the UI links to ---------------------------------------------
+def test_alerts_and_ui_are_read_from_the_deployment_file_and_env(tmp_path: Path) -> None:
+    config = tmp_path / "deployment.yaml"
+    config.write_text(
+        "alerts:\n  smtp_conn_id: mlops_smtp\n  email_to: [oncall@example.com]\n"
+        "  airflow_url: https://airflow.example.com/\nui: {mlflow_ui_url: 'https://mlflow.example.com'}\n"
+    )
+    env = {"MLOPS_HOME": str(tmp_path), "MLOPS_CONFIG": str(config)}
+    settings = load_settings(env=env)
+    assert (settings.alerts.smtp_conn_id, settings.alerts.email_to) == ("mlops_smtp", ["oncall@example.com"])
+    assert settings.alerts.airflow_url == "https://airflow.example.com"  # one form: links append their path
+    assert settings.ui.mlflow_ui_url == "https://mlflow.example.com"
+    from_env = load_settings(env={**env, "MLOPS__ALERTS__EMAIL_TO": "a@example.com, b@example.com"})
+    assert from_env.alerts.email_to == ["a@example.com", "b@example.com"]  # env over the file, comma-separated
+
+
+@pytest.mark.parametrize("section", ["alerts", "ui"])
+def test_a_model_file_cannot_say_where_alerts_go_or_what_the_ui_links_to(tmp_path: Path, section: str) -> None:
+    text = {"alerts": "alerts: {slack_conn_id: my_slack}\n", "ui": "ui: {mlflow_ui_url: 'http://evil:5000'}\n"}
+    env = _models(tmp_path, rogue=text[section])
+    with pytest.raises(ConfigError, match=rf"rogue\.yaml: {section}: set only by the deployment config"):
+        load_settings(model="rogue", env=env)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "rule"),
+    [
+        ("MLOPS__UI__MLFLOW_UI_URL", "http://admin:hunter2@mlflow:5000", "must not embed a user or password"),
+        ("MLOPS__ALERTS__AIRFLOW_URL", "https://tok3n-abc@airflow.example.com", "must not embed a user or password"),
+        ("MLOPS__UI__MLFLOW_UI_URL", "javascript:alert(1)", "must be an http:// or https:// URL"),
+        ("MLOPS__ALERTS__AIRFLOW_URL", "airflow:8080", "must be an http:// or https:// URL"),
+        ("MLOPS__ALERTS__EMAIL_TO", "oncall", "not e-mail addresses"),
+    ],
+)
+def test_a_shown_url_is_http_without_credentials_and_the_error_names_the_setting(
+    tmp_path: Path, variable: str, value: str, rule: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env={"MLOPS_HOME": str(tmp_path), variable: value})
+    setting = variable.removeprefix("MLOPS__").replace("__", ".").lower()
+    assert f"{setting}: " in str(refused.value) and rule in str(refused.value)
+    assert "hunter2" not in str(refused.value) and "tok3n-abc" not in str(refused.value)

@@ -527,3 +527,58 @@ def test_evidently_report_on_seeded_samples(tmp_path: Path) -> None:
     assert again["columns"] == summary["columns"]  # seeded samples: reproducible
     with pytest.raises(ValueError, match="same columns"):
         evidently_report(reference, current[columns[:2]], str(out), seed=0, sample_rows=100)
+
+
+# ------------------------------------------------------------------------------------- a change in the labels
+
+
+def _checked(day: str, labelled: list[str], breached: bool | None) -> dict:
+    """A history entry: ``breached`` None means the window held no labelled evidence."""
+    performance = None if breached is None else {"breached": breached, "auc_pr": 0.1 if breached else 0.7}
+    return {"day": day, "performance": performance, "labelled_days": labelled, "triggered": False}
+
+
+def test_a_change_starts_on_the_first_labelled_day_the_breaching_check_saw_new() -> None:
+    from mlops.drift import concept_change_start
+
+    history = [
+        _checked("2026-04-02", ["2026-03-29", "2026-03-30"], False),
+        _checked("2026-04-03", ["2026-03-30", "2026-03-31"], False),
+        _checked("2026-04-04", ["2026-03-31", "2026-04-01"], True),  # 04-01's labels broke it
+        _checked("2026-04-05", ["2026-04-01", "2026-04-02"], True),
+        _checked("2026-04-06", [], None),
+        _checked("2026-04-09", ["2026-04-05", "2026-04-06"], False),  # a champion trained since is healthy
+    ]
+    change = dt.date(2026, 4, 1)
+    assert concept_change_start(history, dt.date(2026, 4, 3)) is None  # a run for day D decides from days <= D
+    assert concept_change_start(history, dt.date(2026, 4, 4)) == change
+    assert concept_change_start(history, dt.date(2026, 4, 9)) == change  # healthy again: the change stays
+    later = [*history, _checked("2026-04-20", ["2026-04-16", "2026-04-17"], True)]
+    assert concept_change_start(later, dt.date(2026, 4, 20)) == dt.date(2026, 4, 16)  # new: oldest unseen day
+    assert concept_change_start([_checked("2026-04-04", ["2026-04-01"], None)], dt.date(2026, 4, 9)) is None
+
+
+def test_a_performance_breach_waits_for_labels_since_the_change_then_catches_up(settings: Settings) -> None:
+    from mlops.drift import catch_up_reason, wait_for_labels_reason
+
+    today, since = dt.date(2026, 4, 5), dt.date(2026, 4, 1)
+    current = _result("2026-04-05", severe=True, psi_value=0.1)
+    current.performance = {"breached": True, "auc_pr": 0.01, "reference_auc_pr": 0.7, "relative_drop": 0.99}
+    wait = wait_for_labels_reason(since, 2, 3)
+    assert wait is not None and "2 of the 3 days" in wait
+    waiting = trigger_decision(settings, [], current, today, None, False, wait_for_labels=wait)
+    assert not waiting["trigger"] and waiting["reason"].startswith("waiting:")
+    assert wait_for_labels_reason(since, 3, 3) is None
+    assert trigger_decision(settings, [], current, today, None, False)["trigger"]
+
+    # a champion that learned from the first 3 days since the change retrains once twice as many are labelled
+    learned = ["2026-04-01", "2026-04-02", "2026-04-03"]
+    assert catch_up_reason(since, learned, 5, 14, "5") is None
+    reason = catch_up_reason(since, learned, 6, 14, "5")
+    assert reason is not None and "v5 learned from 3 day(s)" in reason
+    clean = _result("2026-04-09", breached=False)
+    decision = trigger_decision(settings, [], clean, dt.date(2026, 4, 9), None, False, catch_up=reason)
+    assert decision["trigger"] and decision["reason"].startswith("catch-up:")
+    assert not trigger_decision(settings, [], clean, dt.date(2026, 4, 9), None, True, catch_up=reason)["trigger"]
+    assert catch_up_reason(since, ["2026-03-20", *learned], 8, 14, "4") is None  # trained before the change
+    assert catch_up_reason(since, [f"2026-04-{d:02}" for d in range(1, 15)], 28, 14, "6") is None  # window full

@@ -238,7 +238,8 @@ def _parquet_eio(path: str, footer_ok: bool) -> Iterator[list[str]]:
 
 @pytest.fixture
 def validated_day(lake: Lake, landed_day: dt.date) -> dt.date:
-    lake.write_json(lake.marker("raw", landed_day, VALIDATED), {"rows": 5_000})
+    manifest = lake.manifest(lake.partition("raw", landed_day))  # what a verdict records
+    lake.write_json(lake.marker("raw", landed_day, VALIDATED), {"rows": 5_000, "manifest": manifest})
     return landed_day
 
 
@@ -272,20 +273,28 @@ def test_an_io_error_reading_a_validated_day_is_retried_not_bad_input(
 
 
 def test_a_corrupt_parquet_file_is_still_bad_input(settings: Settings, lake: Lake, validated_day: dt.date) -> None:
-    from mlops.scoring import ScoringInputError
+    from mlops.scoring import ScoringInputError, plan_chunks
+    from mlops.scoring.parquet_io import read_batches
 
-    path = lake.data_files(lake.partition("raw", validated_day))[0]
+    raw = lake.partition("raw", validated_day)
+    (chunk,) = plan_chunks(settings, lake, validated_day)  # planned on the validated bytes, which then rot
+    path = lake.data_files(raw)[0]
     original = Path(path).read_bytes()
     column = pq.ParquetFile(path).schema_arrow.get_field_index(settings.dataset.id_column)
     offset = pq.ParquetFile(path).metadata.row_group(0).column(column).data_page_offset
     Path(path).write_bytes(original[:offset] + b"\xff" * 64 + original[offset + 64 :])
     with pytest.raises(ScoringInputError, match="corrupt or changed after validation") as error:
+        list(read_batches(lake, raw, chunk.row_groups, [settings.dataset.id_column], 1_024))
+    assert not isinstance(error.value, InfrastructureError)
+    with pytest.raises(ScoringInputError, match="changed after validation") as error:  # a new plan refuses it
         _read_all(settings, lake, validated_day)
     assert not isinstance(error.value, InfrastructureError)
 
     Path(path).write_bytes(original[: len(original) // 2])  # the footer is gone
     with pytest.raises(ScoringInputError, match="cannot read the parquet footer") as error:
-        _read_all(settings, lake, validated_day)
+        from mlops.scoring.parquet_io import read_footer
+
+        read_footer(lake, path)
     assert not isinstance(error.value, InfrastructureError)
 
 

@@ -21,6 +21,7 @@ PACKAGE = PROJECT_ROOT / "include" / "mlops"
 DAGS = PACKAGE / "airflow" / "dags"
 #: The helpers a plan function wraps: which days wait, whether a champion exists, which window trains.
 DECISIONS = frozenset({"pending_days", "unscored_days", "unchecked_days", "champion_trained_days", "alias_version",
+                       "concept_change_start",
                        "pin_champion", "NoChampion", "resolve_snapshot", "NoTrainingData", "check_day"})  # fmt: skip
 #: Who must call which plan function, and which decision helpers it may still import for other reasons.
 CALLERS = {

@@ -23,6 +23,7 @@ import pytest
 from mlops.config import Settings, load_settings
 from mlops.errors import InfrastructureError
 from mlops.registry import CHALLENGER, CHAMPION, AliasOutOfSync, PromotionConflict, Registry, RegistryError
+from tests.unit.ledger_verdicts import record_verdict
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -103,7 +104,10 @@ def _register(
     tags = {"lineage.data_rev": "abc123", "metrics.auc_pr": "0.42"}
     if passed is not None:
         tags["gates.passed"] = "true" if passed else "false"
-    return registry.register(run_id or _new_run(registry), model_uri, tags)
+    version = registry.register(run_id or _new_run(registry), model_uri, tags)
+    if passed is not None:
+        record_verdict(registry, version, passed)  # the ledger's verdict, as `assess` records it
+    return version
 
 
 def _who(**extra: str) -> dict[str, str]:
@@ -198,7 +202,7 @@ def test_version_without_passed_gates_is_refused(
 ) -> None:
     version = _register(registry, logged_model, passed=passed)
 
-    with pytest.raises(RegistryError, match="gates.passed"):
+    with pytest.raises(RegistryError, match="its gates failed" if passed is False else "no gate verdict in the ledger"):
         registry.promote(version, None, **_who())
     with pytest.raises(RegistryError, match="has no version '7'"):
         registry.promote("7", None, **_who())
@@ -277,22 +281,23 @@ def test_rollback_to_previous_and_to_a_named_version(registry: Registry, logged_
     failed = _register(registry, logged_model, passed=False)
     registry.promote(v1, None, **_who())
     registry.promote(v2, v1, **_who())
+    registry.promote(v3, v2, **_who())
 
     back = registry.rollback(None, **_who(actor="oncall", reason="precision dropped"))
+    assert registry.alias_version(CHAMPION) == v2
+    assert (back.from_version, back.to_version, back.reason) == (v3, v2, "precision dropped")
+
+    named = registry.rollback(v1, **_who(actor="oncall", reason="known good"))
     assert registry.alias_version(CHAMPION) == v1
-    assert (back.from_version, back.to_version, back.reason) == (v2, v1, "precision dropped")
+    assert (named.from_version, named.to_version) == (v2, v1)
 
-    named = registry.rollback(v3, **_who(actor="oncall", reason="known good"))
-    assert registry.alias_version(CHAMPION) == v3
-    assert (named.from_version, named.to_version) == (v1, v3)
-
-    with pytest.raises(RegistryError, match="gates.passed"):
+    with pytest.raises(RegistryError, match="its gates failed"):
         registry.rollback(failed, **_who())
     with pytest.raises(RegistryError, match="no version"):
         registry.rollback("99", **_who())
-    assert registry.alias_version(CHAMPION) == v3
+    assert registry.alias_version(CHAMPION) == v1
     history = [(m.from_version, m.to_version) for m in registry.ledger().moves(registry.name, CHAMPION)]
-    assert history == [(None, v1), (v1, v2), (v2, v1), (v1, v3)]
+    assert history == [(None, v1), (v1, v2), (v2, v3), (v3, v2), (v2, v1)]
 
 
 def test_rollback_without_a_previous_champion_errors(registry: Registry, logged_model: tuple[str, str]) -> None:

@@ -87,7 +87,8 @@ def _land_copy(lake: Lake, table: pa.Table, day: dt.date, row_group_size: int = 
         piece = table.slice(bounds[i], bounds[i + 1] - bounds[i])
         lake.write_parquet(piece, f"{partition}/part-{i:05d}.parquet", row_group_size=row_group_size)
     lake.touch(f"{partition}/{SUCCESS}")
-    lake.write_json(f"{partition}/{VALIDATED}", {"rows": table.num_rows, "note": "copied by test_scoring"})
+    marker = {"rows": table.num_rows, "manifest": lake.manifest(partition), "note": "copied by test_scoring"}
+    lake.write_json(f"{partition}/{VALIDATED}", marker)
 
 
 def _leftovers(lake: Lake, day: dt.date) -> list[str]:
@@ -245,8 +246,8 @@ def test_a_corrupt_file_fails_and_keeps_the_previous_output(home: Settings) -> N
     with pytest.raises(ScoringInputError, match=rf"{path} row groups \[0, 1, 2, 3\]"):
         score_chunk(small_batches, lake, day, pinned, chunk.stamped("2026-10-04T00:00:00Z"), "bad")
     assert lake.fs.ls(lake.staging("scores", day, "bad")) == [], "the half-written part is removed"
-    with pytest.raises(ScoringInputError, match="corrupt"):
-        score_day(home, day, run_id="bad")
+    with pytest.raises(ScoringInputError, match=r"part-00000\.parquet changed after validation"):
+        score_day(home, day, run_id="bad")  # a whole run plans first: the changed bytes are refused up front
     assert _read_scores(lake, day).equals(good), "the earlier good output is untouched"
 
     # Truncated: the footer itself is gone, the plan fails naming the file.
@@ -330,9 +331,9 @@ def test_scoring_on_s3(home: Settings, s3_env: dict[str, str]) -> None:
         meta = pq.ParquetFile(handle).metadata
     amount = meta.schema.to_arrow_schema().get_field_index("amount")
     offset = meta.row_group(2).column(amount).data_page_offset
-    lake.fs.pipe_file(raw_file, data[:offset] + b"\xff" * 64 + data[offset + 64 :])
     pinned = pin_champion(s3)
-    (chunk,) = plan_chunks(s3, lake, DAY, pinned)
+    (chunk,) = plan_chunks(s3, lake, DAY, pinned)  # planned on the validated bytes, which then change
+    lake.fs.pipe_file(raw_file, data[:offset] + b"\xff" * 64 + data[offset + 64 :])
     with pytest.raises(ScoringInputError, match="row groups"):
         score_chunk(_scoring(s3, batch_rows=1_024), lake, DAY, pinned, chunk.stamped("2026-10-04"), "bad")
     assert not lake.exists(f"{lake.staging('scores', DAY, 'bad')}/part-00000.parquet")

@@ -218,3 +218,15 @@ def test_no_usable_training_data_is_its_own_exit_code_and_ends_the_task_skipped(
     monkeypatch.setattr(local, "spawn_trainer", trainer_exiting(1))  # a crash stays an error Airflow retries
     with pytest.raises(RuntimeError, match="exited with 1"):
         local.run_local(request)
+
+
+def test_a_window_after_a_change_starts_at_it_with_a_shorter_split(trained_home: Settings) -> None:
+    """After a confirmed change in what the labels say, days before it teach the old concept: the window starts at
+    the change, splits the few days since it (train keeps about half), and needs three of them."""
+    days = [(START + dt.timedelta(days=i)).isoformat() for i in range(DAYS)]
+    since = START + dt.timedelta(days=5)  # four labelled days since (days 5..8)
+    snapshot = resolve_snapshot(trained_home, AS_OF, since=since)
+    assert snapshot.days == {"train": days[5:7], "valid": days[7:8], "holdout": days[8:9]}
+    assert resolve_snapshot(trained_home, AS_OF, since=START).days == resolve_snapshot(trained_home, AS_OF).days
+    with pytest.raises(NoTrainingData, match=r"labels changed from dt=2026-08-08 .* 2 labelled day\(s\) since then"):
+        resolve_snapshot(trained_home, AS_OF, since=START + dt.timedelta(days=7))

@@ -33,6 +33,7 @@ from mlops.config import ConfigError, Settings, load_settings
 from mlops.errors import InfrastructureError
 from mlops.ledger import AliasOutOfSync, Ledger, RegistryError
 from mlops.registry import CHALLENGER, CHAMPION, Registry
+from tests.unit.ledger_verdicts import record_verdict
 
 RUN_ID = "manual__2026-11-10T06:30:00+00:00"
 
@@ -87,7 +88,9 @@ def _version(registry: Registry, model_uri: str, passed: bool = True, compared: 
     experiment = registry.client.get_experiment_by_name("trust-tests").experiment_id
     run_id = registry.client.create_run(experiment).info.run_id
     tags = {"gates.passed": str(passed).lower(), "gates.champion_compared": compared}
-    return registry.register(run_id, model_uri, tags)
+    version = registry.register(run_id, model_uri, tags)
+    record_verdict(registry, version, passed, None if compared == "none" else compared)  # what `assess` records
+    return version
 
 
 def _who(reason: str = "test") -> dict[str, str]:

@@ -1,12 +1,17 @@
 """Alerts that reach people: failures, quarantines, drift breaches, promotions and rollbacks.
 
 Every alert is one log line (the default, always), and also an e-mail and a Slack message when a connection
-is configured. Until the config has an ``alerts:`` section, the environment configures delivery:
+is configured. The deployment's ``alerts:`` section configures delivery (the deployment config file
+``MLOPS_CONFIG`` or ``MLOPS__ALERTS__*`` env; a model file may not set it):
 
-* ``MLOPS_ALERT_SMTP_CONN_ID``: an Airflow SMTP connection (SMTP provider); the mail goes to
-  ``MLOPS_ALERT_EMAIL_TO`` (comma-separated), from ``MLOPS_ALERT_EMAIL_FROM`` or the connection's ``from_email``;
-* ``MLOPS_ALERT_SLACK_CONN_ID``: an Airflow Slack incoming-webhook connection (``slackwebhook``, Slack provider);
-* ``MLOPS_AIRFLOW_URL``: the Airflow UI, to put a link to the task in the message (``make up`` sets it).
+* ``smtp_conn_id``: an Airflow SMTP connection (SMTP provider); the mail goes to ``email_to``, from
+  ``email_from`` or the connection's ``from_email``;
+* ``slack_conn_id``: an Airflow Slack incoming-webhook connection (``slackwebhook``, Slack provider);
+* ``airflow_url``: the Airflow UI, to put a link to the task in the message.
+
+Each field left unset falls back to its legacy environment variable (:data:`LEGACY_ENV`:
+``MLOPS_ALERT_SMTP_CONN_ID``, ``MLOPS_ALERT_EMAIL_TO`` comma-separated, ``MLOPS_ALERT_EMAIL_FROM``,
+``MLOPS_ALERT_SLACK_CONN_ID``, ``MLOPS_AIRFLOW_URL``, which ``make up`` sets), so older deployments keep working.
 
 Every message names the DAG, the day it is about and the reason. A delivery that fails is logged and never
 raised: an alert must not fail (or retry) the task it reports on. A reason quotes data and errors, so it is
@@ -25,15 +30,19 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseNotifier
 
+from mlops.config import AlertsSpec, deployment_settings
+from mlops.web.urls import without_userinfo
+
 log = logging.getLogger("mlops.notify")
 
-SMTP_CONN_ENV, EMAIL_TO_ENV, EMAIL_FROM_ENV = (
-    "MLOPS_ALERT_SMTP_CONN_ID",
-    "MLOPS_ALERT_EMAIL_TO",
-    "MLOPS_ALERT_EMAIL_FROM",
-)
-SLACK_CONN_ENV = "MLOPS_ALERT_SLACK_CONN_ID"
-AIRFLOW_URL_ENV = "MLOPS_AIRFLOW_URL"
+#: Each field of the ``alerts`` section and the environment variable it falls back to when unset.
+LEGACY_ENV = {
+    "smtp_conn_id": "MLOPS_ALERT_SMTP_CONN_ID",
+    "email_to": "MLOPS_ALERT_EMAIL_TO",
+    "email_from": "MLOPS_ALERT_EMAIL_FROM",
+    "slack_conn_id": "MLOPS_ALERT_SLACK_CONN_ID",
+    "airflow_url": "MLOPS_AIRFLOW_URL",
+}
 
 TITLES = {
     "failure": "FAILED",
@@ -62,14 +71,14 @@ class Alert:
         first = self.reason.splitlines()[0] if self.reason else ""
         return f"[mlops] {TITLES[self.kind]} {self.dag_id} {self.day}: {first[:140]}"
 
-    def text(self, env: Mapping[str, str] | None = None) -> str:
-        env = os.environ if env is None else env
+    def text(self, airflow_url: str | None = None) -> str:
+        """The message; with ``airflow_url`` (the Airflow UI), a link to the task."""
         lines = [
             f"{TITLES[self.kind]}: {self.dag_id} for {self.day}",
             f"reason: {self.reason}",
             f"task: {self.dag_id}.{self.task_id}, run {self.run_id}",
         ]
-        base = (env.get(AIRFLOW_URL_ENV) or "").rstrip("/")
+        base = (airflow_url or "").rstrip("/")
         if base and self.run_id != "?":
             where = f"{base}/dags/{quote(self.dag_id, safe='')}/runs/{quote(self.run_id, safe='')}"
             lines.append(
@@ -80,15 +89,38 @@ class Alert:
         return "\n".join(lines)
 
 
-def _send_email(alert: Alert, conn_id: str, env: Mapping[str, str]) -> None:
+def alert_settings(env: Mapping[str, str] | None = None) -> AlertsSpec:
+    """The deployment's ``alerts`` section, each field it leaves unset filled from its :data:`LEGACY_ENV` variable.
+
+    A deployment config that does not load is logged, and the legacy variables alone decide: the task that
+    alerts has already failed on it, and the alert must still go out.
+    """
+    env = os.environ if env is None else env
+    try:
+        section = deployment_settings(env).alerts
+    except Exception:
+        log.exception("the deployment config does not load: alerts use the legacy MLOPS_ALERT_* variables only")
+        section = AlertsSpec()
+    fallback: dict[str, Any] = {}
+    for field, variable in LEGACY_ENV.items():
+        raw = (env.get(variable) or "").strip()
+        if raw and not getattr(section, field):
+            fallback[field] = [part.strip() for part in raw.split(",") if part.strip()] if field == "email_to" else raw
+    if "airflow_url" in fallback:  # unchecked, unlike the section's: at least never show its credentials
+        fallback["airflow_url"] = without_userinfo(fallback["airflow_url"])
+    return section.model_copy(update=fallback)
+
+
+def _send_email(alert: Alert, alerts: AlertsSpec) -> None:
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-    recipients = [address.strip() for address in env.get(EMAIL_TO_ENV, "").split(",") if address.strip()]
-    if not recipients:
-        raise ValueError(f"{SMTP_CONN_ENV} is set but {EMAIL_TO_ENV} names no recipient")
-    with SmtpHook(smtp_conn_id=conn_id) as hook:
-        hook.send_email_smtp(to=recipients, subject=alert.subject, from_email=env.get(EMAIL_FROM_ENV) or None,
-                             html_content=f"<pre>{html.escape(alert.text(env), quote=False)}</pre>")  # fmt: skip
+    if not alerts.email_to:
+        raise ValueError(f"alerts.smtp_conn_id is set but alerts.email_to (or {LEGACY_ENV['email_to']}) names nobody")
+    body = f"<pre>{html.escape(alert.text(alerts.airflow_url), quote=False)}</pre>"
+    with SmtpHook(smtp_conn_id=alerts.smtp_conn_id) as hook:
+        hook.send_email_smtp(
+            to=list(alerts.email_to), subject=alert.subject, from_email=alerts.email_from or None, html_content=body
+        )
 
 
 def slack_escaped(text: str) -> str:
@@ -99,28 +131,30 @@ def slack_escaped(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def _send_slack(alert: Alert, conn_id: str, env: Mapping[str, str]) -> None:
+def _send_slack(alert: Alert, alerts: AlertsSpec) -> None:
     from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-    text = f"*{slack_escaped(alert.subject)}*\n{slack_escaped(alert.text(env))}"
-    SlackWebhookHook(slack_webhook_conn_id=conn_id).send(text=text)
+    text = f"*{slack_escaped(alert.subject)}*\n{slack_escaped(alert.text(alerts.airflow_url))}"
+    SlackWebhookHook(slack_webhook_conn_id=alerts.slack_conn_id).send(text=text)
 
 
 def deliver(alert: Alert, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Log the alert, then send it through every configured channel; returns ``{channel: outcome}``."""
-    env = os.environ if env is None else env
+    """Log the alert, then send it through every configured channel; returns ``{channel: outcome}``.
+
+    ``env`` (default: the process's) is where the deployment config and the legacy variables are read.
+    """
     log.log(_LEVELS.get(alert.kind, logging.INFO), "%s", alert.subject)
     outcomes = {"log": "written"}
-    channels = ((SMTP_CONN_ENV, "email", _send_email), (SLACK_CONN_ENV, "slack", _send_slack))
-    for variable, channel, send in channels:
-        conn_id = env.get(variable)
+    alerts = alert_settings(env)
+    channels = (("email", alerts.smtp_conn_id, _send_email), ("slack", alerts.slack_conn_id, _send_slack))
+    for channel, conn_id, send in channels:
         if not conn_id:
             continue
         try:
-            send(alert, conn_id, env)
+            send(alert, alerts)
             outcomes[channel] = "sent"
         except Exception as exc:  # an alert must never fail the task it reports on
-            log.exception("could not send the %s alert through %s %r", channel, variable, conn_id)
+            log.exception("could not send the %s alert through connection %r", channel, conn_id)
             outcomes[channel] = f"failed: {exc}"
     return outcomes
 

@@ -9,6 +9,7 @@ with or without a time zone (and dates). The validation reader normalises each f
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 from pathlib import Path
@@ -37,6 +38,9 @@ RANGE_FACTOR = 10
 NULL_MARGIN = 0.05
 #: Inferred absolute row-count floor: this fraction of the partition's rows (the ratio band does the rest).
 ROW_COUNT_FLOOR = 0.1
+#: Drafted event-time tolerance: events this many hours before or after the partition's UTC day are still its own
+#: (clock skew, a producer that closes the day late); a day of 2099 or of last week is not.
+EVENT_TIME_TOLERANCE_HOURS = 1.0
 
 
 class ColumnRule(BaseModel):
@@ -89,6 +93,9 @@ class Contract(BaseModel):
     description: str = ""
     extra_columns: Literal["forbid", "allow"] = "forbid"
     row_count: RowCountRule = RowCountRule()
+    #: The event-time column (``dataset.time_column``) must fall within the partition's UTC day, widened by this
+    #: many hours each side; absent (null): not checked. ``mlops dataset init`` drafts it.
+    event_time_tolerance_hours: float | None = Field(None, ge=0.0, le=24.0 * 366)
     columns: dict[str, ColumnRule]
     sha256: str = Field("", exclude=True, description="hash of the contract file, recorded with verdicts")
 
@@ -116,6 +123,14 @@ class Contract(BaseModel):
             raise ValueError(
                 f"contract {self.name} v{self.version} lacks columns named in the dataset config: {missing}"
             )
+
+    def event_time_window(self, day: dt.date) -> tuple[dt.datetime, dt.datetime] | None:
+        """``[start of day - tolerance, end of day + tolerance]`` (UTC) for ``raw/dt=D``, None when not checked."""
+        if self.event_time_tolerance_hours is None:
+            return None
+        start = dt.datetime.combine(day, dt.time(), dt.UTC)
+        tolerance = dt.timedelta(hours=self.event_time_tolerance_hours)
+        return start - tolerance, start + dt.timedelta(days=1) + tolerance
 
     def to_yaml(self) -> str:
         body = self.model_dump(mode="json", exclude_none=True)
@@ -184,12 +199,29 @@ def null_allowance(fraction: float) -> float:
     return min(1.0, math.ceil(widened * 1000) / 1000)
 
 
-def infer_contract(table: pa.Table, dataset: DatasetSpec, version: str = "1.0.0", source: str = "") -> Contract:
+def event_time_tolerance(column: pa.ChunkedArray, day: dt.date) -> float:
+    """The tolerance a draft gets: :data:`EVENT_TIME_TOLERANCE_HOURS`, or the whole hours the day's own event
+    times reach beyond its UTC day (so the draft accepts the day it came from; the review shows it)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    bounds = pc.min_max(pc.cast(column, pa.timestamp("us", tz="UTC"), safe=False))  # any unit, zone or a date
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is None:
+        return EVENT_TIME_TOLERANCE_HOURS
+    start = dt.datetime.combine(day, dt.time(), dt.UTC)
+    beyond = max((start - low).total_seconds(), (high - start - dt.timedelta(days=1)).total_seconds(), 0.0)
+    return max(EVENT_TIME_TOLERANCE_HOURS, float(math.ceil(beyond / 3600)))
+
+
+def infer_contract(table: pa.Table, dataset: DatasetSpec, version: str = "1.0.0", source: str = "",
+                   day: dt.date | None = None) -> Contract:  # fmt: skip
     """Draft a contract from one partition; a person reviews ranges and categories before it is committed.
 
     The draft always accepts the partition it came from: ranges, null fractions and the row-count floor
     are the observed ones widened by the margins above; every string column but the id gets ``allowed``
-    (few values) or ``high_cardinality`` (many). It fails, naming the column, on what no contract can
+    (few values) or ``high_cardinality`` (many). Given the partition's ``day``, the event-time rule is drafted
+    (:func:`event_time_tolerance`). It fails, naming the column, on what no contract can
     describe: a column type contracts do not know, or an id column that is absent or not unique.
     """
     import pyarrow.compute as pc
@@ -225,11 +257,16 @@ def infer_contract(table: pa.Table, dataset: DatasetSpec, version: str = "1.0.0"
                 rule["high_cardinality"] = True
         columns[field.name] = ColumnRule(**rule)
     drafted = f"Drafted from {table.num_rows} rows{where}"
+    tolerance = None
+    time_rule = columns.get(dataset.time_column)
+    if day is not None and time_rule is not None and time_rule.type == "timestamp":
+        tolerance = event_time_tolerance(table.column(dataset.time_column), day)
     return Contract(
         name=dataset.name,
         version=version,
         description=f"{drafted}; ranges, null fractions and the row-count floor are the observed ones widened "
         "by stated margins (mlops.data.contract). Review before use.",
         row_count=RowCountRule(min=max(1, math.floor(table.num_rows * ROW_COUNT_FLOOR))),
+        event_time_tolerance_hours=tolerance,
         columns=columns,
     )

@@ -7,9 +7,10 @@ Layout (relative to the lake root; ``D`` is an ISO date, ``<run>`` a run id made
 path                                            what
 ==============================================  ==============================================================
 ``raw/dt=D/``                                   landed data; complete when ``_SUCCESS`` exists
-``raw/dt=D/_VALIDATED.json``                    the day passed its contract; downstream steps read only these
+``raw/dt=D/_VALIDATED.json``                    the day passed its contract; names each file it validated
 ``labels/dt=D/``                                delayed labels of day D (``_SUCCESS`` last)
-``quarantine/dt=D/``                            a day that broke its contract, with ``reason.json``
+``quarantine/dt=D/``                            the latest delivery of a day that broke its contract, ``reason.json``
+``quarantine/dt=D/_earlier/<n>/``               earlier quarantined deliveries of the day, each with its reason
 ``scores/dt=D/``                                champion scores, ``_STATS.json``, ``_SUCCESS`` last
 ``scores/dt=D/_staging/<run>/``                 parts of a scoring run before its commit
 ``scores/shadow/dt=D/``                         champion vs challenger on a sample (``_SUCCESS`` last)
@@ -22,6 +23,11 @@ path                                            what
 Reports are namespaced by dataset so that several datasets can share a lake; the Data Docs site is
 one GX site per lake whose pages are keyed by suite name, which carries the contract's name.
 Names starting with ``.`` or ``_`` are never data: :meth:`Lake.days` and :meth:`Lake.data_files` skip them.
+
+What a verdict validated is a *manifest*: each data file's name, size, md5 (DVC's own file hash, so the snapshot
+compares with DVC) and sha256 (what collisions cannot forge), of the bytes validation read
+(:func:`file_digest`). Downstream steps compare the files they read with it (:func:`manifest_changes`): a file
+added, changed or removed since the verdict is a new delivery, never part of the validated day.
 
 fsspec gives one code path for both backends (s3fs talks to S3, MinIO or moto over HTTP).
 
@@ -51,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 import fsspec
 
-from mlops.errors import InfrastructureError
+from mlops.errors import InfrastructureError, InputError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -67,6 +73,11 @@ STATS = "_STATS.json"
 #: Marker files a partition may carry; readers trust a partition by these, so they are written last.
 MARKERS = (SUCCESS, VALIDATED, REASON, STATS)
 STAGING = "_staging"
+#: Inside ``quarantine/dt=D``: earlier deliveries of the day, one numbered folder each (``_earlier/1`` the first).
+EARLIER = "_earlier"
+#: Hash algorithms of a manifest entry (besides ``size``); md5 is DVC's, sha256 the one an attacker cannot collide.
+DIGESTS = ("md5", "sha256")
+READ_BLOCK = 8 << 20
 #: Day-partitioned areas -> their folder under the lake root (partitions are ``<folder>/dt=D``).
 AREA_DIRS = {
     "raw": "raw",
@@ -82,6 +93,10 @@ DRIFT = "drift"
 HISTORY = "history"
 #: Errors that answer a question about the path (absent, already there, of the other kind): not a failing lake.
 ANSWERS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError)
+
+
+class PartitionChanged(InputError):
+    """A day's files are not the ones its verdict validated (added, changed, removed): a new delivery."""
 
 
 class LakeIOError(OSError, InfrastructureError):
@@ -111,6 +126,46 @@ def _fsync(path: str, *, directory: bool = False) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_digest(data: bytes) -> dict[str, Any]:
+    """A manifest entry of bytes already read: ``{"size", "md5", "sha256"}``."""
+    return {"size": len(data), **{name: hashlib.new(name, data).hexdigest() for name in DIGESTS}}
+
+
+def manifest_changes(validated: dict[str, dict[str, Any]], found: dict[str, dict[str, Any]]) -> list[str]:
+    """What differs between the validated manifest and the files found: ``<name> was added|removed|changed (..)``.
+
+    An entry is compared on ``size`` and every hash both sides have; sharing no hash is a change (never a pass).
+    """
+    changes = [f"{name} was added after validation" for name in sorted(set(found) - set(validated))]
+    changes += [f"{name} was removed after validation" for name in sorted(set(validated) - set(found))]
+    for name in sorted(set(found) & set(validated)):
+        old, new = (entry if isinstance(entry, dict) else {} for entry in (validated[name], found[name]))
+        hashes = [key for key in DIGESTS if key in old and key in new]
+        if old.get("size") != new.get("size"):
+            changes.append(f"{name} changed after validation (size {old.get('size')} -> {new.get('size')} bytes)")
+        elif not hashes or any(old[key] != new[key] for key in hashes):
+            changes.append(f"{name} changed after validation (same size, other content)")
+    return changes
+
+
+def changed_message(lake: Lake, day: dt.date, changes: list[str], consequence: str) -> str:
+    """The one line a refused day shows: the day, the first change (and how many more), and what to do."""
+    more = f" (+{len(changes) - 1} more change(s))" if len(changes) > 1 else ""
+    return (
+        f"dt={day.isoformat()}: {lake.url(lake.partition('raw', day))}/{changes[0]}{more}; {consequence}. A file "
+        f"added or changed after its day's verdict is a new delivery that must be validated: land the day again "
+        f"(data, then {SUCCESS}) and run `mlops validate --date {day.isoformat()}`"
+    )
+
+
+def refuse_changes(lake: Lake, day: dt.date, validated: dict[str, dict[str, Any]], found: dict[str, dict[str, Any]],
+                   consequence: str, error: type[InputError] = PartitionChanged) -> None:  # fmt: skip
+    """Raise ``error`` (:func:`changed_message`) if ``found`` is not the ``validated`` manifest."""
+    changes = manifest_changes(validated, found)
+    if changes:
+        raise error(changed_message(lake, day, changes, consequence))
 
 
 def _segment(value: str, what: str) -> str:
@@ -151,6 +206,16 @@ class Lake:
         if name not in MARKERS:
             raise ValueError(f"unknown marker {name!r}; expected one of {MARKERS}")
         return f"{self.partition(area, day)}/{name}"
+
+    def earlier(self, partition: str, number: int | None = None) -> str:
+        """``<partition>/_earlier`` (earlier deliveries of a quarantined day), or its ``<number>``-th (1: the first)."""
+        folder = f"{partition}/{EARLIER}"
+        return folder if number is None else f"{folder}/{int(number)}"
+
+    def earlier_numbers(self, partition: str) -> list[int]:
+        """The numbers of the earlier deliveries kept in ``partition``, oldest first."""
+        leaves = (path.rstrip("/").rsplit("/", 1)[-1] for path in self.listdir(self.earlier(partition)))
+        return sorted(int(leaf) for leaf in leaves if leaf.isdigit())
 
     def staging(self, area: str, day: dt.date, run_id: str) -> str:
         """``<partition>/_staging/<run>``: where the tasks of one run stage parts before the commit."""
@@ -234,6 +299,31 @@ class Lake:
         """Parquet files of a partition in a stable order (markers and hidden files excluded)."""
         names = self.listdir(partition)
         return sorted(n for n in names if n.endswith(".parquet") and not n.rsplit("/", 1)[-1].startswith((".", "_")))
+
+    def digest(self, path: str, algorithms: tuple[str, ...] = DIGESTS, copy_to: str | None = None) -> dict[str, Any]:
+        """``{"size", <algorithm>: hex}`` of a lake file, streamed in blocks; ``copy_to`` also writes a local copy.
+
+        One read gives the copy and the hashes of exactly the copied bytes.
+        """
+        hashes = {name: hashlib.new(name) for name in algorithms}
+        size = 0
+        with self._io("reading", path), self.fs.open(path, "rb") as handle:
+            target = open(copy_to, "wb") if copy_to else None  # noqa: SIM115 - closed below
+            try:
+                while block := handle.read(READ_BLOCK):
+                    size += len(block)
+                    for state in hashes.values():
+                        state.update(block)
+                    if target is not None:
+                        target.write(block)
+            finally:
+                if target is not None:
+                    target.close()
+        return {"size": size, **{name: state.hexdigest() for name, state in hashes.items()}}
+
+    def manifest(self, partition: str) -> dict[str, dict[str, Any]]:
+        """Name -> :meth:`digest` of each data file of ``partition`` as it is now (what a verdict records)."""
+        return {path.rsplit("/", 1)[-1]: self.digest(path) for path in self.data_files(partition)}
 
     def days(self, area: str, marker: str | None = None) -> list[dt.date]:
         """Dates that have a partition in ``area`` (and ``marker`` inside it when given), sorted."""
@@ -325,7 +415,7 @@ class Lake:
             _fsync(os.path.dirname(path.rstrip("/")), directory=True)
 
     def move(self, src: str, dst: str) -> None:
-        """Move a whole partition, replacing ``dst`` (re-quarantining a day keeps one copy)."""
+        """Move a whole partition (or folder), replacing ``dst``; the caller keeps what ``dst`` held if it must."""
         self.remove(dst)
         with self._io(f"moving {self.url(src)} to", dst):
             if self.is_s3:

@@ -10,7 +10,10 @@ Beside it, every validated day is scored by two references that never touch the 
 * **frozen**: the day-0 champion itself (the version trained before day 0), never retrained;
 * **oracle**: ``fit_booster`` (the training code's own fit, same parameters) refitted every day on the window
   ``resolve_snapshot`` gives for that day (the same train / early-stopping split the pipeline uses), so it
-  knows exactly the labels known by then.
+  knows exactly the labels known by then; while a concept or prior drift is in effect, that window starts at
+  the drift's first day (``since``): the pipeline with a perfect change detector, retrained every day. The
+  distance to it is what the policy costs: detection, cooldowns, the gates' rejections, the days between
+  retrains.
 
 A day's AUC-PR is computed for all three when its labels arrive (``delay_days`` later, or later still when
 the scenario delays them): performance is judged as it would be in production, on the models of that day.
@@ -63,6 +66,7 @@ class Training:
     from_version: str | None = None
     summary: str = ""
     error: str | None = None
+    skipped: str | None = None  # the plan's reason when the run had nothing to train on (not a training)
 
 
 @dataclass
@@ -244,7 +248,7 @@ class Simulation:
             plan = plan_training(settings, as_of=self.scenario.date(day), run_kind="manual", reason=reason,
                                  drift=trigger.get("drift"))  # fmt: skip
             if isinstance(plan, Skip):
-                return Training(day, kind, reason, time.monotonic() - started, error=plan.reason)
+                return Training(day, kind, reason, time.monotonic() - started, skipped=plan.reason)
             try:
                 outcome = run_all(settings, plan.as_of, plan.trigger, actor=f"simulation:{self.scenario.name}",
                                   snapshot=plan.snapshot)  # fmt: skip
@@ -312,25 +316,27 @@ class Simulation:
 
     # -- the references -----------------------------------------------------------------------------------
     def start_oracle(self, day: int, record: DayRecord) -> None:
-        """Refit the oracle on the window ``resolve_snapshot`` gives for the day, when that window moved.
+        """Refit the oracle on the labels known on ``day``, when its days moved (see the module docstring).
 
-        ``fit_booster`` (the training code's fit, same parameters) on the train split, early-stopped on the
-        validation days, as training does; in a worker thread (XGBoost releases the GIL), collected by
-        :meth:`score_references`. A window the pipeline would refuse (too few positives) keeps the last oracle.
+        In a worker thread (XGBoost releases the GIL), collected by :meth:`score_references`. A window the
+        pipeline would refuse (too few positives) keeps the last oracle.
         """
         from mlops.training.snapshot import NoTrainingData, resolve_snapshot
         from mlops.training.train import fit_booster
 
+        change = next((e for e in self.scenario.in_effect(day) if e.label_side), None)
+        since = self.scenario.date(change.day) if change is not None else None
         try:
-            snapshot = resolve_snapshot(self.settings, self.scenario.date(day), self.lake)
+            snapshot = resolve_snapshot(self.settings, self.scenario.date(day), self.lake, since=since)
         except NoTrainingData:
             return
-        record.oracle_window = [snapshot.days["train"][0], snapshot.days["valid"][-1]]
-        key = (*snapshot.days["train"], "|", *snapshot.days["valid"])
+        train, valid = snapshot.days["train"], snapshot.days["valid"]
+        record.oracle_window = [train[0], valid[-1]]
+        key = (*train, "|", *valid)
         if key == self.oracle_key:
             return
-        X_train, y_train = self._stack(snapshot.days["train"])
-        X_valid, y_valid = self._stack(snapshot.days["valid"])
+        X_train, y_train = self._stack(train)
+        X_valid, y_valid = self._stack(valid)
         if y_train.sum() < self.settings.training.min_positives or not 0 < y_valid.sum() < y_valid.size:
             return
         self.oracle_key = key

@@ -110,6 +110,10 @@ class Expectations:
     max_detection_days: int | None = 2
     max_false_triggers: int | None = 0
     champion_closer_than_frozen: bool = True
+    max_trainings: int | None = None  # trainings the policy ran (drift-triggered and scheduled; skips excluded)
+    max_covariate_triggers: int | None = None  # triggers one covariate shift causes, detection included
+    max_recovery_days_after_evidence: int | None = None  # concept/prior drift: recovered this soon after its labels
+    min_oracle_ratio: float | None = None  # the champion's mean AUC-PR over the oracle's
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ Definitions (also printed in the report):
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import statistics
 from dataclasses import asdict
@@ -72,7 +73,7 @@ def drift_events(scenario: Scenario, records: list[DayRecord], delay_days: int) 
         evidence = first_evidence(event, scenario, delay_days)
         end = event.until if event.until is not None else scenario.days
         caused = [r for r in records[evidence:end] if r.triggered and r.drift and _matches(event, r.drift)]
-        trainings = [t for r in caused for t in r.trainings if t.kind == "drift"]
+        trainings = [t for r in caused for t in r.trainings if t.kind == "drift" and t.skipped is None]
         detected = caused[0] if caused else None
         outcomes.append({
             "kind": event.kind,
@@ -84,6 +85,7 @@ def drift_events(scenario: Scenario, records: list[DayRecord], delay_days: int) 
             "detection_days": detected.day - evidence if detected else None,
             "detection_days_from_start": detected.day - event.day if detected else None,
             "detection_reason": detected.drift["reason"] if detected and detected.drift else None,
+            "label_side": event.label_side,
             "triggers": [r.date for r in caused],
             "trainings": len(trainings),
             "promotions": sum(t.promoted for t in trainings),
@@ -109,7 +111,9 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
     events = drift_events(scenario, records, delay)
     clean = clean_days(scenario, delay)
     false_triggers = [records[d].date for d in clean if records[d].triggered]
-    trainings = [t for r in records for t in r.trainings]
+    runs = [t for r in records for t in r.trainings]
+    trainings = [t for t in runs if t.skipped is None]
+    skipped = [t for t in runs if t.skipped is not None]
     policy = [t for t in trainings if t.kind == "drift"]
     bad = [t for t in trainings if t.kind == "bad_model"]
     labelled = [r for r in records if all(m in r.auc_pr for m in MODELS)]
@@ -132,6 +136,25 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
         checks.append({"check": "champion's mean AUC-PR closer to the oracle's than the frozen model's",
                        "passed": abs(gaps["champion"]) < abs(gaps["frozen"]),
                        "measured": f"gap {gaps['champion']:+.3f} vs {gaps['frozen']:+.3f}"})  # fmt: skip
+    if expect.max_trainings is not None:
+        checks.append({"check": f"at most {expect.max_trainings} trainings in the {scenario.days} days",
+                       "passed": len(trainings) <= expect.max_trainings,
+                       "measured": f"{len(trainings)} (+{len(skipped)} run(s) with nothing to train)"})  # fmt: skip
+    for event in events:
+        if expect.max_covariate_triggers is not None and not event["label_side"]:
+            checks.append({"check": f"{event['what']}: at most {expect.max_covariate_triggers} trigger(s)",
+                           "passed": len(event["triggers"]) <= expect.max_covariate_triggers,
+                           "measured": f"{len(event['triggers'])}"})  # fmt: skip
+        if expect.max_recovery_days_after_evidence is not None and event["label_side"]:
+            after = recovery_after_evidence(event)
+            checks.append({"check": f"{event['what']}: recovered within {expect.max_recovery_days_after_evidence} "
+                                    "days of its first labels",
+                           "passed": after is not None and after <= expect.max_recovery_days_after_evidence,
+                           "measured": "not recovered" if after is None else f"{after} d"})  # fmt: skip
+    if expect.min_oracle_ratio is not None and means["champion"] is not None and means["oracle"]:
+        ratio = means["champion"] / means["oracle"]
+        checks.append({"check": f"champion's mean AUC-PR at least {expect.min_oracle_ratio:.2f} of the oracle's",
+                       "passed": ratio >= expect.min_oracle_ratio, "measured": f"{ratio:.3f}"})  # fmt: skip
     for training in bad:
         verdict = "promoted" if training.promoted else "rejected"
         checks.append({"check": f"the weak model of {scenario.date(training.day)} is rejected by the gates",
@@ -158,10 +181,11 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
         "false_triggers": false_triggers,
         "trainings": {
             "count": len(trainings), "drift_triggered": len(policy), "promoted": sum(t.promoted for t in trainings),
+            "skipped": len(skipped),
             "rejected": sum(t.passed is False for t in trainings),
             "failed": sum(t.error is not None for t in trainings),
             "seconds": sum(t.seconds for t in trainings),
-            "runs": [asdict(t) | {"date": scenario.date(t.day).isoformat()} for t in trainings],
+            "runs": [asdict(t) | {"date": scenario.date(t.day).isoformat()} for t in runs],
         },
         "quarantines": [{"date": r.date, "reason": r.quarantine} for r in records if r.quarantine],
         "late_labels": late,
@@ -172,6 +196,16 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
         "passed": all(c["passed"] for c in checks),
         "days": [asdict(r) for r in records],
     }  # fmt: skip
+
+
+def recovery_after_evidence(event: dict[str, Any]) -> int | None:
+    """Days from an event's first evidence (its first labels, for concept and prior drift) to recovery; 0 when
+    the champion never fell behind; None when it did not recover."""
+    if event["recovery_days"] == 0:
+        return 0
+    if event["recovered_on"] is None:
+        return None
+    return max(0, (dt.date.fromisoformat(event["recovered_on"]) - dt.date.fromisoformat(event["first_evidence"])).days)
 
 
 def recovery_text(event: dict[str, Any]) -> str:

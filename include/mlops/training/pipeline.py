@@ -8,6 +8,7 @@ promote: compare-and-set on `champion` against the champion the candidate was co
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -67,14 +68,22 @@ class Assessment:
         return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
-def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_uri: str) -> Assessment:
-    """Score candidate and champion on the frozen holdout, evaluate the gates, log the evidence."""
+def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_uri: str, *, actor: str = "mlops",
+           run: str | None = None) -> Assessment:  # fmt: skip
+    """Score candidate and champion on the frozen holdout, evaluate the gates, log the evidence.
+
+    The verdict is recorded in the ledger (the only evidence promotion trusts), bound to the training run, the
+    booster's hash, the holdout's hash and the gate report's hash; the MLflow tags only mirror it.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
     from mlops.evaluation import holdout_curves
     from mlops.gate_report import render_gate_report_html
     from mlops.gates import evaluate_gates
+    from mlops.ledger import GateVerdict
+    from mlops.registry import Registry
+    from mlops.verdicts import booster_sha256
 
     spec = feature_spec(settings, Contract.load(settings.contract_path))
     candidate_spec = models.run_feature_spec(settings, run_id)
@@ -126,13 +135,31 @@ def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_ur
         mlflow.log_metrics({models.holdout_metric(k): float(v) for k, v in numeric.items()})
         mlflow.set_tags(evidence)
         report_uri = f"{models.get_run(settings, run_id).info.artifact_uri}/{Artifacts.GATE_REPORT_HTML}"
+    report_sha256 = hashlib.sha256(json.dumps(report.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+    registry = Registry(settings)
+    try:
+        registry.ledger().record_verdict(
+            GateVerdict(
+                model=settings.model_name,
+                training_run=run_id,
+                passed=report.passed,
+                champion_compared=champion_version,
+                artifact_sha256=booster_sha256(candidate),
+                holdout_sha256=holdout.ids_sha256,
+                report_sha256=report_sha256,
+                actor=actor,
+                run=run or run_id,
+            )
+        )
+    finally:
+        registry.ledger().dispose()
     (log.info if report.passed else log.warning)("gates %s: %s", "PASSED" if report.passed else "FAILED",
                                                  report.summary())  # fmt: skip
     return Assessment(run_id, model_uri, report.passed, report.summary(), champion_version,
                       dict(report.candidate_metrics), report_uri, evidence)  # fmt: skip
 
 
-def register(settings: Settings, assessment: Assessment, actor: str, run: str) -> str:
+def register(settings: Settings, assessment: Assessment, actor: str, run: str, human: str | None = None) -> str:
     """Register the version with its lineage and gate evidence; `challenger` when the gates passed.
 
     Safe to retry: the ledger is reached before any version exists (a database that is down fails the
@@ -148,7 +175,7 @@ def register(settings: Settings, assessment: Assessment, actor: str, run: str) -
     version = registry.register(assessment.run_id, assessment.model_uri, {**lineage, **assessment.evidence})
     if assessment.passed:
         if ledger.head(settings.model_name, CHALLENGER) != version:
-            registry.set_challenger(version, actor=actor, reason="passed its gates", run=run)
+            registry.set_challenger(version, actor=actor, reason="passed its gates", run=run, human=human)
         log.info("registered %s v%s as challenger", settings.model_name, version)
     else:
         log.warning("registered %s v%s: NOT promoted (%s)", settings.model_name, version, assessment.summary)
@@ -156,10 +183,11 @@ def register(settings: Settings, assessment: Assessment, actor: str, run: str) -
 
 
 def promote(settings: Settings, version: str, expected_champion: str | None, actor: str, reason: str,
-            run: str) -> dict[str, Any]:  # fmt: skip
+            run: str, human: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Compare-and-set `champion` -> ``version``; fails without changing anything if champion moved.
 
-    A retry of the same run after its move was committed returns that move instead of a conflict.
+    A retry of the same run after its move was committed returns that move instead of a conflict. ``human``:
+    the approver (manual policy), the run's triggering user, or None for the OS user.
     """
     from mlops.registry import CHAMPION, Registry
 
@@ -168,7 +196,7 @@ def promote(settings: Settings, version: str, expected_champion: str | None, act
     if done and done[0].to_version == str(version) and registry.resolve(CHAMPION) == str(version):
         log.info("champion is already v%s by this run (%s): nothing to do", version, run)
         return done[0].__dict__
-    move = registry.promote(version, expected_champion, actor=actor, reason=reason, run=run)
+    move = registry.promote(version, expected_champion, actor=actor, reason=reason, run=run, human=human)
     log.info("champion: v%s -> v%s (%s)", move.from_version, move.to_version, reason)
     return move.__dict__
 
@@ -182,8 +210,8 @@ def run_all(settings: Settings, as_of: Any, trigger: dict[str, Any], actor: str,
 
     snapshot = snapshot or resolve_snapshot(settings, as_of)
     trained = train(settings, snapshot, trigger)
-    assessment = assess(settings, snapshot, trained.run_id, trained.model_uri)
     run = f"cli:{trained.run_id}"
+    assessment = assess(settings, snapshot, trained.run_id, trained.model_uri, actor=actor, run=run)
     version = register(settings, assessment, actor=actor, run=run)
     outcome: dict[str, Any] = {"version": version, **assessment.to_dict()}
     if not assessment.passed:

@@ -25,8 +25,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from mlops import secret_rules
 from mlops.config import ENV_PREFIX, Settings
-from mlops.secret_rules import AWS_ACCESS_KEY_ID, SECRET_PARAMETER, SLACK_WEBHOOK, URL_CREDENTIALS, has_secret_word
+from mlops.secret_rules import AWS_ACCESS_KEY_ID, SECRET_PARAMETER, SLACK_WEBHOOK, URL_CREDENTIALS
 
 #: The container's command: the same entrypoint as the local backend.
 TRAINING_COMMAND = ["python", "-m", "mlops.training"]
@@ -69,38 +70,10 @@ TOLERATION_OPERATORS = ("Exists", "Equal")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
-def is_config_key(name: str) -> bool:
-    """True when ``name`` is ``MLOPS__<SECTION>__<FIELD>...`` naming a real field of :class:`Settings`.
-
-    The path is walked through the pydantic models; once it reaches a field that is not a model (a dict such
-    as ``model.params``, a list, a scalar) the rest of the path is that field's value and is accepted.
-    """
-    if not name.startswith(ENV_PREFIX):
-        return False
-    keys = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
-    model: type[BaseModel] | None = Settings
-    for key in keys:
-        if model is None:
-            return True
-        field = model.model_fields.get(key)
-        if field is None:
-            return False
-        annotation = field.annotation
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-    return bool(keys)
-
-
 def looks_like_secret_key(name: str) -> bool:
-    """The key rule: a word of ``name`` (split on ``_``, case-insensitive) contains SECRET, PASSWORD, PASSWD,
-    TOKEN, CREDENTIAL or PRIVATE, or ends with KEY -- unless ``name`` is an ``MLOPS__...`` key that names a
-    real settings field (:func:`is_config_key`): :class:`Settings` holds no secrets by design, so
-    ``MLOPS__KUBERNETES__CREDENTIALS_SECRET`` (the *name* of a Secret) is config, not a secret.
-
-    ``AWS_SECRET_ACCESS_KEY``, ``MLFLOW_TRACKING_TOKEN``, ``DB_PASSWORD``, ``OPENAI_API_KEY``, ``APIKEY`` and
-    ``MLOPS__STORAGE__SECRET_KEY`` (no such field) are secrets; ``MLFLOW_TRACKING_URI``, ``MLOPS_HOME``,
-    ``AWS_DEFAULT_REGION`` and ``MLOPS__DATASET__ID_COLUMN`` are not.
-    """
-    return not is_config_key(name) and has_secret_word(name)
+    """:func:`mlops.secret_rules.looks_like_secret_key` for this platform's :class:`Settings` (the rule the pod's
+    env and :mod:`mlops.redact` share)."""
+    return secret_rules.looks_like_secret_key(name, Settings, ENV_PREFIX)
 
 
 def looks_like_secret_value(value: str) -> str | None:

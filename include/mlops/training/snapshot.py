@@ -68,22 +68,54 @@ class SplitData:
         return hashlib.sha256("\x1f".join(map(str, self.ids.tolist())).encode()).hexdigest()
 
 
-def resolve_snapshot(settings: Settings, as_of: dt.date, lake: Lake | None = None) -> TrainingSnapshot:
-    """Last ``window_days`` validated days whose labels have arrived by ``as_of``, split by time."""
+#: Fewest labelled days a window that starts at a change may hold: a train, a validation and a holdout day.
+MIN_DAYS_SINCE_CHANGE = 3
+
+
+def split_days(days: int, holdout_days: int, validation_days: int) -> tuple[int, int]:
+    """(holdout, validation) day counts for a window of ``days`` that starts at a change.
+
+    At most the configured split, at least a day each: the holdout about a third of the days, the validation
+    about a third of the rest, so the train split keeps the most (about half) while the days since the change
+    are few: training on the new concept from a short window beats waiting for a full window of it.
+    """
+    holdout = max(1, min(holdout_days, days // 3))
+    return holdout, max(1, min(validation_days, (days - holdout) // 3))
+
+
+def resolve_snapshot(settings: Settings, as_of: dt.date, lake: Lake | None = None,
+                     since: dt.date | None = None) -> TrainingSnapshot:  # fmt: skip
+    """Last ``window_days`` validated days whose labels have arrived by ``as_of``, split by time.
+
+    ``since``: the first day of a confirmed change in what the labels say (:func:`mlops.drift.concept_change_start`);
+    the window then starts there (days before it teach the old concept), with a shorter split while the days
+    since it are few (:func:`split_days`), and at least three days (a train, a validation and a holdout day).
+    """
     lake = lake or Lake.from_settings(settings)
     training = settings.training
     delay = dt.timedelta(days=settings.dataset.label.delay_days)
     labelled = set(lake.days("labels", SUCCESS))
     days = [d for d in lake.days("raw", VALIDATED) if d in labelled and d + delay <= as_of][-training.window_days :]
-    needed = training.holdout_days + training.validation_days + 1
+    holdout_days, validation_days = training.holdout_days, training.validation_days
+    if since is not None and days and days[0] < since:
+        days = [d for d in days if d >= since]
+        if len(days) < MIN_DAYS_SINCE_CHANGE:
+            raise NoTrainingData(
+                f"the labels changed from dt={since} on (a confirmed performance drop): the training window up to "
+                f"{as_of} has {len(days)} labelled day(s) since then; need at least {MIN_DAYS_SINCE_CHANGE} (train, "
+                "validation, holdout). "
+                "Days before the change teach the old concept; a later run trains once the labels arrive."
+            )
+        holdout_days, validation_days = split_days(len(days), holdout_days, validation_days)
+    needed = holdout_days + validation_days + 1
     if len(days) < needed:
         raise NoTrainingData(
             f"the training window up to {as_of} has {len(days)} validated day(s) with labels; need at least {needed} "
-            f"({training.holdout_days} holdout + {training.validation_days} validation + 1 train). "
+            f"({holdout_days} holdout + {validation_days} validation + 1 train). "
             "Run data_validation for more days or wait for labels (dataset.label.delay_days)."
         )
-    holdout = days[-training.holdout_days :]
-    valid = days[-needed + 1 : -training.holdout_days]
+    holdout = days[-holdout_days:]
+    valid = days[-needed + 1 : -holdout_days]
     train = days[: -needed + 1]
     # The reference profile comes from the newest data there is, not from the train split, which lags by
     # the label delay, the holdout and the validation days: a shift the new champion is promoted into then

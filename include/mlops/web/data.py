@@ -15,7 +15,6 @@ plugin's root, Airflow paths relative to the Airflow UI's root.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 from collections.abc import Iterable
@@ -29,6 +28,7 @@ from mlops.web import urls
 
 if TYPE_CHECKING:
     from mlops.config import Settings
+    from mlops.ledger import GateVerdict
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +113,29 @@ def _gates(report: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _status(version: str, tags: dict[str, str], champion: str | None, challenger: str | None) -> str:
+def _status(version: str, verdict: GateVerdict | None, champion: str | None, challenger: str | None) -> str:
     if version == champion:
         return "champion"
     if version == challenger:
         return "challenger"
-    passed = tags.get(models.Tags.GATES_PASSED)
-    return "passed" if passed == "true" else "rejected" if passed == "false" else "unassessed"
+    return "unassessed" if verdict is None else "passed" if verdict.passed else "rejected"
 
 
-def _version_summary(model_version: Any, champion: str | None, challenger: str | None) -> dict[str, Any]:
+def _verdicts(settings: Settings, run_ids: Iterable[str | None]) -> dict[str, GateVerdict | None]:
+    """The ledger's gate verdict per training run: the page's "passed" is the record promotion trusts, never the
+    MLflow tag (anyone with MLflow access can write one)."""
+    from mlops.ledger import Ledger
+
+    ledger = Ledger(settings.ledger_uri)
+    try:
+        return {run: ledger.verdict(settings.model_name, run) for run in {str(r) for r in run_ids if r}}
+    finally:
+        ledger.dispose()
+
+
+def _version_summary(
+    model_version: Any, champion: str | None, challenger: str | None, verdict: GateVerdict | None
+) -> dict[str, Any]:
     tags = dict(model_version.tags or {})
     version = str(model_version.version)
     created = dt.datetime.fromtimestamp(model_version.creation_timestamp / 1000, dt.UTC).isoformat()
@@ -130,10 +143,11 @@ def _version_summary(model_version: Any, champion: str | None, challenger: str |
         "version": version,
         "created": created,
         "run_id": model_version.run_id,
-        "status": _status(version, tags, champion, challenger),
-        "gates_passed": tags.get(models.Tags.GATES_PASSED) == "true",
+        "status": _status(version, verdict, champion, challenger),
+        "gates_passed": verdict is not None and verdict.passed,
+        "gate_verdict": None if verdict is None else {"id": verdict.id, "passed": verdict.passed, "at": verdict.at},
         "gates_summary": tags.get(models.Tags.GATES_SUMMARY, ""),
-        "compared_with": tags.get(models.Tags.GATES_CHAMPION_COMPARED),
+        "compared_with": verdict.champion_compared if verdict else tags.get(models.Tags.GATES_CHAMPION_COMPARED),
         "trigger_reason": tags.get(models.Tags.TRIGGER_REASON),
     }
 
@@ -146,10 +160,14 @@ def version_detail(settings: Settings, version: str, model_version: Any | None =
     tags = {**run.data.tags, **dict(model_version.tags or {})}  # the version's tags win (gate evidence)
     metrics = models.holdout_metrics(run.data.metrics)
     mlflow_ui = urls.mlflow_ui(settings)
+    verdict = _verdicts(settings, [model_version.run_id]).get(str(model_version.run_id))
+    gates = _gates(_gate_report(settings, model_version.run_id))
+    if gates is not None:  # the badge is the ledger's verdict; the report only explains it
+        gates["passed"] = verdict is not None and verdict.passed
     return {
-        **_version_summary(model_version, None, None),
+        **_version_summary(model_version, None, None, verdict),
         "metrics": dict(sorted(metrics.items())),
-        "gates": _gates(_gate_report(settings, model_version.run_id)),
+        "gates": gates,
         "lineage": _lineage(settings.model_name, tags),
         "links": {
             "mlflow_run": urls.mlflow_run(mlflow_ui, run.info.experiment_id, run.info.run_id),
@@ -171,6 +189,8 @@ def model_overview(settings: Settings) -> dict[str, Any]:
         found = []
     by_version = {str(mv.version): mv for mv in found}
     newest = sorted(by_version, key=int, reverse=True)[:VERSIONS_SHOWN]
+    shown = [by_version[v] for v in newest]
+    verdicts = _verdicts(settings, [mv.run_id for mv in shown])
     details = {
         alias: version_detail(settings, version, by_version.get(version)) if version else None
         for alias, version in (("champion", champion), ("challenger", challenger))
@@ -189,7 +209,7 @@ def model_overview(settings: Settings) -> dict[str, Any]:
         "champion": details["champion"],
         "challenger": details["challenger"],
         "champion_since": _alias_since(ledger, models.CHAMPION),
-        "versions": [_version_summary(by_version[v], champion, challenger) for v in newest],
+        "versions": [_version_summary(mv, champion, challenger, verdicts.get(str(mv.run_id))) for mv in shown],
         "ledger": [{**move, "airflow_run": _ledger_run(move)} for move in ledger],
         "promotion_policy": settings.promotion.policy,
         "actions": {
@@ -441,7 +461,3 @@ def model_summary(settings: Settings, runs: Iterable[DagRuns] | None = None) -> 
         "failed_runs": failed,
         "error": None,
     }
-
-
-def to_json(payload: Any) -> str:
-    return json.dumps(payload, default=str)

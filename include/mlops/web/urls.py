@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 #: Where the plugin's FastAPI app is mounted in the Airflow api-server.
 PLUGIN_PREFIX = "/mlops"
-#: The MLflow UI as users reach it (``make up`` sets it; compose: the published port). Until ``mlflow.ui_url``
-#: exists in the config, this environment variable is the setting.
+#: The legacy setting of the MLflow UI as users reach it (``make up`` sets it; compose: the published port): the
+#: fallback when the deployment's ``ui.mlflow_ui_url`` is unset.
 MLFLOW_UI_ENV = "MLOPS_MLFLOW_UI_URL"
 DEFAULT_MLFLOW_UI = "http://localhost:5000"
 _DAY = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
@@ -47,10 +47,14 @@ def without_userinfo(url: str) -> str:
 
 
 def mlflow_ui(settings: Settings, env: Mapping[str, str] | None = None) -> str:
-    """The MLflow UI's base URL: ``$MLOPS_MLFLOW_UI_URL``, else an HTTP tracking server, else localhost:5000.
+    """The MLflow UI's base URL: the deployment's ``ui.mlflow_ui_url``, else the legacy ``$MLOPS_MLFLOW_UI_URL``,
+    else an HTTP tracking server, else localhost:5000.
 
-    Without userinfo (:func:`without_userinfo`): it is shown on the page and put in every task's MLflow links.
+    Without userinfo: the config refuses it in ``ui.mlflow_ui_url``, and the fallbacks drop it
+    (:func:`without_userinfo`); the URL is shown on the page and put in every task's MLflow links.
     """
+    if settings.ui.mlflow_ui_url:
+        return settings.ui.mlflow_ui_url
     env = os.environ if env is None else env
     if env.get(MLFLOW_UI_ENV):
         return without_userinfo(env[MLFLOW_UI_ENV].rstrip("/"))

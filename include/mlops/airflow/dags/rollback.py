@@ -29,12 +29,14 @@ def build(settings: Settings) -> DAG:
 
     * `to_version` empty: champion walks back its history to the last earlier champion that was never
       rolled back (two rollbacks in a row go v3 -> v2 -> v1, never back to v3);
-    * `to_version` set: champion moves to that version, after checking it exists, passed its gates and was
-      never rolled back.
+    * `to_version` set: champion moves back to that version, after checking it was champion before (by the
+      ledger: a version awaiting approval is never made champion by a rollback), its gate verdict in the
+      ledger passed and it was never rolled back.
 
     The version replaced is marked rolled back in the ledger: it is never a rollback target nor promotable
     again (a new gate pass registers a new version). The move is compare-and-set against the current
-    champion and recorded in the ledger (who, when, from, to, why, which run), like every promotion. Takes
+    champion and recorded in the ledger (who: this DAG and the user who triggered the run; when, from, to,
+    why, which run), like every promotion. Takes
     seconds; scoring picks the new champion on its next run. An unknown, never-gated or rolled-back version
     fails at once, without retries.
     """)
@@ -64,8 +66,9 @@ def build(settings: Settings) -> DAG:
 
             settings = run_settings()
             target = None if params["to_version"] in (None, "") else str(params["to_version"])
+            human = getattr(dag_run, "triggering_user_name", None) or "unknown"  # the person who asked for it
             move = Registry(settings).rollback(target, actor=f"airflow:{dag_run.dag_id}", reason=params["reason"],
-                                               run=dag_run.run_id)  # fmt: skip
+                                               run=dag_run.run_id, human=human)  # fmt: skip
             print(f"champion: v{move.from_version} -> v{move.to_version} ({params['reason']})")
             record_champion_change(outlet_events, CHAMPION, move.__dict__)
             return move.__dict__

@@ -30,6 +30,11 @@ from mlops.redact import redact_text
 from mlops.training.request import TrainingRequest
 
 
+def _triggering_user(dag_run) -> str:  # type: ignore[no-untyped-def]
+    """Who started the run (recorded in the ledger next to the DAG); a scheduled or asset-triggered run has none."""
+    return getattr(dag_run, "triggering_user_name", None) or "scheduler"
+
+
 def build(settings: Settings) -> DAG:
     """``<model>__continuous_training`` for the model of ``settings`` (what the DAG factory calls per model file)."""
     VALIDATED = validated_data_asset(settings)
@@ -60,7 +65,7 @@ def build(settings: Settings) -> DAG:
     | `assess` | candidate and champion scored on the same holdout; gates: absolute thresholds, paired-bootstrap comparison, per-slice non-regression, feature contract; report logged to MLflow |
     | `register` | model version tagged with lineage + gate evidence; `challenger` if the gates passed |
     | `gates_passed` | a failed gate ends the run here as **not promoted** (a normal outcome) |
-    | {"`approve_promotion` | human approval in the UI (Required actions); no answer in " + str(settings.promotion.approval_timeout_hours) + " h = reject |" if MANUAL else "(approval) | policy `auto`: no human step |"}
+    | {"`approve_promotion` | human approval in the UI (Required actions) by one of " + (", ".join(settings.promotion.approvers) or "nobody: set `promotion.approvers`") + ", never the user who triggered the run; every answer is recorded in the ledger; no answer in " + str(settings.promotion.approval_timeout_hours) + " h = reject |" if MANUAL else "(approval) | policy `auto`: no human step |"}
     | `promote` | compare-and-set `champion` (only if it still points at the version compared against), recorded in the ledger; emits Asset `{CHAMPION.name}`, which starts `{settings.dag_id("batch_scoring")}` (a first champion scores every validated day that waited) |
 
     MLflow: `{redact_text(settings.mlflow_tracking_uri)}`. Roll back with the `{settings.dag_id("model_rollback")}` DAG.
@@ -157,7 +162,8 @@ def build(settings: Settings) -> DAG:
             request = TrainingRequest.from_strings(resolved)
             found = find_training_run(settings, dag_run.dag_id, dag_run.run_id)
             snapshot = TrainingSnapshot.from_dict(request.snapshot)
-            assessment = run_assessment(settings, snapshot, found.run_id, found.model_uri)
+            assessment = run_assessment(settings, snapshot, found.run_id, found.model_uri,
+                                        actor=f"airflow:{dag_run.dag_id}", run=dag_run.run_id)  # fmt: skip
             print(f"gate report: {assessment.report_uri}")
             return assessment.to_dict()
 
@@ -170,7 +176,8 @@ def build(settings: Settings) -> DAG:
 
             settings = run_settings()
             assessed = Assessment.from_dict(assessment)
-            version = register_version(settings, assessed, actor=f"airflow:{dag_run.dag_id}", run=dag_run.run_id)
+            version = register_version(settings, assessed, actor=f"airflow:{dag_run.dag_id}", run=dag_run.run_id,
+                                       human=_triggering_user(dag_run))  # fmt: skip
             return {"version": version, "passed": assessed.passed, "summary": assessed.summary,
                     "champion_version": assessed.champion_version, "metrics": assessed.metrics}  # fmt: skip
 
@@ -184,15 +191,26 @@ def build(settings: Settings) -> DAG:
 
         @task(outlets=[CHAMPION], on_success_callback=[ChampionChangeNotifier()])
         @error_policy
-        def promote(registered: dict, resolved: dict, dag_run=None, outlet_events=None) -> dict:  # type: ignore[no-untyped-def]
-            """Compare-and-set champion; fails without changing anything if champion moved meanwhile."""
+        def promote(registered: dict, resolved: dict, dag_run=None, ti=None, outlet_events=None) -> dict:  # type: ignore[no-untyped-def]
+            """Compare-and-set champion; fails without changing anything if champion moved meanwhile.
+
+            Manual policy: only after an approval by a user of `promotion.approvers` who did not trigger the run
+            (that user is recorded in the ledger next to the DAG)."""
             from mlops.training.pipeline import promote as promote_version
 
             settings = run_settings()
             reason = TrainingRequest.from_strings(resolved).trigger["reason"]
+            human = _triggering_user(dag_run)
+            if MANUAL:
+                from mlops.airflow.dags.approval import responder_of
+                from mlops.verdicts import check_approver
+
+                answer = ti.xcom_pull(task_ids="approve_promotion")
+                human = check_approver(settings.promotion.approvers, responder_of(answer), dag_run.triggering_user_name)
+                reason = f"{reason}; approved by {human}"
             move = promote_version(settings, registered["version"], registered["champion_version"],
                                    actor=f"airflow:{dag_run.dag_id}", reason=f"gates passed; trigger: {reason}",
-                                   run=dag_run.run_id)  # fmt: skip
+                                   run=dag_run.run_id, human=human)  # fmt: skip
             print(
                 f"champion is now v{move['to_version']} (was {move['from_version']}); metrics {registered['metrics']}"
             )
@@ -208,9 +226,10 @@ def build(settings: Settings) -> DAG:
         passed = gates_passed(registered)
         promoted = promote(registered, resolved)
         if MANUAL:
-            from airflow.providers.standard.operators.hitl import ApprovalOperator
+            from mlops.airflow.dags.approval import LedgerApprovalOperator
 
-            approval = ApprovalOperator(
+            approval = LedgerApprovalOperator(
+                settings=settings,
                 task_id="approve_promotion",
                 subject=f"Promote {settings.model_name} v{{{{ ti.xcom_pull(task_ids='register')['version'] }}}} to champion?",
                 body="Gate evidence: {{ ti.xcom_pull(task_ids='register')['summary'] }}\n\n"
