@@ -28,9 +28,9 @@ def _fernet_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 
-def _access_key() -> str:
-    """A MinIO root user (the S3 access key id): letters and digits only."""
-    return f"minio{secrets.token_hex(8)}"
+def _access_key(prefix: str = "minio") -> Callable[[], str]:
+    """A MinIO user (the S3 access key id): letters and digits only."""
+    return lambda: f"{prefix}{secrets.token_hex(8)}"
 
 
 #: Every variable the stack requires, with how its value is made (user names are fixed, not secret).
@@ -39,8 +39,15 @@ GENERATED: dict[str, Callable[[], str]] = {
     "AIRFLOW_DB_PASSWORD": _password,
     "MLFLOW_DB_PASSWORD": _password,
     "MLOPS_DB_PASSWORD": _password,
-    "MINIO_ROOT_USER": _access_key,
+    "MINIO_ROOT_USER": _access_key(),
     "MINIO_ROOT_PASSWORD": _password,
+    # One MinIO user per role (docker-compose.yaml's minio-init): the root keys stay in minio and minio-init.
+    "MINIO_TASKS_USER": _access_key("tasks"),
+    "MINIO_TASKS_PASSWORD": _password,
+    "MINIO_READER_USER": _access_key("reader"),
+    "MINIO_READER_PASSWORD": _password,
+    "MINIO_MLFLOW_USER": _access_key("mlflow"),
+    "MINIO_MLFLOW_PASSWORD": _password,
     "AIRFLOW_ADMIN_USERNAME": lambda: "admin",
     "AIRFLOW_ADMIN_PASSWORD": _password,
     "AIRFLOW_FERNET_KEY": _fernet_key,
@@ -63,8 +70,26 @@ def render() -> str:
     return HEADER + "".join(f"{name}={make()}\n" for name, make in GENERATED.items())
 
 
+def missing(path: Path) -> list[str]:
+    """The variables an existing file lacks (it predates them): ``docker compose up`` refuses to start without them."""
+    lines = [line for line in path.read_text().splitlines() if "=" in line and not line.startswith("#")]
+    present = {line.split("=", 1)[0].strip() for line in lines}
+    return [name for name in GENERATED if name not in present]
+
+
+def add_missing(path: Path) -> list[str]:
+    """Append fresh values for the variables ``path`` lacks; the ones it has are never changed."""
+    names = missing(path)
+    if names:
+        text = path.read_text()
+        with path.open("a") as handle:
+            handle.write(("" if text.endswith("\n") or not text else "\n") + "# added by a newer `make secrets`\n")
+            handle.write("".join(f"{name}={GENERATED[name]()}\n" for name in names))
+    return names
+
+
 def write_env(path: Path) -> bool:
-    """Create ``path`` (mode 600) with fresh values; False, touching nothing, if it already exists."""
+    """Create ``path`` (mode 600) with fresh values; False if it already exists (then only missing ones are added)."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -79,6 +104,8 @@ def main(argv: list[str]) -> int:
     path = Path(argv[1] if len(argv) > 1 else ".env")
     if write_env(path):
         print(f"wrote {path} (mode 600) with {len(GENERATED)} generated values; `docker compose up` reads it")
+    elif added := add_missing(path):
+        print(f"{path} exists: kept its values, added {', '.join(added)} (new in this version of the stack)")
     else:
         print(f"{path} exists: left untouched (remove it and run `docker compose down -v` to start over)")
     return 0

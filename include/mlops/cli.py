@@ -77,7 +77,7 @@ def cmd_contract_infer(args: argparse.Namespace, settings: Settings) -> int:
     lake = Lake.from_settings(settings)
     partition = lake.partition("raw", args.date)
     table = lake.read_partition(partition)
-    contract = infer_contract(table, settings.dataset, args.version, source=lake.relative(partition))
+    contract = infer_contract(table, settings.dataset, args.version, source=lake.relative(partition), day=args.date)
     text = contract.to_yaml()
     if args.out:
         Path(args.out).write_text(text)

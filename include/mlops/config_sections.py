@@ -212,6 +212,9 @@ class KubernetesSpec(_Section):
     limits: dict[str, str] = {"cpu": "8", "memory": "32Gi"}
     startup_timeout_seconds: int = Field(1800, gt=0, description="GPU node scale-up can take many minutes")
     schedule_timeout_seconds: int = Field(1800, gt=0)
+    deferrable: bool = Field(
+        True, description="the triggerer watches the running pod, not a worker slot (false: the worker waits)"
+    )
 
 
 class ScoringSpec(_Section):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -108,14 +109,32 @@ class NoChampion(InputError):
 
 
 # -- the connection ---------------------------------------------------------------------------------------
+#: MLflow's HTTP retries unless the operator set them. MLflow's own (7 retries, backoff factor 2, 120 s timeout)
+#: keep a task silent for minutes against a dead server; with these a refused connection fails within seconds
+#: with MLflow's one line naming the URL, and Airflow's retries (with their own backoff) take over.
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+
+
+def bound_http_retries() -> None:
+    """Set :data:`HTTP_RETRY_DEFAULTS` where the environment does not: MLflow reads them at every request."""
+    for key, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
 def use_tracking(settings: Settings) -> None:
     """Point MLflow's fluent API (``mlflow.start_run``, ``log_*``, ``artifacts``, ``load_model``) at our store.
 
     The only call of ``mlflow.set_tracking_uri``: every function here that uses the fluent API calls it
-    first, so no step depends on another step having set the global before it.
+    first, so no step depends on another step having set the global before it. Its HTTP retries are
+    bounded (:func:`bound_http_retries`).
     """
     import mlflow
 
+    bound_http_retries()
     ensure_sqlite_parent(settings.mlflow_tracking_uri)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
 
@@ -125,6 +144,7 @@ def client(settings: Settings) -> MlflowClient:
     import mlflow
 
     uri = settings.mlflow_tracking_uri
+    bound_http_retries()
     ensure_sqlite_parent(uri)
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 

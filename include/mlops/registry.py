@@ -112,8 +112,8 @@ class Registry:
 
         Idempotent per training run: if a version of ``run_id`` exists (a retried task), it is completed
         and returned instead of registering a second one. ``gates.passed`` is written last, once the
-        version is READY with every other tag; a failure before that deletes the version again, and if
-        even that fails the version is left without ``gates.passed``, so it can never be promoted.
+        version is READY with every other tag (for people reading MLflow's UI: promotion reads only the
+        ledger's gate verdict, :meth:`verdict_of`, never this tag).
         """
         from mlflow.exceptions import MlflowException
 

@@ -17,11 +17,13 @@ a PostgreSQL advisory lock across hosts, a file lock with the embedded SQLite le
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,9 +68,76 @@ def _remote_main(remote: str) -> str | None:
     """The commit of the remote's ``main`` (``None`` while nothing was pushed); an unreadable remote is retried."""
     result = subprocess.run(["git", "ls-remote", "--heads", remote, "main"], capture_output=True, text=True)
     if result.returncode != 0:
-        raise InfrastructureError(f"data registry remote {redact_text(remote)} cannot be read: "
-                                  f"{redact_text(result.stderr.strip())}")  # fmt: skip
+        raise remote_failure("data registry remote", remote, "read (git ls-remote)", _git_cause(result.stderr))
     return result.stdout.split()[0] if result.stdout.strip() else None
+
+
+def remote_failure(kind: str, remote: str, operation: str, cause: str) -> InfrastructureError:
+    """The one line an unreachable remote costs the task log and the CLI: which remote, doing what, and why.
+
+    Raised ``from None`` by the callers: the library's traceback (dozens of lines of DVC, fsspec, botocore)
+    says nothing the cause does not, and it is a retryable :class:`InfrastructureError`, not a bug.
+    """
+    return InfrastructureError(f"{kind} {redact_text(remote)}: {operation} failed: {redact_text(cause)}")
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _git_cause(stderr: str) -> str:
+    """Git's own reason (its ``fatal:`` / ``error:`` line), not its ``To <url>`` preamble or ``hint:`` lines."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    reasons = [line for line in lines if line.startswith(("fatal:", "error:", "remote:", "!"))]
+    return (reasons or lines or ["git gave no reason"])[0]
+
+
+def _git_remote(repo: Path, remote: str, operation: str, *args: str) -> None:
+    """A git command that talks to the registry's remote: a failure is one retryable line naming it."""
+    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise remote_failure("data registry remote", remote, operation, _git_cause(result.stderr or result.stdout))
+
+
+#: The loggers DVC reports through (its transfer failures come with a traceback each).
+DVC_LOGGERS = ("dvc", "dvc_data", "dvc_objects")
+
+
+class _Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _dvc_quietly() -> Iterator[_Captured]:
+    """Hold DVC's warnings and errors back while a call runs: on success they are logged as one line each; on
+    failure the caller turns the first into the cause of its one-line error (no per-file tracebacks)."""
+    captured = _Captured()
+    saved = [(logger, logger.handlers, logger.propagate) for logger in map(logging.getLogger, DVC_LOGGERS)]
+    for logger, _, _ in saved:
+        logger.handlers, logger.propagate = [captured], False
+    try:
+        yield captured
+    finally:
+        for logger, handlers, propagate in saved:
+            logger.handlers, logger.propagate = handlers, propagate
+    for record in captured.records:
+        log.warning("DVC: %s", _first_line(record.getMessage()))
+
+
+def _dvc_cause(exc: BaseException, captured: _Captured) -> str:
+    """The exception's first line; with DVC's summary ("N files failed to upload"), the first file's reason too."""
+    cause = f"{type(exc).__name__}: {_first_line(str(exc)) or 'no message'}"
+    reasons = [record.exc_info[1] for record in captured.records if record.exc_info and record.exc_info[1]]
+    if reasons and reasons[0] is not exc:
+        cause += f" (first: {type(reasons[0]).__name__}: {_first_line(str(reasons[0]))})"
+    captured.records.clear()  # reported in the error: not logged again
+    return cause
 
 
 def registry_head(settings: Settings) -> str:
@@ -106,7 +175,7 @@ def _sync_working_copy(repo: Path, remote: str) -> None:
         repo.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(repo, ignore_errors=True)
         if pushed:
-            _git(repo.parent, "clone", "-q", "--branch", "main", remote, repo.name)
+            _git_remote(repo.parent, remote, "clone", "clone", "-q", "--branch", "main", remote, repo.name)
             log.info("cloned data registry %s into %s", redact_text(remote), repo)
         else:
             repo.mkdir()
@@ -117,14 +186,14 @@ def _sync_working_copy(repo: Path, remote: str) -> None:
     else:
         _git(repo, "remote", "add", "origin", remote)
     if pushed:
-        _git(repo, "fetch", "-q", "origin", "main")
+        _git_remote(repo, remote, "pull (git fetch)", "fetch", "-q", "origin", "main")
         _git(repo, "reset", "-q", "--hard", "origin/main")
 
 
 def _push(settings: Settings, repo: Path) -> None:
     remote = settings.versioning.registry_remote
     if remote is not None:
-        _git(repo, "push", "-q", "origin", "main")
+        _git_remote(repo, remote, "push", "push", "-q", "origin", "main")
         log.info("pushed data registry to %s", redact_text(remote))
 
 
@@ -269,7 +338,12 @@ def snapshot_partition(settings: Settings, lake: Lake, day: dt.date, rows: int,
                 log.info("committed snapshot of dt=%s", day)
             else:
                 log.info("dt=%s unchanged since its last snapshot: reusing its revision", day)
-            pushed = dvc_repo.push(targets=[str(target)])
+            with _dvc_quietly() as captured:
+                try:
+                    pushed = dvc_repo.push(targets=[str(target)])
+                except Exception as exc:  # whatever DVC, fsspec or the cloud SDK raised: the remote failed
+                    cause = _dvc_cause(exc, captured)
+                    raise remote_failure("DVC remote", settings.dvc_remote_url, "push", cause) from None
             log.info("pushed %d file(s) of dt=%s to DVC remote %s", pushed, day, redact_text(settings.dvc_remote_url))
         _push(settings, repo)  # after the data: a revision readers can see always has its files in the remote
         revision = _git(repo, "log", "-1", "--format=%H", "--", f"{relative}.dvc")

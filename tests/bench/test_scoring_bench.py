@@ -20,7 +20,7 @@ grows to full depth and costs what a depth-6 tree costs), logged with ``mlflow.x
 the ``feature_spec.json`` artifact, registered through :class:`mlops.registry.Registry`, given a passing gate
 verdict in the ledger (as ``assess`` records it) and promoted to champion in a tmp MLflow; each is pinned with
 ``pin_champion`` while it is champion. The 1M-row day comes from ``generate_day`` in row groups of 131,072 and is marked
-validated by writing ``_VALIDATED.json`` (no GX run).
+validated by writing ``_VALIDATED.json`` with its files' manifest (no GX run).
 
 Speed: what a scoring DAG run does after pinning, i.e. ``plan_chunks`` + ``score_chunk`` per chunk +
 ``commit_scores`` (the committed swap, ``_STATS.json`` and ``_SUCCESS`` included). One warm-up of every
@@ -125,7 +125,9 @@ def _land(lake: Lake, day: dt.date, rows: int) -> str:
     assert writer is not None
     writer.close()
     lake.touch(f"{partition}/{SUCCESS}")
-    lake.write_json(f"{partition}/{VALIDATED}", {"rows": rows, "note": "written by the scoring benchmark"})
+    # Scoring reads only the files a verdict vouches for: the marker carries their manifest, as validation writes it.
+    verdict = {"rows": rows, "manifest": lake.manifest(partition), "note": "written by the scoring benchmark"}
+    lake.write_json(f"{partition}/{VALIDATED}", verdict)
     return partition
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -26,6 +27,7 @@ START, DAYS = dt.date(2026, 7, 1), 9
 ALL = [START + dt.timedelta(days=i) for i in range(DAYS)]
 DAY = ALL[-1]
 BEFORE_OUTAGE, BACKLOG = ALL[:-3], ALL[-3:]  # scored before an outage; validated during it, never scored
+CHUNK_NAME = re.compile(r"dt=\d{4}-\d\d-\d\d rows (?P<first>[\d,]+)-(?P<last>[\d,]+)")
 
 
 def _read_scores(lake: Lake, day: dt.date):  # type: ignore[no-untyped-def]
@@ -43,6 +45,23 @@ def _mapped_states(airflow_home: Path, task_id: str) -> list[str]:
             {"dag": dag_id("batch_scoring"), "task": task_id},
         )
         return [row[0] for row in rows.fetchall()]
+
+
+def _chunk_names(airflow_home: Path) -> list[str]:
+    """What the grid shows for each mapped ``score_chunk`` of the latest batch_scoring run (its rendered name)."""
+    with closing(sqlite3.connect(airflow_home / "airflow.db")) as db:
+        rows = db.execute(
+            "SELECT rendered_map_index FROM task_instance WHERE dag_id = :dag AND task_id = 'score_chunk' AND run_id = "
+            "(SELECT run_id FROM dag_run WHERE dag_id = :dag ORDER BY id DESC LIMIT 1) ORDER BY map_index",
+            {"dag": dag_id("batch_scoring")},
+        )
+        return [row[0] for row in rows.fetchall()]
+
+
+def _row_range(name: str) -> tuple[int, int]:
+    """The first and last row of a chunk named ``dt=D rows 2,000-3,999``."""
+    first, last = CHUNK_NAME.fullmatch(name).group("first", "last")  # type: ignore[union-attr]
+    return int(first.replace(",", "")), int(last.replace(",", ""))
 
 
 def _tail(result) -> str:  # type: ignore[no-untyped-def]
@@ -84,6 +103,14 @@ def test_every_validated_day_is_scored_once_when_a_champion_exists(dag_env: dict
     assert _mapped_states(airflow_home, "commit_scores") == ["success"] * 3
     chunks = _mapped_states(airflow_home, "score_chunk")  # mapped over the chunks of every day
     assert len(chunks) >= 3 and set(chunks) == {"success"}
+    # The grid names each chunk by its day and row range (`dt=D rows 0-4,999`): together they cover each day.
+    names = _chunk_names(airflow_home)
+    assert len(names) == len(chunks) and all(CHUNK_NAME.fullmatch(name or "") for name in names), names
+    for day in BACKLOG:
+        ranges = sorted(_row_range(name) for name in names if name.startswith(f"dt={day} "))
+        assert ranges[0][0] == 0 and ranges[-1][1] == 4_999, names  # the whole day, from its first row
+        for (_, last), (first, _) in zip(ranges, ranges[1:], strict=False):
+            assert first == last + 1, names  # consecutive, no gap or overlap
     run_ids = set()
     for day in BACKLOG:
         scores = _read_scores(lake, day)

@@ -125,7 +125,10 @@ def versions_of_run(settings: Settings, run_id: str) -> dict[str, dict[str, str]
 
 
 def promotable(settings: Settings) -> set[str]:
-    """Versions whose gate tag lets them become champion (``mlops promote`` accepts them)."""
+    """Versions registration finished marking passed (its ``gates.passed`` tag, written last, with the evidence).
+
+    The tag is what the UI and people read; ``mlops promote`` itself trusts only the ledger's gate verdict.
+    """
     from mlops.models import Tags, client
 
     found = client(settings).search_model_versions(f"name = '{settings.model_name}'")

@@ -48,6 +48,17 @@ DEFAULT_AIRFLOW_SERVICES = (
 )
 # Profile `celery` (docs/scaling.md): the broker and the workers, started only with `--profile celery`.
 CELERY_PROFILE = "celery"
+#: The MinIO user each Airflow component holds (least privilege; None: no object-store key at all).
+OBJECT_STORE_ROLE = {
+    "airflow-init": None,  # migrates the metadata DB
+    "airflow-dag-processor": None,  # parses DAG files, runs DAG callbacks (Slack)
+    "airflow-apiserver": "READER",  # the MLOps page reads the lake
+    "airflow-triggerer": "READER",  # S3KeySensor's triggers read the lake
+    "airflow-scheduler": "TASKS",  # runs the tasks with the LocalExecutor
+    "airflow-worker": "TASKS",  # runs the tasks with the CeleryExecutor
+}
+#: The components that log in to MLflow: the task runners and the MLOps page.
+MLFLOW_CLIENTS = ("airflow-apiserver", "airflow-scheduler", "airflow-worker")
 CELERY_SERVICES = ("redis", "airflow-worker")
 AIRFLOW_SERVICES = (*DEFAULT_AIRFLOW_SERVICES, "airflow-worker")
 REQUIRED_SERVICES = ("postgres", "minio", "minio-init", "mlflow", *AIRFLOW_SERVICES, "redis")
@@ -349,8 +360,12 @@ def test_airflow_env_points_the_package_at_s3_dvc_on_s3_and_the_mlflow_server(se
     assert str(settings.home) == env["MLOPS_HOME"] == "/opt/mlops/var"
     source, _ = volume_mounts(service)[env["MLOPS_HOME"]]
     assert source in compose()["volumes"], "MLOPS_HOME must be a named volume shared by the Airflow services"
-    assert env["AWS_ACCESS_KEY_ID"] == environment("minio")["MINIO_ROOT_USER"]
-    assert env["AWS_SECRET_ACCESS_KEY"] == environment("minio")["MINIO_ROOT_PASSWORD"]
+    role = OBJECT_STORE_ROLE[service]
+    if role is None:
+        assert "AWS_ACCESS_KEY_ID" not in env and "AWS_SECRET_ACCESS_KEY" not in env, f"{service} needs no S3 key"
+    else:
+        assert env["AWS_ACCESS_KEY_ID"] == generated_env()[f"MINIO_{role}_USER"]
+        assert env["AWS_SECRET_ACCESS_KEY"] == generated_env()[f"MINIO_{role}_PASSWORD"]
 
 
 def test_buckets_the_stack_uses_are_created_by_minio_init():
@@ -591,8 +606,8 @@ def test_interpolation_follows_compose_rules():
     assert interpolate("$${HOSTNAME} ${A}", {"A": "1"}) == "${HOSTNAME} 1"
     with pytest.raises(AssertionError, match=r"\$\{A\} is required: run make secrets"):
         interpolate("${A:?run make secrets}", {"A": ""})
-    overridden = interpolate(raw_compose(), {**generated_env(), "MINIO_ROOT_USER": "prod-user"})
-    assert overridden["services"]["minio"]["environment"]["MINIO_ROOT_USER"] == "prod-user"
+    overridden = interpolate(raw_compose(), {**generated_env(), "MINIO_TASKS_USER": "prod-user"})
+    assert overridden["services"]["minio-init"]["environment"]["MINIO_TASKS_USER"] == "prod-user"
     assert overridden["services"]["airflow-scheduler"]["environment"]["AWS_ACCESS_KEY_ID"] == "prod-user"
 
 
@@ -662,7 +677,7 @@ def test_make_secrets_writes_a_private_env_once_with_random_values(tmp_path: Pat
     assert len(set(secret_values)) == len(secret_values), "every secret is generated on its own"
     for name, value in env.items():
         assert re.fullmatch(r"[A-Za-z0-9_=-]+", value), f"{name} is not URL-safe: it goes into database URLs"
-        if not name.endswith(("_USERNAME", "_ROOT_USER")):
+        if not name.endswith(("_USERNAME", "_USER")):
             assert len(value) >= 32, f"{name} is too short to be a secret"
     from cryptography.fernet import Fernet
 
@@ -673,6 +688,15 @@ def test_make_secrets_writes_a_private_env_once_with_random_values(tmp_path: Pat
     before = target.read_bytes()
     second = subprocess.run(make, capture_output=True, text=True, check=True)
     assert "left untouched" in second.stdout and target.read_bytes() == before, "an existing .env is never replaced"
+
+    # An .env from before a variable existed: compose would refuse to start; make secrets adds it, keeps the rest.
+    older = {name: value for name, value in env.items() if not name.startswith("MINIO_TASKS_")}
+    target.write_text("".join(f"{name}={value}\n" for name, value in older.items()))
+    third = subprocess.run(make, capture_output=True, text=True, check=True)
+    assert "MINIO_TASKS_USER, MINIO_TASKS_PASSWORD" in third.stdout, third.stdout
+    upgraded = read_env_file(target)
+    assert {name: upgraded[name] for name in older} == older and set(upgraded) == set(generated_env())
+    interpolate(raw_compose(), upgraded)
 
 
 def test_the_secrets_file_stays_out_of_git_and_out_of_images():
@@ -760,10 +784,12 @@ def test_mlflow_requires_a_login_and_the_airflow_clients_have_one(monkeypatch: p
     dockerfile = dockerfile_text(MLFLOW_DOCKERFILE)
     assert "mkdir -p /var/lib/mlflow-auth" in dockerfile
     assert re.search(r"uv pip install[^\n]*\bflask-wtf\b", dockerfile), "the basic-auth app needs Flask-WTF"
-    for name in AIRFLOW_SERVICES:
+    for name in MLFLOW_CLIENTS:
         client = environment(name)
         assert client["MLFLOW_TRACKING_USERNAME"] == env["MLFLOW_AUTH_ADMIN_USERNAME"], name
         assert client["MLFLOW_TRACKING_PASSWORD"] == env["MLFLOW_AUTH_ADMIN_PASSWORD"], name
+    for name in set(AIRFLOW_SERVICES) - set(MLFLOW_CLIENTS):
+        assert "MLFLOW_TRACKING_PASSWORD" not in environment(name), f"{name} never talks to MLflow"
     health = " ".join(services()["mlflow"]["healthcheck"]["test"])
     assert "/health" in health, "the healthcheck must use the one route basic auth leaves open"
 
@@ -856,3 +882,70 @@ def test_the_celery_profile_runs_an_image_with_the_celery_provider():
     pins = lock_pins()
     assert CELERY_PROVIDER in pins, f"--profile celery needs {CELERY_PROVIDER} in requirements.txt"
     assert "redis" in pins, "the redis:// broker needs the redis client (celery[redis], via the provider)"
+
+
+# -- least privilege: each service holds only the credentials it uses ----------------------------------------------
+def test_the_object_store_root_keys_stay_in_minio_and_its_init_job():
+    root = {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
+    holders = {
+        name
+        for name, service in raw_compose()["services"].items()
+        if {match.group("name") for text in strings_of(service) for match in _VARIABLE.finditer(text)} & root
+    }
+    assert holders == {"minio", "minio-init"}
+    values = {generated_env()[name] for name in root}
+    for name in services():
+        if name not in holders:
+            assert not values & set(environment(name).values()), f"{name} holds MinIO's root keys"
+    anchors = {key: value for key, value in raw_compose().items() if key.startswith("x-")}
+    assert not any(name in text for text in strings_of(anchors) for name in root), "an anchor carries the root keys"
+
+
+def test_only_the_task_runners_hold_the_object_store_write_keys():
+    tasks = generated_env()["MINIO_TASKS_PASSWORD"]
+    holders = {name for name in services() if tasks in environment(name).values()}
+    assert holders == {name for name, role in OBJECT_STORE_ROLE.items() if role == "TASKS"} | {"minio-init"}
+    assert set(OBJECT_STORE_ROLE) == set(AIRFLOW_SERVICES), "say which MinIO user a new Airflow component holds"
+    mlflow = environment("mlflow")
+    assert mlflow["AWS_ACCESS_KEY_ID"] == generated_env()["MINIO_MLFLOW_USER"], "MLflow's artifact store user"
+
+
+def _minio_init_calls(tmp_path: Path) -> tuple[list[list[str]], dict[str, dict[str, Any]]]:
+    """Run minio-init's script with a stand-in for the MinIO client on PATH: its calls and the policies it writes."""
+    script = command_args("minio-init")[0]
+    fake = tmp_path / "bin" / "mc"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\nprintf "%s\\0" "$@" >> "$MC_CALLS"; printf "\\n" >> "$MC_CALLS"\n'
+                    'if [ "$1 $2 $3" = "admin policy create" ]; then cp "$6" "$MC_POLICIES/$5.json"; fi\n')  # fmt: skip
+    fake.chmod(0o755)
+    (tmp_path / "policies").mkdir()
+    env = {**environment("minio-init"), "PATH": f"{fake.parent}:{os.environ['PATH']}",
+           "MC_CALLS": str(tmp_path / "calls"), "MC_POLICIES": str(tmp_path / "policies")}  # fmt: skip
+    subprocess.run(["sh", "-c", script], env=env, check=True, capture_output=True, text=True)
+    calls = [line.strip("\0").split("\0") for line in (tmp_path / "calls").read_text().splitlines() if line]
+    policies = {path.stem: json.loads(path.read_text()) for path in (tmp_path / "policies").glob("*.json")}
+    return calls, policies
+
+
+def _buckets_and_actions(policy: dict[str, Any]) -> tuple[set[str], set[str]]:
+    (statement,) = policy["Statement"]
+    assert statement["Effect"] == "Allow"
+    buckets = {resource.removeprefix("arn:aws:s3:::").split("/")[0] for resource in statement["Resource"]}
+    return buckets, set(statement["Action"])
+
+
+def test_minio_init_gives_each_role_a_user_limited_to_its_buckets(tmp_path: Path):
+    calls, policies = _minio_init_calls(tmp_path)
+    gen = generated_env()
+    tasks, reader, mlflow = (_buckets_and_actions(policies[name]) for name in ("mlops-tasks", "mlops-reader",
+                                                                              "mlflow-artifacts"))  # fmt: skip
+    env = environment("airflow-scheduler")
+    lake, dvc = urlsplit(env["MLOPS__STORAGE__LAKE_ROOT"]).netloc, urlsplit(env["MLOPS__VERSIONING__REMOTE_URL"]).netloc
+    assert tasks[0] == {lake, dvc} and reader[0] == {lake} and mlflow[0] == {"mlflow"}
+    assert "s3:PutObject" in tasks[1] and "s3:DeleteObject" in tasks[1]
+    assert reader[1] == {"s3:GetBucketLocation", "s3:ListBucket", "s3:GetObject"}, "the reader writes nothing"
+    assert not any("*" in action for _, actions in (tasks, reader, mlflow) for action in actions)
+    for role, policy in (("TASKS", "mlops-tasks"), ("READER", "mlops-reader"), ("MLFLOW", "mlflow-artifacts")):
+        user, password = gen[f"MINIO_{role}_USER"], gen[f"MINIO_{role}_PASSWORD"]
+        assert ["admin", "user", "add", "local", user, password] in calls
+        assert ["admin", "policy", "attach", "local", policy, "--user", user] in calls

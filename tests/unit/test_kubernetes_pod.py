@@ -331,6 +331,16 @@ def test_operator_lifecycle_options(airflow_env, tmp_path: Path) -> None:
     assert op.labels["app.kubernetes.io/name"] == "mlops-trainer"
 
 
+def test_the_pod_is_watched_by_the_triggerer_unless_switched_off(airflow_env, tmp_path: Path) -> None:
+    """Deferrable by default: hours of GPU training hold no worker slot; ``kubernetes.deferrable: false`` waits.
+
+    (The worker parses the DAG file itself, so the operator it runs is the one built here.)"""
+    assert build_operator(make_settings(tmp_path))[1].deferrable is True
+    assert build_operator(make_settings(tmp_path, {"kubernetes": {"deferrable": False}}))[1].deferrable is False
+    switched = load_settings(env={"MLOPS_HOME": str(tmp_path / "env"), "MLOPS__KUBERNETES__DEFERRABLE": "false"})
+    assert build_operator(switched)[1].deferrable is False
+
+
 def test_operator_serializes_like_the_dag_processor_does(airflow_env, tmp_path: Path) -> None:
     from airflow.serialization.serialized_objects import DagSerialization
 

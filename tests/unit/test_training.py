@@ -230,3 +230,43 @@ def test_a_window_after_a_change_starts_at_it_with_a_shorter_split(trained_home:
     assert resolve_snapshot(trained_home, AS_OF, since=START).days == resolve_snapshot(trained_home, AS_OF).days
     with pytest.raises(NoTrainingData, match=r"labels changed from dt=2026-08-08 .* 2 labelled day\(s\) since then"):
         resolve_snapshot(trained_home, AS_OF, since=START + dt.timedelta(days=7))
+
+
+def test_the_run_shows_its_datasets_and_a_learning_curve(trained_home: Settings, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The MLflow run lists the train and validation splits it used (DVC registry and revision as the source) and
+    the validation metric of every boosting round."""
+    import json
+
+    from mlops.models import client
+    from mlops.training.snapshot import load_split
+    from mlops.training.train import train
+
+    monkeypatch.chdir(tmp_path)
+    snapshot = resolve_snapshot(trained_home, AS_OF)
+    result = train(trained_home, snapshot, {"reason": "unit test"})
+    mlflow_client = client(trained_home)
+    run = mlflow_client.get_run(result.run_id)
+
+    inputs = {item.dataset.name: item for item in run.inputs.dataset_inputs}
+    name = trained_home.dataset.name
+    assert set(inputs) == {f"{name}.train", f"{name}.valid"}
+    spec = feature_spec(trained_home, Contract.load(trained_home.contract_path))
+    for split, context in (("train", "training"), ("valid", "validation")):
+        item = inputs[f"{name}.{split}"]
+        assert {tag.key: tag.value for tag in item.tags}["mlflow.data.context"] == context
+        assert item.dataset.source_type == "dvc"
+        source = json.loads(item.dataset.source)
+        assert source["url"] == snapshot.registry and source["rev"] == snapshot.registry_revision
+        assert source["days"] == snapshot.days[split]
+        data = load_split(trained_home, snapshot, split, spec)
+        assert item.dataset.digest == data.ids_sha256[:16]  # the same rows give the same digest
+        assert json.loads(item.dataset.profile)["num_rows"] == len(data.y)
+        assert [col["name"] for col in json.loads(item.dataset.schema)["mlflow_colspec"]] == list(spec.names)
+
+    curve = mlflow_client.get_metric_history(result.run_id, "curve/valid-aucpr")
+    steps = sorted(point.step for point in curve)
+    grown = result.rounds + trained_home.model.early_stopping_rounds  # early stopping ran this many more rounds
+    assert steps == list(range(len(steps))) and result.rounds <= len(steps) <= grown
+    best = max(curve, key=lambda point: (point.value, -point.step))
+    assert best.step == result.rounds - 1 and best.value == pytest.approx(result.valid_aucpr)

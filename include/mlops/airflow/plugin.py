@@ -17,6 +17,8 @@ is imported inside the check, on the first request.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
@@ -24,7 +26,15 @@ from fastapi import HTTPException, Request, status
 
 from mlops.web.app import create_app
 from mlops.web.data import RECENT_FAILURE_DAYS, DagRuns
+from mlops.web.status import FAILED_DAYS, LISTED, ActiveRun, Activity, FailedTask, WaitingApproval, one_line
 from mlops.web.urls import PLUGIN_PREFIX
+
+log = logging.getLogger(__name__)
+#: Log lines read per failed task when looking for its error (a log is read only for the newest failures).
+LOG_LINES_READ = 20_000
+#: Reasons already read, per failed try (a failed try's log does not change): the page refreshes every minute.
+_REASONS: dict[tuple[str, str, str, int, int], str | None] = {}
+_REASONS_KEPT = 2_000
 
 
 async def require_reader(request: Request) -> None:
@@ -69,7 +79,109 @@ def dag_runs() -> list[DagRuns]:
     ]
 
 
-app = create_app(require_reader, dag_runs=dag_runs)
+def _reason_of(messages: Any) -> str | None:
+    """The last error of a task's log: ``<exception type>: <message>`` when it logged one, else its last error line."""
+    reason = None
+    for count, message in enumerate(messages):
+        if count >= LOG_LINES_READ:
+            break
+        extra = getattr(message, "model_extra", None) or {}
+        if str(extra.get("level", "")).lower() not in ("error", "critical"):
+            continue
+        details = extra.get("error_detail") or []
+        last = details[-1] if isinstance(details, list) and details and isinstance(details[-1], dict) else None
+        if last and last.get("exc_type"):
+            reason = one_line(f"{last['exc_type']}: {last.get('exc_value', '')}")
+        elif reason is None or not reason.startswith(("Task failed", "Exception")):
+            reason = one_line(str(getattr(message, "event", ""))) or reason
+    return reason
+
+
+def _task_reason(ti: Any) -> str | None:
+    """The one-line error of a failed task instance's log (Airflow's log reader: local or remote logs)."""
+    from airflow.utils.log.log_reader import TaskLogReader
+
+    key = (ti.dag_id, ti.run_id, ti.task_id, int(ti.map_index), int(ti.try_number or 1))
+    if key in _REASONS:
+        return _REASONS[key]
+    try:
+        messages, _ = TaskLogReader().read_log_chunks(ti, ti.try_number, {"download_logs": True})
+        reason = _reason_of(messages)
+    except Exception:  # no log (yet), a remote store away: the failure is listed without a reason
+        log.info("no log to read for %s.%s %s", ti.dag_id, ti.task_id, ti.run_id, exc_info=True)
+        return None
+    if len(_REASONS) >= _REASONS_KEPT:
+        _REASONS.clear()
+    _REASONS[key] = reason
+    return reason
+
+
+def activity(dag_ids: Sequence[str]) -> Activity:
+    """What Airflow's DB knows now of these DAGs: runs running or queued, tasks failed in the last days (the
+    newest with the error of their log), Human-in-the-loop requests not answered yet."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from sqlalchemy import select
+
+    ids = list(dag_ids)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=FAILED_DAYS)
+    day = DagRun.logical_date
+    active = (
+        select(DagRun.dag_id, DagRun.run_id, DagRun.state, DagRun.logical_date, DagRun.run_after, DagRun.start_date)
+        .where(DagRun.dag_id.in_(ids), DagRun.state.in_([DagRunState.RUNNING, DagRunState.QUEUED]))
+        .order_by(DagRun.run_after.desc())
+        .limit(LISTED * len(ids) or 1)
+    )
+    failed = (
+        select(TaskInstance, day, DagRun.run_after)
+        .join(DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id))
+        .where(TaskInstance.dag_id.in_(ids), TaskInstance.state == TaskInstanceState.FAILED)
+        .where(TaskInstance.end_date >= since)
+        .order_by(TaskInstance.end_date.desc())
+        .limit(LISTED * len(ids) or 1)
+    )
+    waiting = (
+        select(
+            TaskInstance.dag_id,
+            TaskInstance.run_id,
+            TaskInstance.task_id,
+            HITLDetail.subject,
+            HITLDetail.created_at,
+            day,
+            DagRun.run_after,
+        )  # fmt: skip
+        .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
+        .join(DagRun, (DagRun.dag_id == TaskInstance.dag_id) & (DagRun.run_id == TaskInstance.run_id))
+        .where(TaskInstance.dag_id.in_(ids), HITLDetail.responded_at.is_(None))
+        .where(TaskInstance.state.in_([TaskInstanceState.DEFERRED, TaskInstanceState.AWAITING_INPUT]))
+        .order_by(HITLDetail.created_at.desc())
+    )
+    with create_session() as session:
+        running = [
+            ActiveRun(dag_id, run_id, str(getattr(state, "value", state)), logical or after, started)
+            for dag_id, run_id, state, logical, after, started in session.execute(active).all()
+        ]
+        failures = []
+        read: dict[str, int] = {}
+        for ti, logical, after in session.execute(failed).all():
+            reason = None
+            model = ti.dag_id.rsplit("__", 1)[0]
+            if read.get(model, 0) < LISTED:  # only the failures a model's status shows have their log read
+                read[model] = read.get(model, 0) + 1
+                reason = _task_reason(ti)
+            failures.append(FailedTask(ti.dag_id, ti.run_id, ti.task_id, logical or after, ti.end_date,
+                                       int(ti.try_number or 1), int(ti.map_index), reason))  # fmt: skip
+        approvals = [
+            WaitingApproval(dag_id, run_id, task_id, subject or "", created, logical or after)
+            for dag_id, run_id, task_id, subject, created, logical, after in session.execute(waiting).all()
+        ]
+    return Activity(running, failures, approvals)
+
+
+app = create_app(require_reader, dag_runs=dag_runs, activity=activity)
 
 #: The page in Airflow's navigation: an iframe on ``/plugin/mlops`` showing ``/mlops/``.
 NAV_ENTRY: dict[str, Any] = {

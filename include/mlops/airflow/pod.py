@@ -9,6 +9,8 @@ the rules of :mod:`mlops.training.pod_spec` (GPU limits, credentials only throug
 * The pod is deleted when it succeeds and kept when it fails (for ``kubectl describe/logs``); its events are
   logged on failure; its logs stream into the task log; a restarted worker reattaches to the running pod
   (``durable``) instead of starting a second GPU job.
+* The task is deferrable unless ``kubernetes.deferrable`` is false: the triggerer watches the pod and streams
+  its logs, so hours of GPU training hold no worker slot (the triggerer needs the same RBAC as the workers).
 * The container's root filesystem is read-only; its scratch folders are one ``emptyDir``
   (:func:`~mlops.training.pod_spec.scratch_volume`).
 
@@ -142,6 +144,8 @@ def training_pod_operator(
         "termination_message_policy": "FallbackToLogsOnError",
         "startup_timeout_seconds": spec.startup_timeout_seconds,
         "schedule_timeout_seconds": spec.schedule_timeout_seconds,
+        # Hours of GPU training hold no worker slot: the triggerer follows the pod (`kubernetes.deferrable`).
+        "deferrable": spec.deferrable,
     }
     options.update(kwargs)
     return KubernetesPodOperator(

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 #: Sections of a version's stored config that ``reproduce`` replays; the rest (where MLflow, the lake, the
 #: ledger are) belongs to the deployment that reproduces it (the stored copy has its secrets masked).
 REPRODUCED_SECTIONS = ("dataset", "training", "model")
+#: The learning curve: one MLflow metric per evaluated split and metric (``curve/valid-aucpr``), a step per round.
+CURVE_PREFIX = "curve/"
+#: MLflow's input tag for what a logged dataset was used for, and ours per split.
+DATASET_CONTEXT = {"train": "training", "valid": "validation"}
 SHAP_SAMPLE = 500  # exact TreeSHAP costs ~0.3 ms a row: enough rows for a stable mean |SHAP| ranking
 PROFILE_SAMPLE = 200_000  # reference bins from a seeded sample: quantiles are stable, the cost is not
 
@@ -113,11 +117,13 @@ def _progress(every: int) -> Any:
 
 
 def fit_booster(settings: Settings, spec: FeatureSpec, X_train: np.ndarray, y_train: np.ndarray,
-                X_valid: np.ndarray, y_valid: np.ndarray, device: str = "cpu") -> tuple[Any, float]:  # fmt: skip
+                X_valid: np.ndarray, y_valid: np.ndarray, device: str = "cpu",
+                evals_result: dict[str, dict[str, list[float]]] | None = None) -> tuple[Any, float]:  # fmt: skip
     """xgb.train with early stopping; the only place model parameters meet the data.
 
     Returns the booster cut at its best iteration (so every later predict uses the right trees)
-    and the best validation score.
+    and the best validation score. ``evals_result`` (XGBoost's own argument) receives every round's
+    validation metrics, the evaluation early stopping does anyway.
     """
     import xgboost as xgb
 
@@ -135,6 +141,7 @@ def fit_booster(settings: Settings, spec: FeatureSpec, X_train: np.ndarray, y_tr
         early_stopping_rounds=model.early_stopping_rounds,
         verbose_eval=False,
         callbacks=[_progress(25)],
+        evals_result=evals_result,
     )
     return booster[: booster.best_iteration + 1], float(booster.best_score)
 
@@ -183,7 +190,7 @@ def train(settings: Settings, snapshot: TrainingSnapshot, trigger: dict[str, Any
     # The config as JSON, never the raw dump: a ledger or tracking URI with a password stays out of MLflow.
     artifacts = {Artifacts.SNAPSHOT: redact(snapshot.to_dict()), Artifacts.CONFIG: redact_settings(settings)}
     return fit_and_log(settings, spec, train_split, valid_split, tags, f"train-{snapshot.as_of}", device,
-                       artifacts=artifacts, reference=reference)  # fmt: skip
+                       artifacts=artifacts, reference=reference, snapshot=snapshot)  # fmt: skip
 
 
 def reproduce(settings: Settings, version: str) -> dict[str, Any]:
@@ -212,13 +219,53 @@ def reproduce(settings: Settings, version: str) -> dict[str, Any]:
             "original_rounds": int(metrics[models.BOOSTED_ROUNDS]), "reproduced_rounds": result.rounds}  # fmt: skip
 
 
+def _dataset_inputs(snapshot: TrainingSnapshot, spec: FeatureSpec, splits: dict[str, SplitData]) -> list[Any]:
+    """The run's inputs as MLflow datasets (the run page's "Datasets used"): metadata only, no copy of the data.
+
+    Each split is named ``<dataset>.<split>``; its source (type ``dvc``) is the data registry's URL and the
+    revision that pins its days, so ``dvc get`` or ``mlops`` can read the very same rows; its digest is the
+    hash of its ids in order; its context says what training used it for.
+    """
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    schema = json.dumps({"mlflow_colspec": Schema([ColSpec(DataType.float, name) for name in spec.names]).to_dict()})
+    inputs = []
+    for split, data in splits.items():
+        source = {"url": snapshot.registry, "rev": snapshot.registry_revision, "days": snapshot.days[split]}
+        dataset = Dataset(
+            name=f"{snapshot.dataset}.{split}",
+            digest=data.ids_sha256[:16],
+            source_type="dvc",
+            source=json.dumps(redact(source)),
+            schema=schema,
+            profile=json.dumps({"num_rows": len(data.y), "num_positives": int(data.y.sum())}),
+        )
+        inputs.append(DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, DATASET_CONTEXT[split])]))
+    return inputs
+
+
+def _learning_curve(evals_result: dict[str, dict[str, list[float]]], timestamp_ms: int) -> list[Any]:
+    """Every round's evaluation as MLflow metrics (``curve/valid-aucpr``, step = round): the run's learning curve."""
+    from mlflow.entities import Metric
+
+    return [
+        Metric(f"{CURVE_PREFIX}{split}-{metric}", float(value), timestamp_ms, step)
+        for split, metrics in evals_result.items()
+        for metric, values in metrics.items()
+        for step, value in enumerate(values)
+    ]
+
+
 def fit_and_log(settings: Settings, spec: FeatureSpec, train_split: SplitData, valid_split: SplitData,
                 tags: dict[str, str], run_name: str, device: str = "cpu", artifacts: dict[str, Any] | None = None,
-                reference: np.ndarray | None = None) -> TrainResult:  # fmt: skip
+                reference: np.ndarray | None = None,
+                snapshot: TrainingSnapshot | None = None) -> TrainResult:  # fmt: skip
     """The tracked training step on data in memory: what the training benchmark compares with raw xgb.train.
 
     The drift reference profile is made from ``reference`` (the snapshot's newest validated days), else from
-    the train split.
+    the train split. With ``snapshot``, the splits are logged as the run's dataset inputs.
     """
     import mlflow
     import pandas as pd
@@ -235,10 +282,16 @@ def fit_and_log(settings: Settings, spec: FeatureSpec, train_split: SplitData, v
                            "early_stopping_rounds": settings.model.early_stopping_rounds, "device": device,
                            "train_rows": len(train_split.y), "valid_rows": len(valid_split.y),
                            "window_days": settings.training.window_days})  # fmt: skip
+        client = models.client(settings)
+        if snapshot is not None:
+            client.log_inputs(run.info.run_id, _dataset_inputs(snapshot, spec, {"train": train_split,
+                                                                                "valid": valid_split}))  # fmt: skip
         fit_started = time.monotonic()
+        evals_result: dict[str, dict[str, list[float]]] = {}
         booster, valid_aucpr = fit_booster(settings, spec, train_split.X, train_split.y, valid_split.X,
-                                           valid_split.y, device)  # fmt: skip
+                                           valid_split.y, device, evals_result)  # fmt: skip
         fit_seconds = time.monotonic() - fit_started
+        client.log_batch(run.info.run_id, metrics=_learning_curve(evals_result, int(time.time() * 1000)))
         rounds = booster.num_boosted_rounds()
         mlflow.log_metrics({models.VALID_AUCPR: valid_aucpr, models.BOOSTED_ROUNDS: rounds, "fit_seconds": fit_seconds,
                             "train_positives": positives})  # fmt: skip

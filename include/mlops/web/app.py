@@ -4,7 +4,8 @@ Airflow mounts it under ``/mlops`` (``mlops.airflow.plugin``) and shows the page
 Airflow does not protect plugin apps, so :func:`create_app` takes the login check as a dependency and puts
 it on every route, the static files and unknown paths included (static files are served by a route, not a
 mount, for that reason). The app knows nothing about Airflow: the plugin passes Airflow's auth manager check
-and what Airflow's DB knows of the DAG runs, tests may pass others.
+and what Airflow's DB knows of the DAG runs and of their current activity (:mod:`mlops.web.status`), tests
+may pass others.
 
 Routes (relative to the mount point)::
 
@@ -13,6 +14,7 @@ Routes (relative to the mount point)::
     /api/models                         the list as JSON
     /api/models/<model>                 champion, challenger, versions, ledger (also .../page, .../drift,
                                         .../validation, .../scoring, .../scores/<day>, .../versions/<v>)
+    /api/models/<model>/status          the status line: champion, last days, running, failed, approvals
     /models/<model>/reports/gate/<run>  a gate report of one of the model's training runs
     /models/<model>/reports/drift/<day> the day's Evidently report in the model's lake
     /models/<model>/data-docs/<page>    the model's GX Data Docs site
@@ -43,7 +45,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 
 from mlops.config import Settings, load_settings, model_names
 from mlops.redact import redact_text
-from mlops.web import data, metrics
+from mlops.web import data, metrics, status
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ def create_app(
     *,
     env: Mapping[str, str] | None = None,
     dag_runs: Callable[[], Iterable[data.DagRuns]] | None = None,
+    activity: status.ActivityReader | None = None,
     extra_metrics: Callable[[], str] | None = None,
 ) -> FastAPI:
     """The app; ``require_reader`` raises 401/403 for requests that may not read the platform's data.
@@ -100,7 +103,9 @@ def create_app(
     ``env`` is where the settings come from (default: the process's environment, read on each request, so
     a model file added to the folder shows without a restart). ``dag_runs`` returns what the host knows of
     the DAG runs (Airflow: its metadata DB): the models list then shows each model's recent failed runs and
-    ``/metrics`` the per-DAG lines. ``extra_metrics`` adds any other Prometheus text the host has.
+    ``/metrics`` the per-DAG lines. ``activity`` returns what is running, failed and waiting for approval in
+    the given DAGs (Airflow: its metadata DB): each model's status line shows it. ``extra_metrics`` adds any
+    other Prometheus text the host has.
     """
     app = FastAPI(
         title="MLOps",
@@ -129,6 +134,15 @@ def create_app(
             return list(dag_runs())
         except Exception:
             log.exception("could not read the DAG runs")
+            return None
+
+    def activity_of(models: Iterable[str]) -> status.Activity | None:
+        if activity is None:
+            return None
+        try:
+            return activity(status.dag_ids(models))
+        except Exception:
+            log.exception("could not read the DAGs' activity")
             return None
 
     def page_html(base: str) -> HTMLResponse:
@@ -171,15 +185,24 @@ def create_app(
     @app.get("/api/models")
     def models_list() -> dict[str, Any]:
         known = runs()
+        names = model_names(env)
+        now = activity_of(names)
         listed = []
-        for name in model_names(env):
+        for name in names:
             try:
-                listed.append(data.model_summary(load_settings(model=name, env=env), known))
+                summary = data.model_summary(load_settings(model=name, env=env), known)
             except Exception as exc:  # one broken model never hides the others
                 log.exception("models list: %s cannot be read", name)
                 error = redact_text(str(exc))
-                listed.append({"model": name, "page": data.urls.model_page(name), "error": error})
-        return {"models": listed, "failed_runs_days": data.RECENT_FAILURE_DAYS if known is not None else None}
+                summary = {"model": name, "page": data.urls.model_page(name), "error": error}
+            listed.append({**summary, "status": status.model_status(summary, now)})
+        return {"models": listed, "failed_runs_days": data.RECENT_FAILURE_DAYS if known is not None else None,
+                "refresh_seconds": status.REFRESH_SECONDS}  # fmt: skip
+
+    @app.get("/api/models/{model}/status")
+    def model_status(model: str) -> dict[str, Any]:
+        settings = settings_of(model)
+        return status.model_status(data.model_summary(settings, runs()), activity_of([model]))
 
     @app.get("/api/models/{model}")
     def model_overview(model: str) -> dict[str, Any]:

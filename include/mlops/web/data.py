@@ -234,7 +234,8 @@ def _ledger_run(move: dict[str, Any]) -> str | None:
 
 # -- drift ---------------------------------------------------------------------------------------------------
 def drift_history(settings: Settings) -> dict[str, Any]:
-    """PSI per feature and of the score per day, with the thresholds and the days that triggered training."""
+    """PSI per feature and of the score per day, with the thresholds and the days that triggered training;
+    ``features_by_psi`` ranks the features by their highest PSI over the days shown (highest first)."""
     from mlops.drift import read_history
 
     lake = Lake.from_settings(settings)
@@ -260,9 +261,12 @@ def drift_history(settings: Settings) -> dict[str, Any]:
                 "report": urls.drift_report(settings.model_name, report_day) if report_day else None,
             }
         )
+    peak = {name: max((d["psi"][name] or 0.0 for d in days if d["psi"][name] is not None), default=-1.0)
+            for name in features}  # fmt: skip
     return {
         "dataset": settings.dataset.name,
         "features": features,
+        "features_by_psi": sorted(features, key=lambda name: (-peak[name], name)),  # the chart's top k first
         "thresholds": {
             "psi": policy.psi_threshold,
             "severe_psi": policy.severe_psi,

@@ -6,6 +6,10 @@ approval counts only from a user of ``promotion.approvers`` who did not trigger 
 (:func:`mlops.verdicts.check_approver`); any other approval is recorded as ``refused`` and fails the step,
 so nothing downstream promotes. A rejection (or no answer before the timeout) is recorded as ``rejected``.
 The ``promote`` task checks the same rule again on this step's output before it moves ``champion``.
+
+The request's body is written when the step starts: the gate report of the assessed run (from MLflow) as
+Markdown (:func:`mlops.training.approval_text.approval_request`), with the gate report and MLflow run links
+the ``assess`` and ``register`` tasks already show.
 """
 
 from __future__ import annotations
@@ -31,10 +35,46 @@ class LedgerApprovalOperator(ApprovalOperator):
         approvers = [{"id": name, "name": name} for name in settings.promotion.approvers]
         super().__init__(assigned_users=approvers, **kwargs)
 
+    def execute(self, context: Any) -> Any:
+        self.body = _request_body(context)
+        return super().execute(context)
+
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         if "error" not in event:
             _record(context, event)
         return super().execute_complete(context=context, event=event)
+
+
+def _request_body(context: Any) -> str:
+    """The approval request (Markdown) from the run's gate report; the register step's metrics when MLflow fails."""
+    from mlflow.exceptions import MlflowException
+
+    from mlops.airflow.links import GateReportLink, MlflowRunLink
+    from mlops.models import Artifacts, load_artifact
+    from mlops.training.approval_text import approval_request
+
+    settings = run_settings()
+    ti = context["ti"]
+    registered, assessed = ti.xcom_pull(task_ids="register"), ti.xcom_pull(task_ids="assess")
+    report, unreadable = None, None
+    try:
+        report = load_artifact(settings, assessed["run_id"], Artifacts.GATE_REPORT_JSON)
+    except (MlflowException, OSError) as exc:  # the approver still gets the verdict and the candidate's metrics
+        unreadable = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return approval_request(
+        model=settings.model_name,
+        version=str(registered["version"]),
+        champion_version=registered.get("champion_version"),
+        report=report,
+        summary=registered["summary"],
+        candidate_metrics=registered["metrics"],
+        gate_report_url=ti.xcom_pull(task_ids="assess", key=GateReportLink().xcom_key),
+        mlflow_run_url=ti.xcom_pull(task_ids="register", key=MlflowRunLink().xcom_key),
+        timeout_hours=settings.promotion.approval_timeout_hours,
+        slice_tolerance=settings.gates.slice_tolerance,
+        approvers=list(settings.promotion.approvers),
+        unreadable=unreadable,
+    )
 
 
 @error_policy

@@ -24,6 +24,13 @@ from mlops.airflow.links import ScoresLink, add_links
 from mlops.airflow.runs import follow_plan, max_map_length, run_param
 from mlops.config import Settings
 
+#: How the grid names a mapped ``score_chunk`` instead of its map index: the chunk's day and row range
+#: (``dt=2026-07-07 rows 2,000-3,999``). Airflow renders it with the task's context, which holds the mapped
+#: ``chunk`` once the task has run (``first_row`` comes from ``plan_chunks``).
+CHUNK_NAME = (
+    "dt={{ chunk.day }} rows {{ '{:,}'.format(chunk.first_row) }}-{{ '{:,}'.format(chunk.first_row + chunk.rows - 1) }}"
+)
+
 
 def build(settings: Settings) -> DAG:
     """``<model>__batch_scoring`` for the model of ``settings`` (what the DAG factory calls per model file)."""
@@ -57,7 +64,7 @@ def build(settings: Settings) -> DAG:
     | `resolve_day` | the run's day(s): `params.date` (forced), else the triggering events' dates, else the logical date |
     | `pin_champion` | the run's plan: the waiting days up to the run's day, and alias `champion` resolved **once**; every task of the run uses that version (a promotion mid-run cannot mix models); SKIPPED when there is no champion or nothing waits |
     | `plan_chunks`, `days_of` | the planned days, each split by parquet row groups into at most {settings.scoring.max_chunks} chunks; checks the pinned model's feature columns before any scoring |
-    | `score_chunk` (mapped over the chunks of every day) | streams record batches of {settings.scoring.batch_rows:,} rows: shared feature assembly, `inplace_predict`, parquet part in the day's staging area |
+    | `score_chunk` (mapped over the chunks of every day, each named `dt=D rows A-B` in the grid) | streams record batches of {settings.scoring.batch_rows:,} rows: shared feature assembly, `inplace_predict`, parquet part in the day's staging area |
     | `commit_scores` (mapped over the days) | verifies the day's parts, writes `_STATS.json`, swaps `scores/dt=D/` into place, `_SUCCESS` last; one Asset event `{SCORES.name}` per day (date, model version, rows) |
     | `shadow_score` | with a distinct `challenger`, scores a sample of the run's newest day with both models into `scores/shadow/dt=D/` |
 
@@ -139,7 +146,10 @@ def build(settings: Settings) -> DAG:
                           f"(more than [core] max_map_length={budget} chunks in one run)")  # fmt: skip
                     break
                 days.append(day.isoformat())
-                chunks += [chunk.stamped(resolved["scored_at"], day).to_dict() for chunk in planned_chunks]
+                first_row = 0  # where each chunk starts in its day: the grid names the chunk by its rows
+                for chunk in planned_chunks:
+                    chunks.append({**chunk.stamped(resolved["scored_at"], day).to_dict(), "first_row": first_row})
+                    first_row += chunk.rows
             if not days:
                 raise unscorable[0]  # every waiting day breaks the model's inputs: fail, without retries
             print(f"scoring {len(days)} day(s) with v{model.version}: {', '.join(days)} ({len(chunks)} chunk(s))")
@@ -151,7 +161,7 @@ def build(settings: Settings) -> DAG:
             """The days of the planned chunks, oldest first: one commit per day."""
             return sorted({chunk["day"] for chunk in chunks})
 
-        @task(max_active_tis_per_dagrun=4)
+        @task(max_active_tis_per_dagrun=4, map_index_template=CHUNK_NAME)
         @error_policy
         def score_chunk(chunk: dict, planned: dict, run_id: str | None = None) -> dict:
             """Stream one chunk of one day through the pinned model into that day's staging area."""

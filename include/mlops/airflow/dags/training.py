@@ -65,7 +65,7 @@ def build(settings: Settings) -> DAG:
     | `assess` | candidate and champion scored on the same holdout; gates: absolute thresholds, paired-bootstrap comparison, per-slice non-regression, feature contract; report logged to MLflow |
     | `register` | model version tagged with lineage + gate evidence; `challenger` if the gates passed |
     | `gates_passed` | a failed gate ends the run here as **not promoted** (a normal outcome) |
-    | {"`approve_promotion` | human approval in the UI (Required actions) by one of " + (", ".join(settings.promotion.approvers) or "nobody: set `promotion.approvers`") + ", never the user who triggered the run; every answer is recorded in the ledger; no answer in " + str(settings.promotion.approval_timeout_hours) + " h = reject |" if MANUAL else "(approval) | policy `auto`: no human step |"}
+    | {"`approve_promotion` | human approval in the UI (Required actions; the request shows candidate vs champion per metric, the bootstrap CI, the slices that moved and links to the gate report and the MLflow run) by one of " + (", ".join(settings.promotion.approvers) or "nobody: set `promotion.approvers`") + ", never the user who triggered the run; every answer is recorded in the ledger; no answer in " + str(settings.promotion.approval_timeout_hours) + " h = reject |" if MANUAL else "(approval) | policy `auto`: no human step |"}
     | `promote` | compare-and-set `champion` (only if it still points at the version compared against), recorded in the ledger; emits Asset `{CHAMPION.name}`, which starts `{settings.dag_id("batch_scoring")}` (a first champion scores every validated day that waited) |
 
     MLflow: `{redact_text(settings.mlflow_tracking_uri)}`. Roll back with the `{settings.dag_id("model_rollback")}` DAG.
@@ -232,9 +232,6 @@ def build(settings: Settings) -> DAG:
                 settings=settings,
                 task_id="approve_promotion",
                 subject=f"Promote {settings.model_name} v{{{{ ti.xcom_pull(task_ids='register')['version'] }}}} to champion?",
-                body="Gate evidence: {{ ti.xcom_pull(task_ids='register')['summary'] }}\n\n"
-                "Holdout metrics: {{ ti.xcom_pull(task_ids='register')['metrics'] }}\n\n"
-                "Compared with champion v{{ ti.xcom_pull(task_ids='register')['champion_version'] }}.",
                 defaults="Reject",
                 response_timeout=dt.timedelta(hours=settings.promotion.approval_timeout_hours),
                 execution_timeout=None,

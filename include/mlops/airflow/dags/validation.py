@@ -75,7 +75,8 @@ def build(settings: Settings) -> DAG:
             from mlops.versioning import snapshot_partition as snapshot
 
             settings = run_settings()
-            return snapshot(settings, Lake.from_settings(settings), _day(ds), verdict["rows"]).to_dict()
+            lake = Lake.from_settings(settings)
+            return snapshot(settings, lake, _day(ds), verdict["rows"], manifest=verdict["manifest"]).to_dict()
 
         @task(outlets=[VALIDATED])
         @error_policy
