@@ -363,9 +363,10 @@ def trigger_decision(
     no trigger while a training run is active; none during the cooldown (``today - last_training <
     cooldown_days`` days, or since the last day that triggered, and at least :func:`learning_lag_days` when the
     current breach has no labelled evidence); at once when the current window is severe; after
-    ``consecutive_windows``. ``catch_up`` (:func:`catch_up_reason`): a window that did not breach still
-    triggers, with that reason, under the same active-run and cooldown rules. ``wait_for_labels``
-    (:func:`wait_for_labels_reason`): a performance breach does not trigger yet (nor start a cooldown).
+    ``consecutive_windows``. ``catch_up`` (:func:`mlops.concept_change.catch_up_reason`): a window that did
+    not breach still triggers, with that reason, under the same active-run and cooldown rules.
+    ``wait_for_labels`` (:func:`mlops.concept_change.wait_for_labels_reason`): a performance breach does not
+    trigger yet (nor start a cooldown).
     """
     policy = settings.drift
     today = _as_date(today)
@@ -416,63 +417,6 @@ def trigger_decision(
     if consecutive >= policy.consecutive_windows:
         return decide(True, f"drift in {consecutive} consecutive windows: {what}")
     return decide(False, f"debounce: {consecutive}/{policy.consecutive_windows} breaching windows ({what})")
-
-
-def concept_change_start(history: list[dict], up_to: dt.date) -> dt.date | None:
-    """The first day of the newest confirmed change in what the labels say (None when there is none).
-
-    A change is confirmed by a performance breach on labelled days. Its first day is the oldest labelled day
-    that the first breaching check saw and the check before it had not (a daily check adds the one day whose
-    labels just arrived): the day the model started to be wrong. It stays the answer after the breach clears
-    (a champion trained since the change no longer breaches, and its successors must not learn the old concept
-    again); a later breach that follows a clean check starts a new change. Checks without labelled evidence
-    neither confirm nor clear a change. Only entries up to ``up_to`` count: a run for day D decides from days
-    up to D.
-    """
-    start: dt.date | None = None
-    seen: dt.date | None = None  # the newest labelled day of the last check that did not breach
-    breaching = False
-    for entry in sorted((e for e in history if _as_date(e["day"]) <= up_to), key=lambda e: _as_date(e["day"])):
-        performance = entry.get("performance")
-        if not performance:
-            continue
-        labelled = sorted(_as_date(d) for d in entry.get("labelled_days") or [entry["day"]])
-        if not performance.get("breached"):
-            breaching, seen = False, labelled[-1]
-            continue
-        if not breaching:
-            new = [d for d in labelled if seen is None or d > seen]
-            start = new[0] if new else labelled[-1]
-        breaching = True
-    return start
-
-
-def wait_for_labels_reason(since: dt.date | None, labelled_since: int, needed: int) -> str | None:
-    """Why a performance breach waits instead of triggering, or None: fewer than ``needed`` days since the change
-    are labelled, so a training run could only learn the concept that stopped holding (it would skip, and its
-    trigger would hold the cooldown while the labels arrive)."""
-    if since is None or labelled_since >= needed:
-        return None
-    return (f"the labels changed from dt={since}; {labelled_since} of the {needed} days a training window since "
-            "then needs are labelled")  # fmt: skip
-
-
-def catch_up_reason(since: dt.date | None, learned_days: list[str], labelled_since: int, window_days: int,
-                    version: str) -> str | None:  # fmt: skip
-    """Why to retrain a champion that learned a change from a short window, or None.
-
-    After a change in what the labels say, the first retrain learns from the few days since it
-    (:func:`concept_change_start`); a champion that healthy does not breach again, so without this it would
-    keep that short window's model. It retrains each time the labelled days since the change doubled the
-    days its window held, until its window is full (``window_days``): a few retrains, each on twice the data.
-    ``learned_days``: every day of the champion's window (train, validation and holdout).
-    """
-    if since is None or not learned_days or dt.date.fromisoformat(min(learned_days)) < since:
-        return None  # no change, or the champion's window reaches before it (trained before, or full)
-    if len(learned_days) >= window_days or labelled_since < 2 * len(learned_days):
-        return None
-    return (f"champion v{version} learned from {len(learned_days)} day(s) since the change of dt={since}; "
-            f"{labelled_since} are labelled now")  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------- history

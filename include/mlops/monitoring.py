@@ -237,9 +237,9 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
 def _change_reasons(settings: Settings, lake: Lake, history: list[dict[str, Any]], current: dict[str, Any],
                     day: dt.date, champion: Champion) -> tuple[str | None, str | None]:  # fmt: skip
     """(catch-up reason, wait-for-labels reason) on ``day``, from the change in what the labels say that the
-    history and the current window confirm (:func:`mlops.drift.concept_change_start`), counting the labelled
+    history and the current window confirm (:func:`mlops.concept_change.concept_change_start`), counting the labelled
     days since it whose labels were due by ``day``."""
-    from mlops.drift import catch_up_reason, concept_change_start, wait_for_labels_reason
+    from mlops.concept_change import catch_up_reason, concept_change_start, wait_for_labels_reason
     from mlops.training.snapshot import MIN_DAYS_SINCE_CHANGE
 
     since = concept_change_start([*history, current], day)

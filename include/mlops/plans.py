@@ -120,8 +120,9 @@ def plan_training(settings: Settings, *, as_of: dt.date, run_kind: str, reason: 
     when there is not enough labelled data yet (a later run trains; nothing to retry).
     """
     from mlops import aliases, models
+    from mlops.concept_change import concept_change_start
     from mlops.data.lake import Lake
-    from mlops.drift import concept_change_start, read_history
+    from mlops.drift import read_history
     from mlops.training.snapshot import NoTrainingData, resolve_snapshot
 
     why = RUN_KIND_REASONS.get(run_kind) or reason or "manual"

@@ -539,7 +539,7 @@ def _checked(day: str, labelled: list[str], breached: bool | None) -> dict:
 
 
 def test_a_change_starts_on_the_first_labelled_day_the_breaching_check_saw_new() -> None:
-    from mlops.drift import concept_change_start
+    from mlops.concept_change import concept_change_start
 
     history = [
         _checked("2026-04-02", ["2026-03-29", "2026-03-30"], False),
@@ -559,7 +559,7 @@ def test_a_change_starts_on_the_first_labelled_day_the_breaching_check_saw_new()
 
 
 def test_a_performance_breach_waits_for_labels_since_the_change_then_catches_up(settings: Settings) -> None:
-    from mlops.drift import catch_up_reason, wait_for_labels_reason
+    from mlops.concept_change import catch_up_reason, wait_for_labels_reason
 
     today, since = dt.date(2026, 4, 5), dt.date(2026, 4, 1)
     current = _result("2026-04-05", severe=True, psi_value=0.1)

@@ -87,9 +87,10 @@ def resolve_snapshot(settings: Settings, as_of: dt.date, lake: Lake | None = Non
                      since: dt.date | None = None) -> TrainingSnapshot:  # fmt: skip
     """Last ``window_days`` validated days whose labels have arrived by ``as_of``, split by time.
 
-    ``since``: the first day of a confirmed change in what the labels say (:func:`mlops.drift.concept_change_start`);
-    the window then starts there (days before it teach the old concept), with a shorter split while the days
-    since it are few (:func:`split_days`), and at least three days (a train, a validation and a holdout day).
+    ``since``: the first day of a confirmed change in what the labels say
+    (:func:`mlops.concept_change.concept_change_start`); the window then starts there (days before it teach the
+    old concept), with a shorter split while the days since it are few (:func:`split_days`), and at least
+    three days (a train, a validation and a holdout day).
     """
     lake = lake or Lake.from_settings(settings)
     training = settings.training
