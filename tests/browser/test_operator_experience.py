@@ -39,6 +39,7 @@ from mlops.config import Settings, load_settings
 from mlops.data.lake import STATS, Lake
 from mlops.runtime import stack_env
 from tests.browser.home import CARDS, SECOND, build, models_dir
+from tests.plugins.test_status import plant_failure
 
 pytestmark = pytest.mark.browser
 DAG = f"{CARDS}__continuous_training"
@@ -113,6 +114,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         build(home)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS", "MLFLOW"))}
     base.update(MLOPS_HOME=str(home), MLOPS_MODELS_DIR=str(models_dir(home)), MLOPS__PROMOTION__POLICY="manual")
+    # Who triggers a run never approves it: the operator (admin) retrains, a second user (an approver) approves.
+    base.update(MLOPS__PROMOTION__APPROVERS=json.dumps([APPROVER]),
+                AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{stack.ADMIN}:admin,{APPROVER}:admin")  # fmt: skip
     base.update(SMALL_DATA_GATES)
     settings = load_settings(env=base)  # the deployment's: what `make up` starts
     api_port, mlflow_port = _free_port(), _free_port()
@@ -143,10 +147,20 @@ def _wait_for_dags(stack_: Stack, timeout: float = 180.0) -> None:
         time.sleep(2)
 
 
-def _login(page: Any, stack_: Stack) -> None:
+#: The second user of the stack, the only one ``promotion.approvers`` names.
+APPROVER = "approver"
+
+
+def _password_of(stack_: Stack, user: str) -> str:
+    """A user's password as the simple auth manager generated it."""
+    generated = Path(stack_.env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    return json.loads(generated.read_text())[user]
+
+
+def _login(page: Any, stack_: Stack, user: str = stack.ADMIN) -> None:
     page.goto(f"{stack_.airflow}/")
-    page.get_by_label("Username").fill(stack.ADMIN)
-    page.get_by_label("Password").fill(stack_.password)
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(stack_.password if user == stack.ADMIN else _password_of(stack_, user))
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{stack_.airflow}/", timeout=60_000)
 
@@ -195,6 +209,13 @@ def _champion_events(stack_: Stack) -> list[dict]:
     return [json.loads(row[0]) if isinstance(row[0], str) else row[0] for row in rows]
 
 
+def running_drift_features(stack_: Stack) -> list[str]:
+    """The features of the first model's drift history, as its drift endpoint ranks them."""
+    from mlops.web.data import drift_history
+
+    return drift_history(stack_.settings)["features_by_psi"]
+
+
 def test_operator_reads_the_page_retrains_follows_links_and_approves(running: Stack, browser: Any,
                                                                      artifacts: Path) -> None:  # fmt: skip
     settings = running.settings
@@ -214,6 +235,7 @@ def test_operator_reads_the_page_retrains_follows_links_and_approves(running: St
 
 def _operator_day(running: Stack, context: Any, page: Any, champion: str, other: str, artifacts: Path) -> None:
     settings = running.settings
+    planted = plant_failure(Path(running.env["AIRFLOW_HOME"]), CARDS)  # a failed scoring task with its log
     _login(page, running)
 
     # 1. The MLOps page in Airflow's navigation opens on the models: one line each, with its own champion.
@@ -225,6 +247,8 @@ def _operator_day(running: Stack, context: Any, page: Any, champion: str, other:
         assert last_scored in row and re.search(r"\b(ok|breach|severe)\b", row), row
     drifted = frame.locator(f"tr[data-model='{CARDS}']").inner_text()
     assert re.search(r"\b(breach|severe)\b", drifted), f"the first model's last checked day drifted: {drifted}"
+    assert planted["reason"] in drifted, f"the line's status names the newest failure: {drifted}"
+    assert "updated" in frame.get_by_test_id("last-updated").inner_text()
     page.screenshot(path=str(artifacts / "00-models.png"))
 
     # The second model's page: its own champion, gates and history, none of the first model's.
@@ -248,6 +272,22 @@ def _operator_day(running: Stack, context: Any, page: Any, champion: str, other:
     canvas = frame.get_by_test_id("drift-chart").locator("canvas")
     painted = canvas.evaluate(PAINTED_PIXELS)
     assert painted > 5_000, f"the drift chart drew {painted} pixels"
+    # The status line first: the planted failure's DAG, day, task, reason and a link to its log in Airflow.
+    failure = frame.get_by_test_id("status").get_by_test_id("status-failure").first
+    text = failure.inner_text()
+    assert all(planted[key] in text for key in ("failed_day", "failed_task", "reason")), text
+    log_link = failure.get_by_role("link", name="log")
+    assert log_link.get_attribute("href") == f"{running.airflow}/{planted['log']}"
+    assert frame.get_by_test_id("refresh-toggle").inner_text() == "Pause"
+    # The drift chart: the top 5 features by PSI, each legend entry named without hovering; all on demand.
+    legend = frame.get_by_test_id("drift-chart").locator(".u-legend .u-series")
+    features = len(running_drift_features(running))
+    names = [legend.nth(i).inner_text().strip() for i in range(legend.count())]
+    drawn = [name for name in names if name and not name.startswith(("breach", "severe")) and name != "Time"]
+    assert 0 < len(drawn) <= 5 and all(name in running_drift_features(running) for name in drawn), names
+    assert "--" not in " ".join(names), names
+    frame.get_by_test_id("drift-show-all").check()
+    assert frame.get_by_test_id("drift-chart").get_attribute("data-features") == str(features)
     assert "QUARANTINED" in frame.get_by_test_id("validation-table").inner_text()
     page.screenshot(path=str(artifacts / "01-mlops-page.png"))
     frame.get_by_test_id("drift-chart").scroll_into_view_if_needed()
@@ -291,12 +331,15 @@ def _operator_day(running: Stack, context: Any, page: Any, champion: str, other:
     refused = page.goto(running.airflow + gate_link.replace(f"/models/{CARDS}/", f"/models/{SECOND}/"))
     assert refused is not None and refused.status == 404
 
-    # 4. Required actions: approve the promotion; champion moves and the champion Asset says so.
-    page.goto(f"{running.airflow}/required_actions")
-    page.get_by_text(f"Promote {settings.model_name} v").first.click()
-    approve = page.get_by_role("button", name="Approve")
+    # 4. Required actions: the approver (not the operator who triggered the run) approves the promotion;
+    # champion moves and the champion Asset says so.
+    approver = page.context.browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    _login(approver, running, APPROVER)
+    approver.goto(f"{running.airflow}/required_actions")
+    approver.get_by_text(f"Promote {settings.model_name} v").first.click()
+    approve = approver.get_by_role("button", name="Approve")
     approve.wait_for(timeout=60_000)
-    page.screenshot(path=str(artifacts / "04-required-action.png"))
+    approver.screenshot(path=str(artifacts / "04-required-action.png"))
     approve.click()
     deadline = time.monotonic() + 180
     while running.api("GET", f"/dags/{DAG}/dagRuns/{quoted}")["state"] != "success":

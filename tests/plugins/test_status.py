@@ -190,24 +190,13 @@ def _plant_task(db: sqlite3.Connection, dag_id: str, run_id: str, task_id: str, 
     return ti_id
 
 
-def plant_activity(airflow_home: Path, model: str = CARDS) -> dict[str, str]:
-    """In an Airflow metadata DB (SQLite) and its logs folder: a failed task with its log, a running run of
-    another DAG, and a promotion waiting for approval; returns what the status should name."""
-    failed_day, running_day, waiting_day = dt.date(2030, 1, 2), dt.date(2030, 1, 3), dt.date(2030, 1, 4)
-    failed_dag = f"{model}__batch_scoring"
-    running_dag, waiting_dag = f"{model}__drift_monitoring", f"{model}__continuous_training"
+def plant_failure(airflow_home: Path, model: str = CARDS) -> dict[str, str]:
+    """In an Airflow metadata DB (SQLite) and its logs folder: a failed run of the model's batch_scoring whose
+    task logged an exception; returns what the status should name (DAG, day, task, reason, log link)."""
+    failed_day, failed_dag = dt.date(2030, 1, 2), f"{model}__batch_scoring"
     with closing(sqlite3.connect(airflow_home / "airflow.db", timeout=60)) as db, db:
         _plant_run(db, failed_dag, FAILED_RUN, "failed", failed_day)
         _plant_task(db, failed_dag, FAILED_RUN, FAILED_TASK, "failed")
-        _plant_run(db, running_dag, "manual__status-probe-running", "running", running_day)
-        _plant_run(db, waiting_dag, "manual__status-probe-waiting", "running", waiting_day)
-        ti_id = _plant_task(db, waiting_dag, "manual__status-probe-waiting", "approve_promotion", "awaiting_input")
-        db.execute(
-            "INSERT INTO hitl_detail (ti_id, options, subject, params, created_at, params_input) "
-            "VALUES (?, ?, ?, '{}', ?, '{}')",
-            (ti_id, json.dumps(["Approve", "Reject"]), f"Promote {model} v9 (status probe)",
-             _ts(dt.datetime.now(dt.UTC))),
-        )  # fmt: skip
     folder = airflow_home / "logs" / f"dag_id={failed_dag}" / f"run_id={FAILED_RUN}" / f"task_id={FAILED_TASK}"
     folder.mkdir(parents=True, exist_ok=True)
     exc_type, exc_value = PLANTED_REASON.split(": ", 1)
@@ -223,10 +212,28 @@ def plant_activity(airflow_home: Path, model: str = CARDS) -> dict[str, str]:
     (folder / "attempt=1.log").write_text("".join(json.dumps(line) + "\n" for line in lines))
     return {
         "failed_dag": failed_dag, "failed_day": failed_day.isoformat(), "failed_task": FAILED_TASK,
-        "reason": PLANTED_REASON, "running_dag": running_dag, "running_day": running_day.isoformat(),
-        "waiting_dag": waiting_dag, "waiting_day": waiting_day.isoformat(),
-        "log": f"dags/{failed_dag}/runs/{FAILED_RUN}/tasks/{FAILED_TASK}?try_number=1",
+        "reason": PLANTED_REASON, "log": f"dags/{failed_dag}/runs/{FAILED_RUN}/tasks/{FAILED_TASK}?try_number=1",
     }  # fmt: skip
+
+
+def plant_activity(airflow_home: Path, model: str = CARDS) -> dict[str, str]:
+    """:func:`plant_failure`, a running run of another DAG and a promotion waiting for approval (no scheduler
+    may run on this DB: it would run them)."""
+    running_day, waiting_day = dt.date(2030, 1, 3), dt.date(2030, 1, 4)
+    running_dag, waiting_dag = f"{model}__drift_monitoring", f"{model}__continuous_training"
+    planted = plant_failure(airflow_home, model)
+    with closing(sqlite3.connect(airflow_home / "airflow.db", timeout=60)) as db, db:
+        _plant_run(db, running_dag, "manual__status-probe-running", "running", running_day)
+        _plant_run(db, waiting_dag, "manual__status-probe-waiting", "running", waiting_day)
+        ti_id = _plant_task(db, waiting_dag, "manual__status-probe-waiting", "approve_promotion", "awaiting_input")
+        db.execute(
+            "INSERT INTO hitl_detail (ti_id, options, subject, params, created_at, params_input) "
+            "VALUES (?, ?, ?, '{}', ?, '{}')",
+            (ti_id, json.dumps(["Approve", "Reject"]), f"Promote {model} v9 (status probe)",
+             _ts(dt.datetime.now(dt.UTC))),
+        )  # fmt: skip
+    return {**planted, "running_dag": running_dag, "running_day": running_day.isoformat(),
+            "waiting_dag": waiting_dag, "waiting_day": waiting_day.isoformat()}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,43 @@
 
 const ROOT = new URL(document.baseURI); // the plugin's root: <airflow>/mlops/
 const AIRFLOW_ROOT = new URL("../", ROOT); // the Airflow UI's root, one level above /mlops/
-const COLORS = ["#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
-  "#9333ea", "#ea580c", "#0d9488", "#4f46e5", "#be123c", "#15803d"];
+//: Distinct series colours: CSS variables --series-1..N of app.css, which follow the light/dark theme.
+const SERIES_COLORS = 10;
+//: Features drawn by default on the drift chart: the k with the highest PSI (?k= or the control overrides).
+const DEFAULT_TOP_K = 5;
+
+// -- theme ---------------------------------------------------------------------------------------------------
+// Airflow's UI puts its colour mode as a class ("light"/"dark") on its <html>; the page follows it (else the
+// system's prefers-color-scheme, app.css). Canvas charts take their colours from the CSS variables when drawn,
+// so a theme change redraws them (redrawers below).
+const redrawers = [];
+
+function applyTheme() {
+  const host = hostDocument();
+  const classes = host ? host.documentElement.classList : null;
+  const theme = classes && classes.contains("dark") ? "dark" : classes && classes.contains("light") ? "light" : null;
+  if (theme) document.documentElement.dataset.theme = theme;
+  else delete document.documentElement.dataset.theme;
+}
+
+function watchTheme() {
+  applyTheme();
+  const host = hostDocument();
+  if (!host) return;
+  new host.defaultView.MutationObserver(() => {
+    const before = document.documentElement.dataset.theme;
+    applyTheme();
+    if (document.documentElement.dataset.theme !== before) redrawers.forEach((redraw) => redraw());
+  }).observe(host.documentElement, { attributes: true, attributeFilter: ["class"] });
+}
+
+function cssColor(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#6b7280";
+}
+
+function seriesColor(i) {
+  return cssColor(`--series-${(i % SERIES_COLORS) + 1}`);
+}
 
 // -- small helpers ------------------------------------------------------------------------------------------
 // Children of h(): nodes stay, strings and numbers become text nodes, null/undefined/false are left out.
@@ -295,11 +330,19 @@ function markerPlugin(days, color) {
   };
 }
 
+// An axis in the theme's colours (text, grid and ticks).
+function axis(extra) {
+  const grid = { stroke: cssColor("--chart-grid"), width: 1 };
+  return { stroke: cssColor("--chart-axis"), grid, ticks: grid, ...extra };
+}
+
 // Day ticks (the data is daily) and half a day of room at both ends, so bars are not cut.
-const DAY_AXIS = {
-  incrs: [86400, 2 * 86400, 7 * 86400, 30 * 86400],
-  values: (u, splits) => splits.map((s) => new Date(s * 1000).toISOString().slice(0, 10)),
-};
+function dayAxis() {
+  return axis({
+    incrs: [86400, 2 * 86400, 7 * 86400, 30 * 86400],
+    values: (u, splits) => splits.map((s) => new Date(s * 1000).toISOString().slice(0, 10)),
+  });
+}
 
 function dayScale(xs) {
   return { time: true, range: () => [xs[0] - 43200, xs[xs.length - 1] + 43200] };
@@ -309,41 +352,89 @@ function thresholdSeries(label, color) {
   return { label, stroke: color, dash: [8, 6], width: 1.5, points: { show: false } };
 }
 
+// How many features the drift chart draws: ?k=<n> in the page's URL, else DEFAULT_TOP_K.
+function topK() {
+  const k = Number.parseInt(new URLSearchParams(window.location.search).get("k") || "", 10);
+  return Number.isFinite(k) && k > 0 ? k : DEFAULT_TOP_K;
+}
+
+// The drift charts with their controls: the top k features by PSI (k from the control), or all of them.
 function drawDrift(drift, element) {
-  const days = drift.days;
-  if (!days.length) {
+  if (!drift.days.length) {
     element.replaceChildren(h("p", { class: "muted" }, "No drift check has run yet."));
     return;
   }
+  const ranked = drift.features_by_psi || drift.features;
+  const choice = { k: topK(), all: false };
+  const kInput = h("input", { type: "number", min: 1, max: Math.max(ranked.length, 1), value: choice.k,
+    "data-testid": "drift-top-k", "aria-label": "features drawn (highest PSI first)" });
+  const allBox = h("input", { type: "checkbox", "data-testid": "drift-show-all" });
+  const charts = h("div");
+  const controls = h("div", { class: "chart-controls" },
+    h("label", null, "Features with the highest PSI: ", kInput),
+    h("label", null, allBox, ` show all ${ranked.length}`));
+  element.replaceChildren(controls, charts);
+  const draw = () => {
+    const shown = choice.all ? ranked : ranked.slice(0, choice.k);
+    charts.replaceChildren();
+    drawDriftCharts(drift, shown, charts);
+  };
+  kInput.addEventListener("change", () => {
+    const k = Number.parseInt(kInput.value, 10);
+    if (Number.isFinite(k) && k > 0) choice.k = k;
+    draw();
+  });
+  allBox.addEventListener("change", () => {
+    choice.all = allBox.checked;
+    kInput.disabled = allBox.checked;
+    draw();
+  });
+  redrawers.push(draw);
+  draw();
+}
+
+// Legends show each series' name (no values until hovered: "live" off); strokes come from the theme.
+const NAMED_LEGEND = { live: false };
+
+function drawDriftCharts(drift, features, element) {
+  const days = drift.days;
   const xs = days.map((d) => daySeconds(d.day));
   const triggered = days.filter((d) => d.triggered).map((d) => d.day);
-  const features = drift.features;
   const featureChart = document.createElement("div");
   featureChart.className = "chart";
   featureChart.dataset.testid = "drift-chart";
+  featureChart.dataset.features = String(features.length);
   const scoreChart = document.createElement("div");
   scoreChart.className = "chart";
   scoreChart.dataset.testid = "score-psi-chart";
   element.append(featureChart, scoreChart);
   const width = chartWidth(element);
   const t = drift.thresholds;
+  const breach = cssColor("--chart-breach");
+  // Beyond the palette (show all), colours repeat with a dash so two lines still differ.
+  const line = (name, i) => ({ label: name, stroke: seriesColor(i), width: 1.5,
+    dash: i < SERIES_COLORS ? undefined : [2 + 2 * Math.floor(i / SERIES_COLORS), 3] });
   new uPlot({
     title: "PSI per feature (dashed: breach and severe thresholds; red verticals: training triggered)",
     width, height: 320,
+    legend: NAMED_LEGEND,
     scales: { x: dayScale(xs) },
-    series: [{}, ...features.map((name, i) => ({ label: name, stroke: COLORS[i % COLORS.length], width: 1.5 })),
-      thresholdSeries(`breach ${t.psi}`, "#dc2626"), thresholdSeries(`severe ${t.severe_psi}`, "#7f1d1d")],
-    axes: [DAY_AXIS, { label: "PSI" }],
-    plugins: [markerPlugin(triggered, "#dc2626")],
+    series: [{}, ...features.map(line),
+      thresholdSeries(`breach ${t.psi}`, breach),
+      thresholdSeries(`severe ${t.severe_psi}`, cssColor("--chart-severe"))],
+    axes: [dayAxis(), axis({ label: "PSI" })],
+    plugins: [markerPlugin(triggered, breach)],
   }, [xs, ...features.map((name) => days.map((d) => d.psi[name])), xs.map(() => t.psi), xs.map(() => t.severe_psi)],
   featureChart);
   new uPlot({
     title: "Score PSI (prediction drift)",
     width, height: 220,
+    legend: NAMED_LEGEND,
     scales: { x: dayScale(xs) },
-    series: [{}, { label: "score PSI", stroke: "#111827", width: 2 }, thresholdSeries(`breach ${t.score_psi}`, "#dc2626")],
-    axes: [DAY_AXIS, { label: "PSI" }],
-    plugins: [markerPlugin(triggered, "#dc2626")],
+    series: [{}, { label: "score PSI", stroke: cssColor("--chart-score"), width: 2 },
+      thresholdSeries(`breach ${t.score_psi}`, breach)],
+    axes: [dayAxis(), axis({ label: "PSI" })],
+    plugins: [markerPlugin(triggered, breach)],
   }, [xs, days.map((d) => d.score_psi), xs.map(() => t.score_psi)], scoreChart);
 }
 
@@ -366,20 +457,27 @@ function drawScoring(days, element) {
     element.replaceChildren(h("p", { class: "muted" }, "No day has been scored yet."));
     return;
   }
-  const chart = document.createElement("div");
-  chart.className = "chart";
-  chart.dataset.testid = "scoring-chart";
-  element.append(chart);
-  const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6, 40] }) : undefined;
-  const xs = days.map((d) => daySeconds(d.day));
-  new uPlot({
-    title: "Rows scored and positive rate per day",
-    width: chartWidth(element), height: 240,
-    scales: { x: dayScale(xs), rate: { auto: true } },
-    series: [{}, { label: "rows", stroke: "#2563eb", fill: "rgba(37,99,235,0.25)", paths: bars, points: { show: false } },
-      { label: "positive rate", stroke: "#d97706", width: 2, scale: "rate" }],
-    axes: [DAY_AXIS, { label: "rows" }, { scale: "rate", side: 1, label: "positive rate", grid: { show: false } }],
-  }, [xs, days.map((d) => d.rows), days.map((d) => d.positive_rate)], chart);
+  const draw = () => {
+    const chart = document.createElement("div");
+    chart.className = "chart";
+    chart.dataset.testid = "scoring-chart";
+    element.replaceChildren(chart);
+    const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6, 40] }) : undefined;
+    const xs = days.map((d) => daySeconds(d.day));
+    new uPlot({
+      title: "Rows scored and positive rate per day",
+      width: chartWidth(element), height: 240,
+      legend: NAMED_LEGEND,
+      scales: { x: dayScale(xs), rate: { auto: true } },
+      series: [{}, { label: "rows", stroke: seriesColor(0), fill: cssColor("--chart-rows-fill"), paths: bars,
+        points: { show: false } },
+      { label: "positive rate", stroke: seriesColor(1), width: 2, scale: "rate" }],
+      axes: [dayAxis(), axis({ label: "rows" }),
+        axis({ scale: "rate", side: 1, label: "positive rate", grid: { show: false } })],
+    }, [xs, days.map((d) => d.rows), days.map((d) => d.positive_rate)], chart);
+  };
+  redrawers.push(draw);
+  draw();
 }
 
 function scoringTable(days) {
@@ -403,6 +501,77 @@ function validationTable(days) {
     h("td", null, pluginLink(d.data_docs, "Data Docs"))));
   return table({ "data-testid": "validation-table" },
     ["day", "verdict", "rows", "DVC revision / quarantine reason", ""], rows);
+}
+
+// -- status ----------------------------------------------------------------------------------------------------
+// The status line (api/models/<model>/status): champion and its age, the last days, and what Airflow knows now of
+// the model's DAGs: runs running or queued, tasks failed in the last days (reason, log), approvals waiting.
+function runLabel(item) {
+  return [h("b", null, item.kind), item.day ? ` ${item.day}` : null];
+}
+
+function failureItem(f) {
+  return h("li", { "data-testid": "status-failure" },
+    airflowLink(f.run, runLabel(f)), " · task ", h("code", null, f.task_id),
+    f.reason ? [": ", h("span", { class: "reason", "data-testid": "failure-reason" }, f.reason)] : null,
+    " · ", airflowLink(f.log, "log"));
+}
+
+function statusActivity(now, days, compact) {
+  if (!now) return h("span", { class: "muted" }, "Airflow's runs are not known here.");
+  const failed = now.failed || [];
+  const parts = [
+    h("div", { "data-testid": "status-running" }, h("span", { class: "label" }, "Running now: "),
+      now.running.length ? now.running.map((r, i) => [i ? ", " : null, airflowLink(r.run, runLabel(r)),
+        r.state === "queued" ? " (queued)" : null]) : h("span", { class: "muted" }, "nothing")),
+    h("div", { "data-testid": "status-failed" },
+      h("span", { class: "label" }, `Failed in the last ${days} days: `),
+      failed.length ? h("span", { class: "fail" }, now.failed_total) : h("span", { class: "pass" }, "none"),
+      failed.length ? h("ul", { class: "status-list" }, (compact ? failed.slice(0, 1) : failed).map(failureItem),
+        compact && failed.length > 1 ? h("li", { class: "muted" }, `and ${now.failed_total - 1} more`) : null)
+        : null),
+    h("div", { "data-testid": "status-approvals" }, h("span", { class: "label" }, "Approvals waiting: "),
+      now.approvals.length ? [h("b", null, now.approvals.length), " ",
+        now.approvals.map((a, i) => [i ? ", " : null, a.subject || a.task_id, a.day ? ` (${a.day})` : null]),
+        " · ", airflowLink(now.required_actions, "Required actions")] : h("span", { class: "muted" }, "none")),
+  ];
+  return parts;
+}
+
+function statusLine(status, compact) {
+  const champion = status.champion
+    ? [h("b", null, `v${status.champion.version}`), ` for ${ago(status.champion.age_seconds)}`]
+    : h("span", { class: "muted" }, "none yet");
+  const drift = status.last_drift_checked
+    ? [status.last_drift_checked, status.drift_state && status.drift_state !== "ok"
+      ? [" (", h("span", { class: "fail" }, status.drift_state), ")"] : null] : "—";
+  return h("div", { class: compact ? "status compact" : "status", "data-testid": "status" },
+    compact ? null : h("div", { "data-testid": "status-days" }, h("span", { class: "label" }, "Champion: "), champion,
+      " · validated ", status.last_validated || "—", " · scored ", status.last_scored || "—",
+      " · drift checked ", drift),
+    statusActivity(status.activity, status.failed_days, compact));
+}
+
+// "Last updated" and a pause button; refresh() runs every `seconds` while not paused.
+function refresher(refresh, seconds) {
+  const stamp = h("span", { "data-testid": "last-updated" }, `updated ${when(new Date().toISOString())}`);
+  const button = h("button", { type: "button", class: "small", "data-testid": "refresh-toggle" }, "Pause");
+  const bar = h("p", { class: "refresh muted" }, stamp, ` · refreshes every ${seconds} s `, button);
+  let paused = false;
+  button.addEventListener("click", () => {
+    paused = !paused;
+    button.textContent = paused ? "Resume" : "Pause";
+  });
+  setInterval(async () => {
+    if (paused) return;
+    try {
+      await refresh();
+      stamp.textContent = `updated ${when(new Date().toISOString())}`;
+    } catch (error) {
+      stamp.textContent = `update failed (${error.message}), retrying`;
+    }
+  }, seconds * 1000);
+  return bar;
 }
 
 // -- the models list --------------------------------------------------------------------------------------------
@@ -446,7 +615,8 @@ function modelsTable(list) {
         h("span", { class: "muted", title: when(m.champion.since) }, `for ${ago(m.champion.age_seconds)}`)]
       : h("span", { class: "muted", "data-testid": "model-champion" }, "none yet");
     return h("tr", { "data-testid": "model-row", "data-model": m.model },
-      h("td", null, link, h("div", { class: "muted" }, `dataset ${m.dataset}`)),
+      h("td", null, link, h("div", { class: "muted" }, `dataset ${m.dataset}`),
+        m.status ? statusLine(m.status, true) : null),
       h("td", null, champion),
       h("td", null, m.last_validated || "—"),
       h("td", null, m.last_scored || "—"),
@@ -461,20 +631,32 @@ async function showModels(app) {
   const list = await getJson("api/models");
   document.title = "MLOps · models";
   const count = list.models.length;
+  const card = h("section", { class: "card" }, modelsTable(list));
+  const refresh = async () => card.replaceChildren(modelsTable(await getJson("api/models")));
   app.replaceChildren(
     h("header", { class: "page-head" }, h("div", null, h("h1", null, "Models"),
       h("p", { class: "muted" }, `${count} model${count === 1 ? "" : "s"}, one file each in the models folder; `
-        + "open one for its champion, gates, lineage, drift, validation and scoring."))),
-    h("section", { class: "card" }, modelsTable(list)));
+        + "open one for its champion, gates, lineage, drift, validation and scoring."),
+      refresher(refresh, list.refresh_seconds || 60))),
+    card);
 }
 
 async function showModel(app, name) {
-  const [model, drift, validation, scoring] = await Promise.all([
-    getJson(api(name)), getJson(api(name, "drift")), getJson(api(name, "validation")), getJson(api(name, "scoring"))]);
+  const [model, status, drift, validation, scoring] = await Promise.all([getJson(api(name)),
+    getJson(api(name, "status")), getJson(api(name, "drift")), getJson(api(name, "validation")),
+    getJson(api(name, "scoring"))]);
   document.title = `MLOps · ${model.model}`;
   const driftCharts = h("div", { id: "drift-charts" });
   const scoringCharts = h("div", { id: "scoring-charts" });
-  app.replaceChildren(...nodes([renderModel(model),
+  const statusCard = h("section", { class: "card status-card" }, h("h2", null, "Status"), statusLine(status, false));
+  const refresh = async () => {
+    const fresh = await getJson(api(name, "status"));
+    statusCard.replaceChildren(h("h2", null, "Status"), statusLine(fresh, false), bar);
+  };
+  const bar = refresher(refresh, status.refresh_seconds || 60);
+  statusCard.append(bar);
+  const [crumbs, head, ...cards] = renderModel(model);
+  app.replaceChildren(...nodes([crumbs, head, statusCard, cards,
     h("section", { class: "card" }, h("h2", null, "Drift over time"), driftCharts, driftTable(drift)),
     h("section", { class: "card" }, h("h2", null, "Daily validation"), validationTable(validation.days)),
     h("section", { class: "card" }, h("h2", null, "Scoring"), scoringCharts, scoringTable(scoring.days))]));
@@ -492,6 +674,7 @@ function modelOfPage() {
 
 async function main() {
   const app = document.getElementById("app");
+  watchTheme();
   try {
     const model = modelOfPage();
     if (model === null) await showModels(app);
