@@ -1,4 +1,4 @@
-"""Alerts that reach people: failures, quarantines, drift breaches, promotions and rollbacks.
+"""Alerts that reach people: failures, quarantines, drift breaches, approval requests, promotions and rollbacks.
 
 Every alert is one log line (the default, always), and also an e-mail and a Slack message when a connection
 is configured. The deployment's ``alerts:`` section configures delivery (the deployment config file
@@ -7,7 +7,8 @@ is configured. The deployment's ``alerts:`` section configures delivery (the dep
 * ``smtp_conn_id``: an Airflow SMTP connection (SMTP provider); the mail goes to ``email_to``, from
   ``email_from`` or the connection's ``from_email``;
 * ``slack_conn_id``: an Airflow Slack incoming-webhook connection (``slackwebhook``, Slack provider);
-* ``airflow_url``: the Airflow UI, to put a link to the task in the message.
+* ``airflow_url``: the Airflow UI, to put a link to the task (and to the page where an approver answers)
+  in the message.
 
 Each field left unset falls back to its legacy environment variable (:data:`LEGACY_ENV`:
 ``MLOPS_ALERT_SMTP_CONN_ID``, ``MLOPS_ALERT_EMAIL_TO`` comma-separated, ``MLOPS_ALERT_EMAIL_FROM``,
@@ -20,10 +21,11 @@ escaped for each channel: HTML in the mail, Slack's ``&``/``<``/``>`` in Slack (
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +33,7 @@ from urllib.parse import quote
 from airflow.sdk import BaseNotifier
 
 from mlops.config import AlertsSpec, deployment_settings
+from mlops.web.status import required_actions
 from mlops.web.urls import without_userinfo
 
 log = logging.getLogger("mlops.notify")
@@ -50,6 +53,7 @@ TITLES = {
     "drift": "DRIFT",
     "promotion": "PROMOTED",
     "rollback": "ROLLED BACK",
+    "approval": "APPROVAL NEEDED",
 }
 _LEVELS = {"failure": logging.ERROR, "quarantine": logging.ERROR, "drift": logging.WARNING}
 
@@ -65,6 +69,7 @@ class Alert:
     task_id: str = "?"
     run_id: str = "?"
     details: str = ""
+    action: str = ""  # a page of the Airflow UI (relative to its root) where the reader acts on the alert
 
     @property
     def subject(self) -> str:
@@ -84,6 +89,8 @@ class Alert:
             lines.append(
                 f"open: {where}/tasks/{quote(self.task_id, safe='')}" if self.task_id != "?" else f"open: {where}"
             )
+        if base and self.action:
+            lines.append(f"act here: {base}/{self.action}")
         if self.details:
             lines += ["", self.details]
         return "\n".join(lines)
@@ -157,6 +164,39 @@ def deliver(alert: Alert, env: Mapping[str, str] | None = None) -> dict[str, str
             log.exception("could not send the %s alert through connection %r", channel, conn_id)
             outcomes[channel] = f"failed: {exc}"
     return outcomes
+
+
+def approval_requested(
+    model: str,
+    version: str,
+    dag_id: str,
+    *,
+    approvers: Sequence[str],
+    timeout_hours: float,
+    gate_report_url: str | None = None,
+    run_id: str = "?",
+    task_id: str = "?",
+    env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Tell the approvers a promotion waits for them, with the page where they answer (:func:`deliver`'s outcomes).
+
+    Airflow shows a pending request only to whoever opens its UI: unannounced, it times out as rejected.
+    """
+    who = ", ".join(approvers) or "nobody (promotion.approvers is empty: the request will time out as rejected)"
+    details = [f"approvers: {who}", f"answer within {timeout_hours:g} h; no answer means rejected"]
+    if gate_report_url:
+        details.append(f"gate report: {gate_report_url}")
+    alert = Alert(
+        "approval",
+        dag_id=dag_id,
+        day=dt.datetime.now(dt.UTC).date().isoformat(),
+        reason=f"promotion of {model} v{version} waits for approval",
+        task_id=task_id,
+        run_id=run_id,
+        details="\n".join(details),
+        action=required_actions(dag_id),
+    )
+    return deliver(alert, env)
 
 
 def _where(context: Mapping[str, Any]) -> dict[str, str]:

@@ -9,7 +9,8 @@ The ``promote`` task checks the same rule again on this step's output before it 
 
 The request's body is written when the step starts: the gate report of the assessed run (from MLflow) as
 Markdown (:func:`mlops.training.approval_text.approval_request`), with the gate report and MLflow run links
-the ``assess`` and ``register`` tasks already show.
+the ``assess`` and ``register`` tasks already show. The approvers are then told (log, e-mail, Slack:
+:func:`mlops.airflow.notifiers.approval_requested`), with a link to the DAG's Required actions page.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ class LedgerApprovalOperator(ApprovalOperator):
         super().__init__(assigned_users=approvers, **kwargs)
 
     def execute(self, context: Any) -> Any:
-        self.body = _request_body(context)
+        settings = run_settings()
+        self.body = _request_body(context, settings)
+        _announce(context, settings)
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
@@ -45,7 +48,7 @@ class LedgerApprovalOperator(ApprovalOperator):
         return super().execute_complete(context=context, event=event)
 
 
-def _request_body(context: Any) -> str:
+def _request_body(context: Any, settings: Settings) -> str:
     """The approval request (Markdown) from the run's gate report; the register step's metrics when MLflow fails."""
     from mlflow.exceptions import MlflowException
 
@@ -53,7 +56,6 @@ def _request_body(context: Any) -> str:
     from mlops.models import Artifacts, load_artifact
     from mlops.training.approval_text import approval_request
 
-    settings = run_settings()
     ti = context["ti"]
     registered, assessed = ti.xcom_pull(task_ids="register"), ti.xcom_pull(task_ids="assess")
     report, unreadable = None, None
@@ -74,6 +76,24 @@ def _request_body(context: Any) -> str:
         slice_tolerance=settings.gates.slice_tolerance,
         approvers=list(settings.promotion.approvers),
         unreadable=unreadable,
+    )
+
+
+def _announce(context: Any, settings: Settings) -> None:
+    """Tell the approvers the request is open; a channel that fails is logged, never fails the step."""
+    from mlops.airflow.links import GateReportLink
+    from mlops.airflow.notifiers import approval_requested
+
+    ti = context["ti"]
+    approval_requested(
+        settings.model_name,
+        str(ti.xcom_pull(task_ids="register")["version"]),
+        ti.dag_id,
+        approvers=list(settings.promotion.approvers),
+        timeout_hours=settings.promotion.approval_timeout_hours,
+        gate_report_url=ti.xcom_pull(task_ids="assess", key=GateReportLink().xcom_key),
+        run_id=ti.run_id,
+        task_id=ti.task_id,
     )
 
 
