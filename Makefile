@@ -30,7 +30,7 @@ demo: install ## the whole chain end to end on embedded defaults, then two simul
 	$(BIN)/python -m mlops.demo
 
 test: install ## run the test suite (unit, DAG integrity, `airflow dags test` runs, S3 via moto)
-	@$(BIN)/python -m pytest -m "not bench and not reliability and not topology and not browser and not install" $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -m "not bench and not reliability and not topology and not browser and not install and not services" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 bench: install ## benchmarks: our steps against the raw libraries, same data, same run; var/bench/results.json + the table in docs/testing.md

@@ -25,7 +25,7 @@ from mlops.registry import CHALLENGER, CHAMPION, Registry
 from mlops.validation import validate_and_version
 from tests.dags.conftest import dag_id, task_states
 
-pytestmark = pytest.mark.airflow
+pytestmark = [pytest.mark.airflow, pytest.mark.services]
 START, DAYS = dt.date(2026, 9, 1), 10
 AS_OF = START + dt.timedelta(days=DAYS - 1)
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))

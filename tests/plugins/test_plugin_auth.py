@@ -23,7 +23,7 @@ import pytest
 from mlops.config import load_settings
 from mlops.runtime import embedded_env, ensure_airflow_db
 
-pytestmark = pytest.mark.airflow
+pytestmark = [pytest.mark.airflow, pytest.mark.services]
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 ENDPOINTS = ["/mlops/", "/mlops/static/app.js", "/mlops/api/models", "/mlops/api/models/card_transactions",
              "/mlops/api/models/card_transactions/drift", "/mlops/api/models/card_transactions/validation",

@@ -275,6 +275,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 
 
 @pytest.mark.airflow
+@pytest.mark.services
 def test_airflow_failures_runs_and_approvals_are_in_the_status(api_server: tuple[str, str, dict[str, str]]) -> None:
     from tests.plugins.test_plugin_auth import _status
 
