@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,14 +59,21 @@ def _status(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes
         return exc.code, exc.read(), dict(exc.headers)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("plugin-auth")
+def airflow_test_env(home: Path) -> dict[str, str]:
+    """An embedded Airflow env of one admin with fixed test secrets, its metadata DB migrated."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS", "MLFLOW"))}
     base.update(MLOPS_HOME=str(home), AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin")
     base.update(AIRFLOW__API_AUTH__JWT_SECRET="test-only-jwt-secret", AIRFLOW__API__SECRET_KEY="test-only-key")
     env = embedded_env(load_settings(env=base), base=base)
     ensure_airflow_db(env)
+    return env
+
+
+@contextmanager
+def airflow_api_server(env: dict[str, str], home: Path) -> Iterator[tuple[str, str]]:
+    """A real Airflow api-server (with the plugin) on a free port and the env's metadata DB: (URL, admin token).
+
+    Stopped (its process group) on exit; its log is ``home/api-server.log``."""
     port = _free_port()
     log = open(home / "api-server.log", "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen([AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
@@ -81,12 +89,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         login = json.dumps({"username": "admin", "password": passwords["admin"]}).encode()
         request = urllib.request.Request(f"{url}/auth/token", method="POST", data=login,
                                          headers={"Content-Type": "application/json"})  # fmt: skip
-        token = json.load(urllib.request.urlopen(request, timeout=30))["access_token"]
-        yield url + "|" + token
+        yield url, json.load(urllib.request.urlopen(request, timeout=30))["access_token"]
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=60)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("plugin-auth")
+    with airflow_api_server(airflow_test_env(home), home) as (url, token):
+        yield url + "|" + token
 
 
 def _split(server: str) -> tuple[str, str]:

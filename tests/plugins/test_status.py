@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sqlite3
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -29,7 +25,6 @@ from mlops.config import load_settings
 from mlops.data.lake import STATS, VALIDATED, Lake
 from mlops.drift import append_history
 from mlops.ledger import Ledger
-from mlops.runtime import embedded_env, ensure_airflow_db
 from mlops.web.app import create_app
 from mlops.web.status import ActiveRun, Activity, FailedTask, WaitingApproval
 from tests.plugins.test_mlops_web import AUTH, CARDS, DAY, EU, _get, _only_with_token, env  # noqa: F401 - fixture
@@ -239,39 +234,14 @@ def plant_activity(airflow_home: Path, model: str = CARDS) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, dict[str, str]]]:
     """A real api-server with the plugin, on a migrated metadata DB with the planted activity."""
-    from tests.plugins.test_plugin_auth import _free_port, _status, _up
+    from tests.plugins.test_plugin_auth import _status, airflow_api_server, airflow_test_env
 
     home = tmp_path_factory.mktemp("status")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS", "MLFLOW"))}
-    base.update(MLOPS_HOME=str(home), AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin")
-    base.update(AIRFLOW__API_AUTH__JWT_SECRET="test-only-jwt-secret", AIRFLOW__API__SECRET_KEY="test-only-key")
-    airflow_env = embedded_env(load_settings(env=base), base=base)
-    ensure_airflow_db(airflow_env)
-    airflow_home = Path(airflow_env["AIRFLOW_HOME"])
-    planted = plant_activity(airflow_home)
-    port = _free_port()
-    log = open(home / "api-server.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                               env=airflow_env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while not _up(f"{url}/api/v2/monitor/health"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("api-server did not start:\n" + (home / "api-server.log").read_text()[-3000:])
-            time.sleep(1)
-        passwords = json.loads((airflow_home / "simple_auth_manager_passwords.json.generated").read_text())
-        login = json.dumps({"username": "admin", "password": passwords["admin"]}).encode()
-        request = urllib.request.Request(f"{url}/auth/token", method="POST", data=login,
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
-        token = json.load(urllib.request.urlopen(request, timeout=30))["access_token"]
+    airflow_env = airflow_test_env(home)
+    planted = plant_activity(Path(airflow_env["AIRFLOW_HOME"]))
+    with airflow_api_server(airflow_env, home) as (url, token):
         assert _status(f"{url}/mlops/api/models/{CARDS}/status")[0] == 401, "behind the login like every route"
         yield url, token, planted
-    finally:
-        os.killpg(process.pid, 15)
-        process.wait(timeout=60)
-        log.close()
 
 
 @pytest.mark.airflow
