@@ -33,8 +33,7 @@ from urllib.parse import quote
 from airflow.sdk import BaseNotifier
 
 from mlops.config import AlertsSpec, deployment_settings
-from mlops.web.status import required_actions
-from mlops.web.urls import without_userinfo
+from mlops.web.urls import required_actions, without_userinfo
 
 log = logging.getLogger("mlops.notify")
 

@@ -25,8 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mlops import secret_rules
 from mlops.config import ENV_PREFIX, Settings
+from mlops.redact import looks_like_secret_key
 from mlops.secret_rules import AWS_ACCESS_KEY_ID, SECRET_PARAMETER, SLACK_WEBHOOK, URL_CREDENTIALS
 
 #: The container's command: the same entrypoint as the local backend.
@@ -68,12 +68,6 @@ _TOLERATION_FIELDS = {
 # as ``operator: Exist`` would pass kubernetes-validate and fail only at pod creation.
 TOLERATION_OPERATORS = ("Exists", "Equal")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-
-
-def looks_like_secret_key(name: str) -> bool:
-    """:func:`mlops.secret_rules.looks_like_secret_key` for this platform's :class:`Settings` (the rule the pod's
-    env and :mod:`mlops.redact` share)."""
-    return secret_rules.looks_like_secret_key(name, Settings, ENV_PREFIX)
 
 
 def looks_like_secret_value(value: str) -> str | None:

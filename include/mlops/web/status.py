@@ -14,7 +14,6 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from mlops.config import DAG_ID_SEPARATOR, DAG_KINDS, model_of_dag
 from mlops.web import urls
@@ -95,19 +94,6 @@ def one_line(text: str | None) -> str | None:
     return None
 
 
-def task_log(dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
-    """The Airflow UI page of a task instance's log (one try), relative to the Airflow UI's root."""
-    task = f"{urls.airflow_run(dag_id, run_id)}/tasks/{quote(task_id, safe='')}"
-    if map_index >= 0:
-        task += f"/mapped/{map_index}"
-    return f"{task}?try_number={max(try_number, 1)}"
-
-
-def required_actions(dag_id: str) -> str:
-    """The Airflow UI's Required actions page of one DAG, relative to the Airflow UI's root."""
-    return f"{urls.airflow_dag(dag_id)}/required_actions"
-
-
 def _day(value: dt.datetime | None) -> str | None:
     return value.date().isoformat() if value else None
 
@@ -161,7 +147,7 @@ def activity_of(model: str, activity: Activity | None) -> dict[str, Any] | None:
                 "try_number": task.try_number,
                 "reason": one_line(task.reason),
                 "run": urls.airflow_run(task.dag_id, task.run_id),
-                "log": task_log(task.dag_id, task.run_id, task.task_id, task.try_number, task.map_index),
+                "log": urls.task_log(task.dag_id, task.run_id, task.task_id, task.try_number, task.map_index),
             }  # fmt: skip
             for task in failed[:LISTED]
         ],
@@ -178,7 +164,7 @@ def activity_of(model: str, activity: Activity | None) -> dict[str, Any] | None:
             }
             for a in waiting[:LISTED]
         ],
-        "required_actions": required_actions(approval_dag),
+        "required_actions": urls.required_actions(approval_dag),
     }
 
 

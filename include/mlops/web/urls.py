@@ -126,3 +126,16 @@ def data_docs(model: str, lake: Lake, page_url: str | None) -> str | None:
 def plugin_path(relative: str, base_path: str = "") -> str:
     """``models/m/reports/drift/D`` -> ``<base path>/mlops/models/m/reports/drift/D`` (absolute path on the host)."""
     return f"{base_path.rstrip('/')}{PLUGIN_PREFIX}/{relative.lstrip('/')}"
+
+
+def task_log(dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
+    """The Airflow UI page of a task instance's log (one try), relative to the Airflow UI's root."""
+    task = f"{airflow_run(dag_id, run_id)}/tasks/{quote(task_id, safe='')}"
+    if map_index >= 0:
+        task += f"/mapped/{map_index}"
+    return f"{task}?try_number={max(try_number, 1)}"
+
+
+def required_actions(dag_id: str) -> str:
+    """The Airflow UI's Required actions page of one DAG, relative to the Airflow UI's root."""
+    return f"{airflow_dag(dag_id)}/required_actions"
