@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1s
 PYTEST_ARGS ?=
 ENV_FILE ?= .env
 
-.PHONY: help install lock demo test bench lint format up down secrets clean
+.PHONY: help install lock demo test bench walkthrough lint format up down secrets clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -30,7 +30,7 @@ demo: install ## the whole chain end to end on embedded defaults, then two simul
 	$(BIN)/python -m mlops.demo
 
 test: install ## run the test suite (unit, DAG integrity, `airflow dags test` runs, S3 via moto)
-	@$(BIN)/python -m pytest -m "not bench and not reliability and not topology and not browser and not install and not services" $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -m "not bench and not reliability and not topology and not browser and not install and not services and not onboarding" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 bench: install ## benchmarks: our steps against the raw libraries, same data, same run; var/bench/results.json + the table in docs/testing.md
@@ -44,6 +44,9 @@ up: install ## local stack without Docker, in the background: Airflow UI :8080 (
 
 down: ## stop exactly the processes `make up` started (PID files in $MLOPS_HOME/run)
 	@test -x $(BIN)/python || { echo "no .venv: nothing was started"; exit 0; }; $(BIN)/python -m mlops.stack down
+
+walkthrough: install ## run the README's bring-your-own-data commands for real; write their output into README.md and docs/walkthrough.md
+	$(BIN)/python -m tests.walkthrough README.md
 
 lint: install ## ruff checks and formatting
 	$(BIN)/ruff check dags plugins include tests

@@ -61,6 +61,21 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_public(args: argparse.Namespace, settings: Settings) -> int:
+    from mlops.data.lake import Lake
+    from mlops.data.public import land_public, table_of
+    from mlops.datasets import model_settings
+
+    table = table_of(args.table)
+    lake = Lake.from_settings(model_settings(settings, args.name or table.name))
+    landed = land_public(lake, table.name, args.start, args.days, args.seed, args.label_delay_days, args.shift)
+    rows = [f"{d.day}  {d.rows:>7,} rows  labels={'yes' if d.labels else '-'}{'  (shifted)' if d.shifted else ''}"
+            for d in landed]  # fmt: skip
+    emit(args, [d.__dict__ for d in landed], "\n".join(rows) + f"\n{table.description} ({table.source}) in "
+         f"{lake.uri}")  # fmt: skip
+    return 0
+
+
 def cmd_corrupt(args: argparse.Namespace, settings: Settings) -> int:
     from mlops.data.faults import inject_fault
     from mlops.data.lake import Lake
@@ -90,27 +105,31 @@ def cmd_contract_infer(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dataset_init(args: argparse.Namespace, settings: Settings) -> int:
-    from mlops.datasets import Choices, DraftRejected, init_dataset
+    from mlops.datasets import Choices, DaySelection, DraftRejected, init_dataset
 
     choices = Choices(args.id_column, args.time_column, args.label_column, args.positive, args.label_delay_days,
                       args.extra_columns)  # fmt: skip
+    if args.label_delay_days is not None and args.label_delay_days < 0:
+        raise ValueError(f"--label-delay-days {args.label_delay_days}: a number of days, 0 or more")
+    days = DaySelection(args.date, args.from_, args.to)
     outputs = [Path(path) if path else None for path in (args.contract_out, args.model_out)]
     try:
-        draft = init_dataset(settings, args.name, args.date, choices, *outputs, args.force, args.lake_uri)
+        draft = init_dataset(settings, args.name, days, choices, *outputs, args.force, args.lake_uri)
     except DraftRejected as exc:
         raise CommandFailed(str(exc)) from exc
     model_file, name = Path(draft.written["model"]), args.name
     live = model_file.resolve().parent == settings.models_path.resolve()
-    kept = "gates for its positive rate" if draft.gates else "the default gates"
+    kept = "gates: slice sizes for its holdout" if draft.gates else "the default gates"
     text = "\n".join([
-        f"wrote {model_file} (the model: its dataset: block, {kept}) and {draft.written['contract']} (contract "
-        f"{draft.contract.name} v{draft.contract.version}, {len(draft.contract.columns)} columns)",
+        f"wrote {model_file} (the model: its dataset: block, training: sized to its labels, {kept}) and "
+        f"{draft.written['contract']} (contract {draft.contract.name} v{draft.contract.version}, "
+        f"{len(draft.contract.columns)} columns), drafted from {draft.span}",
         draft.verdict,
         "",
         "Review before you commit:",
         *[f"  {line}" for line in draft.review],
         "",
-        f"Next: review {model_file} (add training:, drift:, promotion: sections if the defaults do not fit)"
+        f"Next: review {model_file} (add model:, drift:, promotion: sections if the defaults do not fit)"
         + ("" if live else f", move it into {settings.models_path}") + ", then",
         f"  mlops validate --model {name} --date D (each landed day), then mlops train --model {name}",
         f"In Airflow: {name}__data_validation, {name}__continuous_training, ... (paused until you unpause them).",
@@ -132,6 +151,11 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
         except PartitionNotReady as exc:
             raise CommandFailed(str(exc), {"passed": False}) from exc
         text = f"{marker['partition']}: {marker['rows']} rows valid; DVC revision {marker['dvc']['revision']}"
+        warnings = marker.get("warnings") or []
+        if warnings:  # within the contract's tolerances: the day is valid, what was tolerated is listed
+            text += f"\n  {len(warnings)} warning(s), tolerated:" + "".join(
+                f"\n    [{w['rule']}] {w['column']}: {w['observed']} (expected {w['expected']})" for w in warnings
+            )
         return {"passed": True, **marker}, text
 
     return each_day(args, one)
@@ -204,10 +228,11 @@ def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
         except FileNotFoundError as exc:  # a day with no data to check is the input's fault, not the disk's
             raise CommandFailed(str(exc)) from exc
         result, decision = outcome.result, outcome.decision
+        report = outcome.report_uri or f"not written: {outcome.report_error or 'turned off'}"
         text = (f"dt={day}: breached={result['breached']} severe={result['severe']} "
                 f"features {result['breached_features']}\ndecision: "
                 f"{'TRIGGER retraining' if decision['trigger'] else 'no trigger'} ({decision['reason']})\n"
-                f"report: {outcome.report_uri}")  # fmt: skip
+                f"report: {report}")  # fmt: skip
         return outcome.to_dict(), text
 
     return each_day(args, one)
@@ -391,7 +416,8 @@ def cmd_completion(args: argparse.Namespace, _settings: None) -> int:
 
 # -- parser (declared in mlops.cli_args) ------------------------------------------------------------
 HANDLERS: dict[str, Callable[..., int]] = {
-    "env": cmd_env, "generate": cmd_generate, "corrupt": cmd_corrupt, "contract_infer": cmd_contract_infer,
+    "env": cmd_env, "generate": cmd_generate, "public": cmd_public, "corrupt": cmd_corrupt,
+    "contract_infer": cmd_contract_infer,
     "dataset_init": cmd_dataset_init, "validate": cmd_validate, "train": cmd_train, "promote": cmd_promote,
     "rollback": cmd_rollback, "models": cmd_models, "requeue": cmd_requeue, "score": cmd_score, "drift": cmd_drift,
     "reproduce": cmd_reproduce, "simulate": cmd_simulate, "doctor": cmd_doctor, "completion": cmd_completion,

@@ -181,8 +181,9 @@ def build_parser(handlers: Mapping[str, Callable[..., int]]) -> argparse.Argumen
              "Print the embedded Airflow/MLflow environment as shell exports (anything already set wins).",
              model_use="none")  # fmt: skip
 
-    data = _commands(_command(commands, "data", "synthetic sources and fault injection", [
+    data = _commands(_command(commands, "data", "synthetic sources, public tables and fault injection", [
         "mlops data generate --start 2026-11-01 --days 14",
+        "mlops data public --table affairs --start 2026-03-01 --days 14",
         "mlops data corrupt --date 2026-11-02 --fault duplicate_ids",
     ]), "data_command")  # fmt: skip
     gen = _command(data, "generate", "land raw partitions (and labels once due) in the model's lake", [
@@ -209,6 +210,25 @@ def build_parser(handlers: Mapping[str, Callable[..., int]]) -> argparse.Argumen
     bad.add_argument("--fault", choices=sorted(FAULTS), required=True, metavar="FAULT",
                      help=f"what to break in raw/dt=D: {', '.join(sorted(FAULTS))}")  # fmt: skip
 
+    from mlops.data.public import TABLES
+
+    public = _command(data, "public", "land a public table as a producer's daily partitions", [
+        "mlops data public --table affairs --start 2026-03-01 --days 14",
+        "mlops data public --table life --name gapminder --start 2026-03-01 --days 14 --shift 2026-03-14",
+    ], handlers["public"], "Land a real table nobody here prepared, the way a producer delivers it (raw/dt=D, labels "
+       "delay days late), in the lake of the model --name (default: the table's name). Tables: "
+       + "; ".join(f"{t.name}: {t.description} ({t.source})" for t in TABLES.values()) + ".",
+       model_use="none")  # fmt: skip
+    public.add_argument("--table", choices=sorted(TABLES), required=True, help="which public table")
+    public.add_argument("--name", help="the model the days land for (its lake); default: the table's name")
+    public.add_argument("--start", type=_date, required=True, help="first day, YYYY-MM-DD")
+    public.add_argument("--days", type=int, default=14, help="number of days, at least 2 (default 14)")
+    public.add_argument("--seed", type=int, default=7, help="random seed of the layout (default 7)")
+    public.add_argument("--label-delay-days", type=int, default=1, help="labels of day D land with day D + this "
+                        "(default 1; the last days' labels are not due yet)")  # fmt: skip
+    public.add_argument("--shift", type=_date, help="one of the days whose rows come from a shifted part of the table "
+                        "(a drifted day)")  # fmt: skip
+
     contract = _commands(_command(commands, "contract", "data contract tools", [
         "mlops contract infer --date 2026-11-01 --out include/contracts/card_transactions.yaml",
     ]), "contract_command")  # fmt: skip
@@ -220,23 +240,32 @@ def build_parser(handlers: Mapping[str, Callable[..., int]]) -> argparse.Argumen
     infer.add_argument("--version", default="1.0.0", help="contract version (default 1.0.0)")
 
     dataset = _commands(_command(commands, "dataset", "bring your own table: add a model", [
-        "mlops dataset init --name breast_cancer --date 2026-03-02 --positive malignant",
+        "mlops dataset init --name breast_cancer --positive malignant",
     ]), "dataset_command")  # fmt: skip
-    init = _command(dataset, "init", "draft a model file and its contract from a landed day", [
-        "mlops dataset init --name breast_cancer --date 2026-03-02 --positive malignant",
-        "mlops dataset init --name customer_churn --date 2026-11-01 --label-delay-days 2",
-    ], handlers["dataset_init"], "Draft a new model from a landed day of its lake ($MLOPS_HOME/lake/NAME unless "
-       "--lake-uri): its model file <models_dir>/NAME.yaml (the dataset: block; gates: when the default gates do "
-       "not fit its positive rate) and a review-ready contract. Id, time, label and positive class are guessed "
-       "unless given. Review both, then its DAGs run once the file is in the models folder.",
-       model_use="none")  # fmt: skip
+    init = _command(dataset, "init", "draft a model file and its contract from the landed days", [
+        "mlops dataset init --name breast_cancer --positive malignant",
+        "mlops dataset init --name customer_churn --from 2026-11-01 --to 2026-11-14",
+        "mlops dataset init --name orders --date 2026-03-02 --label-delay-days 2",
+    ], handlers["dataset_init"], "Draft a new model from the landed days of its lake ($MLOPS_HOME/lake/NAME "
+       "unless --lake-uri; every raw/dt=D with _SUCCESS, or --date D, or --from/--to): its model file "
+       "<models_dir>/NAME.yaml (the dataset: block, training: sized to the labelled days, gates: the slice sizes "
+       "for its holdout) and a review-ready contract checked against every day read. Id, time, label, positive "
+       "class and label delay are guessed (measured) unless given. Review both, then its DAGs run once the file "
+       "is in the models folder.", model_use="none")  # fmt: skip
     init.add_argument("--name", required=True, help="the new model's name (its file, DAG ids and MLflow model)")
-    init.add_argument("--date", type=_date, required=True, help="a landed day, raw/dt=D")
+    init.add_argument("--date", metavar="D", type=_date, help="draft from this one landed day, raw/dt=D (default: "
+                      "every landed day; or --from/--to)")  # fmt: skip
+    init.add_argument("--from", dest="from_", metavar="D1", type=_date, help="first landed day to read, YYYY-MM-DD "
+                      "(default: the first)")  # fmt: skip
+    init.add_argument("--to", metavar="D2", type=_date, help="last landed day to read, inclusive (default: the "
+                      "latest)")  # fmt: skip
     init.add_argument("--id-column", help="default: the column labels/ shares with raw/, or the unique *id column")
     init.add_argument("--time-column", help="default: the one timestamp (or date) column")
-    init.add_argument("--label-column", help="default: the column of labels/ besides the id")
+    init.add_argument("--label-column", help="default: the column of labels/ besides the id (of several: the one "
+                      "bool, 0/1 or two-valued one; never a timestamp)")  # fmt: skip
     init.add_argument("--positive", help="the positive class (default: true, 1, or the one 'yes'-like string)")
-    init.add_argument("--label-delay-days", type=int, default=0, help="labels/dt=D land this many days after D")
+    init.add_argument("--label-delay-days", type=int, help="labels/dt=D land this many days after D (default: "
+                      "measured, the latest raw day minus the latest labels day)")  # fmt: skip
     init.add_argument("--extra-columns", choices=["forbid", "allow"], default="forbid",
                       help="columns not in the contract: fail validation (default) or are ignored")  # fmt: skip
     init.add_argument("--lake-uri", help="where the data is (default: the model's lake, $MLOPS_HOME/lake/NAME)")

@@ -1,14 +1,15 @@
 """``mlops dataset init``: bring your own table through config alone; adding a model is one file.
 
-From one landed day (``raw/dt=D`` in the new model's lake, and ``labels/`` once any have landed) this drafts
-the two things a new model needs: its **model file** (``<models_dir>/<name>.yaml``: the ``dataset:`` block,
-and ``gates:`` sized to the observed positive rate when the defaults, made for rare positives, do not fit)
-and a review-ready data contract, and lists what a person must review before committing them. Once the
-file is in the models folder, the model's DAGs (``<name>__data_validation``, ...) are generated.
-Guesses (id, event time, label, positive class) are made only when the data leaves one answer; otherwise
-the error names the candidates and the flag that settles it. The drafted contract is checked against
-the day it came from before anything is written (the GX suite of ``mlops.validation``), so a fresh
-contract never rejects its own day.
+From the landed days of the new model's lake (``raw/dt=D`` with ``_SUCCESS``: every one by default, one with
+``--date``, a range with ``--from``/``--to``; and ``labels/`` once any have landed) this drafts the two things a
+new model needs: its **model file** (``<models_dir>/<name>.yaml``: the ``dataset:`` block, ``training:`` sized
+to the labelled rows and positives seen, and ``gates:`` for what depends on the data) and a review-ready data
+contract, and lists what a person must review before committing them, with what was observed behind each value.
+Once the file is in the models folder, the model's DAGs (``<name>__data_validation``, ...) are generated.
+Guesses (id, event time, label, positive class, label delay) are made only when the data leaves one answer;
+otherwise the error names the candidates and the flag that settles it. The drafted contract is checked against
+every day it came from before anything is written (the GX suite of ``mlops.validation``), so a fresh contract
+never rejects its own days.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,18 +25,19 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from mlops.config import MODEL_NAME, PROJECT_ROOT, DatasetSpec, GatesSpec
+from mlops.config import MODEL_NAME, PROJECT_ROOT, DatasetSpec, TrainingSpec
 from mlops.data.contract import (
     MAX_INFERRED_CATEGORIES,
     NULL_MARGIN,
     RANGE_FACTOR,
     ROW_COUNT_FLOOR,
     Contract,
-    arrow_column_type,
     infer_contract,
     missing_count,
 )
 from mlops.data.lake import SUCCESS, Lake
+from mlops.dataset_guess import guess_id, guess_label, guess_positive, guess_time, unique_every_day
+from mlops.dataset_sizing import draft_gates, draft_training, label_stats
 from mlops.errors import InputError
 
 if TYPE_CHECKING:
@@ -44,42 +47,95 @@ if TYPE_CHECKING:
 
 #: Categorical columns with at most this many values become gate slices (per-value non-regression).
 MAX_SLICE_VALUES = 12
-#: Label values read as the positive class when the labels are two strings and ``--positive`` is not given.
-POSITIVE_WORDS = ("1", "true", "yes", "y", "positive", "pos")
-#: Words that name an event-time column when a table has several timestamps (``created_at``, ``event_ts``).
-TIME_WORDS = {"time", "timestamp", "date", "datetime", "ts", "at"}
-#: Drafted absolute gates must beat the base rate by these margins: AUC-PR (whose chance level is the positive
-#: rate) at least this many times the rate, and a Brier score at least 10 % below the base rate's p(1 - p).
-AUC_PR_OVER_CHANCE, BRIER_SKILL = 1.5, 0.1
+#: Most landed days one draft reads (the newest); ``--from``/``--to`` picks others.
+MAX_DRAFT_DAYS = 366
+#: Shown categories per column in the review (the contract lists them all).
+SHOWN_CATEGORIES = 12
 
 
 class DraftRejected(InputError):
-    """The drafted contract does not accept the day it came from (nothing was written)."""
+    """The drafted contract does not accept a day it came from (nothing was written)."""
 
 
 @dataclass(frozen=True)
 class Choices:
-    """What the user may settle by flag; ``None`` = guess from the data."""
+    """What the user may settle by flag; ``None`` = guess (or measure) from the data."""
 
     id_column: str | None = None
     time_column: str | None = None
     label_column: str | None = None
     positive: str | None = None
-    delay_days: int = 0
+    delay_days: int | None = None
     extra_columns: Literal["forbid", "allow"] = "forbid"
+
+
+@dataclass(frozen=True)
+class DaySelection:
+    """Which landed days to draft from: ``date`` (one), ``start``..``end`` (a range, either end open), or
+    neither (every landed day). Only days with ``raw/dt=D/_SUCCESS`` are read."""
+
+    date: dt.date | None = None
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+    def resolve(self, lake: Lake) -> tuple[list[dt.date], list[str]]:
+        """The days, oldest first, and notes for the review (days skipped, and why)."""
+        if self.date is not None:
+            if self.start or self.end:
+                raise ValueError("--date or --from/--to, not both")
+            if not lake.exists(lake.marker("raw", self.date, SUCCESS)):
+                raise ValueError(f"{lake.url(lake.partition('raw', self.date))} has no {SUCCESS}: land the day first "
+                                 f"(data, then {SUCCESS})")  # fmt: skip
+            return [self.date], []
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"--to {self.end} is before --from {self.start}")
+        landed = lake.days("raw", SUCCESS)
+        days = [d for d in landed if (self.start is None or d >= self.start) and (self.end is None or d <= self.end)]
+        span = f" from {self.start}" if self.start else ""
+        span += f" up to {self.end}" if self.end else ""
+        if not days:
+            raise ValueError(f"no raw day with {SUCCESS}{span} under {lake.url(lake.area('raw'))}: land a day first "
+                             f"(data, then {SUCCESS})")  # fmt: skip
+        notes = []
+        unfinished = [d for d in lake.days("raw") if d not in landed and (self.start is None or d >= self.start)
+                      and (self.end is None or d <= self.end)]  # fmt: skip
+        if unfinished:
+            notes.append(f"skipped {len(unfinished)} day(s) without {SUCCESS} (still landing?): {day_runs(unfinished)}")
+        if self.start and self.end:
+            gaps = (self.end - self.start).days + 1 - len(days) - len(unfinished)
+            if gaps:
+                notes.append(f"{gaps} day(s) of --from {self.start} --to {self.end} have not landed")
+        if len(days) > MAX_DRAFT_DAYS:
+            notes.append(f"read the newest {MAX_DRAFT_DAYS} of {len(days)} landed days (--from/--to picks others)")
+            days = days[-MAX_DRAFT_DAYS:]
+        return days, notes
+
+
+def day_runs(days: Sequence[dt.date]) -> str:
+    """``2026-03-02..2026-03-05, 2026-03-08``: consecutive days as one run."""
+    runs: list[list[dt.date]] = []
+    for day in sorted(days):
+        if runs and (day - runs[-1][-1]).days == 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in runs)
 
 
 @dataclass
 class DatasetDraft:
-    """The ``dataset:`` block, the contract, and the lines a person should review."""
+    """The ``dataset:`` block, the contract, the ``training:`` (and maybe ``gates:``) sections, and the lines a
+    person should review."""
 
-    day: dt.date
+    days: list[dt.date]
     rows: int
     dataset: dict[str, Any]
     contract: Contract
     review: list[str] = field(default_factory=list)
-    gates: dict[str, Any] | None = None  # drafted when the default gates do not fit the positive rate
+    gates: dict[str, Any] | None = None  # what of the gates depends on the data (the slices), when not the default
     positive_rate: float | None = None
+    training: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)  # training (and gates) key -> why that value
     verdict: str = ""
     written: dict[str, str] = field(default_factory=dict)
 
@@ -87,96 +143,67 @@ class DatasetDraft:
     def model(self) -> str:
         return self.contract.name
 
+    @property
+    def day(self) -> dt.date:
+        """The newest day drafted from."""
+        return self.days[-1]
+
+    @property
+    def span(self) -> str:
+        return f"dt={self.days[0]}" if len(self.days) == 1 else f"{len(self.days)} days, dt={day_runs(self.days)}"
+
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "day": self.day.isoformat(), "rows": self.rows, "dataset": self.dataset,
+        return {"model": self.model, "day": self.day.isoformat(), "days": [d.isoformat() for d in self.days],
+                "rows": self.rows,
+                "dataset": self.dataset, "training": self.training, "reasons": self.reasons,
                 "gates": self.gates, "positive_rate": self.positive_rate,
                 "contract": self.contract.model_dump(mode="json"), "review": self.review, "verdict": self.verdict,
                 "written": self.written}  # fmt: skip
 
 
-# -- guessing ------------------------------------------------------------------------------------
-def _one(candidates: list[str], what: str, flag: str, hint: str) -> str:
-    if len(candidates) == 1:
-        return candidates[0]
-    found = f"candidates: {candidates}" if candidates else f"no candidate ({hint})"
-    raise ValueError(f"cannot tell the {what} column, {found}; pass {flag}")
-
-
-def _words(name: str) -> list[str]:
-    """``customerId`` / ``customer_id`` / ``Customer-ID`` -> ``[customer, id]``."""
-    return [w.lower() for w in re.split(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])", name) if w]
-
-
-def _is_unique_key(column: pa.ChunkedArray) -> bool:
-    import pyarrow.compute as pc
-
-    return column.null_count == 0 and pc.count_distinct(column).as_py() == len(column)
-
-
-def _guess_id(raw: pa.Table, labels: pa.Table | None, label_column: str | None) -> str:
-    """The column the labels share with the raw table; else the one unique int/string column named like an id."""
-    if labels is not None:
-        shared = [c for c in labels.column_names if c in raw.column_names and c != label_column]
-        if len(shared) == 1:
-            return shared[0]
-    keys = [c for c in raw.column_names if arrow_column_type(raw.schema.field(c).type) in ("int64", "string")
-            and _is_unique_key(raw.column(c))]  # fmt: skip
-    named = [c for c in keys if _words(c)[-1:] == ["id"]]
-    return _one(named or keys, "id", "--id-column", "no unique, non-null integer or string column")
-
-
-def _guess_time(raw: pa.Table) -> str:
-    """The one timestamp column (a date column only when there is no timestamp), else the one named like a time."""
+# -- reading -------------------------------------------------------------------------------------
+def _concat(tables: Sequence[pa.Table]) -> pa.Table:
+    """Days (or files) as one table: widths promoted, columns missing on some filled with nulls."""
     import pyarrow as pa
 
-    stamps = [f.name for f in raw.schema if pa.types.is_timestamp(f.type)]
-    times = stamps or [f.name for f in raw.schema if pa.types.is_date(f.type)]
-    named = [c for c in times if set(_words(c)) & TIME_WORDS or _words(c)[-1:] == ["time"]]
-    return _one(named if len(times) > 1 else times, "event-time", "--time-column", "no timestamp or date column")
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="permissive").unify_dictionaries()
 
 
-def _label_source(lake: Lake, day: dt.date) -> tuple[pa.Table | None, str]:
-    """The labels of ``day`` if they landed, else of the latest labelled day, else none."""
+def read_whole(lake: Lake, partition: str) -> pa.Table:
+    """Every parquet file of a partition as one table, even when the files differ in widths or columns."""
+    import pyarrow.parquet as pq
+
+    files = lake.data_files(partition)
+    if not files:
+        raise FileNotFoundError(f"{lake.url(partition)} has no parquet files")
+    tables = []
+    for path in files:
+        with lake.fs.open(path, "rb") as handle:
+            tables.append(pq.read_table(handle))
+    return _concat(tables)
+
+
+def _label_source(lake: Lake, days: Sequence[dt.date]) -> tuple[dict[dt.date, pa.Table], str]:
+    """The labels of ``days`` that landed, else of the latest labelled day, else none; and where they are."""
     labelled = lake.days("labels", SUCCESS)
-    chosen = day if day in labelled else (labelled[-1] if labelled else None)
-    if chosen is None:
-        return None, ""
-    partition = lake.partition("labels", chosen)
-    return lake.read_partition(partition), lake.relative(partition)
+    chosen = [d for d in days if d in labelled] or labelled[-1:]
+    if not chosen:
+        return {}, ""
+    where = lake.relative(lake.partition("labels", chosen[0]))
+    if len(chosen) > 1:
+        where = f"{where.rsplit('dt=', 1)[0]}dt={day_runs(chosen)}"
+    return {d: read_whole(lake, lake.partition("labels", d)) for d in chosen}, where
 
 
-def _guess_positive(values: pa.ChunkedArray, label: str, given: str | None) -> tuple[Any, str]:
-    """The positive class in the label column's own type, and how it was chosen."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    kind = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
-    seen = pc.unique(values.drop_null()).to_pylist()
-    if given is not None:
-        if pa.types.is_boolean(kind):
-            word = given.strip().lower()
-            if word not in ("1", "true", "t", "yes", "y", "0", "false", "f", "no", "n"):
-                raise ValueError(f"label column {label!r} is bool; --positive {given!r} must be true or false")
-            return word in ("1", "true", "t", "yes", "y"), "given"
-        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
-            try:
-                number = float(given)
-            except ValueError:
-                raise ValueError(f"label column {label!r} is numeric ({kind}); --positive {given!r} must be a number "
-                                 f"(values {sorted(seen)[:20]})") from None  # fmt: skip
-            return (int(number) if number.is_integer() else number), "given"
-        return given, "given"
-    if pa.types.is_boolean(kind):
-        return True, "bool label"
-    if (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and set(seen) <= {0, 1}:
-        return 1, "0/1 label"
-    if len(seen) <= 2:
-        words = [v for v in seen if str(v).strip().lower() in POSITIVE_WORDS]
-        if len(words) == 1:
-            return words[0], f"the one value of {sorted(map(str, seen))} that reads as positive"
-    shown = sorted(map(str, seen))[:20]
-    raise ValueError(f"cannot tell the positive class of label column {label!r} (values {shown}); pass --positive "
-                     "(with more than two values, that class is trained against all the others)")  # fmt: skip
+def measure_label_delay(lake: Lake) -> tuple[int | None, str]:
+    """How many days the labels lag the raw data: latest raw day with ``_SUCCESS`` minus latest labels day."""
+    raw, labels = lake.days("raw", SUCCESS), lake.days("labels", SUCCESS)
+    if not raw or not labels:
+        return None, "0 day(s), not measured (no labels landed)"
+    delay = max(0, (raw[-1] - labels[-1]).days)
+    return delay, f"measured {delay} day(s): latest raw {raw[-1]}, latest labels {labels[-1]}"
 
 
 def project_path(path: Path) -> str:
@@ -216,33 +243,96 @@ def default_outputs(settings: Settings, name: str) -> tuple[Path, Path]:
     return folder / f"{name}.yaml", contracts / f"{name}.yaml"
 
 
-def draft_gates(rate: float | None) -> dict[str, Any] | None:
-    """Absolute gates for a positive rate the defaults do not fit, else ``None`` (keep the defaults).
-
-    The default gates are sized for rare positives (~1 %): ``brier <= 0.05`` fails every model once the base
-    rate's own Brier score p(1 - p) is near it, and ``auc_pr >= 0.15`` is below chance level at a 20 % rate.
-    Drafted: AUC-PR at least :data:`AUC_PR_OVER_CHANCE` times the rate, Brier :data:`BRIER_SKILL` better than
-    the base rate; the other gates keep their defaults (a model file's ``absolute`` replaces them all).
-    """
-    defaults = GatesSpec().absolute
-    if rate is None or not 0.0 < rate < 1.0:
-        return None
-    auc_pr = min(0.9, round(AUC_PR_OVER_CHANCE * rate, 2))
-    brier = round((1.0 - BRIER_SKILL) * rate * (1.0 - rate), 3)
-    if auc_pr <= (defaults["auc_pr"].min or 0.0) and brier <= (defaults["brier"].max or 1.0):
-        return None
-    absolute = {key: bound.model_dump(exclude_none=True) for key, bound in defaults.items()}
-    absolute.update({"auc_pr": {"min": max(auc_pr, defaults["auc_pr"].min or 0.0)}, "brier": {"max": brier}})
-    return {"absolute": absolute}
-
-
 # -- the draft -----------------------------------------------------------------------------------
-def draft_dataset(settings: Settings, name: str, day: dt.date, choices: Choices, contract_ref: str) -> DatasetDraft:
-    """Read ``raw/dt=D`` (and labels), guess what was not given, draft the contract and the review list."""
-    import numpy as np
+def _selection(days: dt.date | DaySelection | None) -> DaySelection:
+    if days is None:
+        return DaySelection()
+    return days if isinstance(days, DaySelection) else DaySelection(date=days)
+
+
+def _hours_beyond(column: pa.ChunkedArray, day: dt.date) -> float:
+    """How far the day's event times reach beyond its UTC day, in hours (0 when all are within it)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    from mlops.features import binary_labels, labelled_rows
+    bounds = pc.min_max(pc.cast(column, pa.timestamp("us", tz="UTC"), safe=False))
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is None:
+        return 0.0
+    start = dt.datetime.combine(day, dt.time(), dt.UTC)
+    return max((start - low).total_seconds(), (high - start - dt.timedelta(days=1)).total_seconds(), 0.0) / 3600
+
+
+def _number(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _names(columns: Sequence[str]) -> str:
+    more = len(columns) - SHOWN_CATEGORIES
+    return ", ".join(columns[:SHOWN_CATEGORIES]) + (f", ... (+{more})" if more > 0 else "")
+
+
+def _column_review(raws: Mapping[dt.date, pa.Table], contract: Contract, excluded: Mapping[str, str]) -> list[str]:
+    """Per column, what was observed behind each rule: ranges, null fractions, categories (and how stable)."""
+    import pyarrow.compute as pc
+
+    n = len(raws)
+    ranges, nulls, categories = [], [], []
+    tolerated: dict[float, list[str]] = {}  # null-free columns, by the nulls they tolerate (0: strict)
+    for column, rule in contract.columns.items():
+        present = {d: t.column(column) for d, t in raws.items() if column in t.column_names}
+        if len(present) < n:
+            nulls.append(f"  {column}: absent on {n - len(present)} of {n} days (null there)")
+        if rule.min is not None and rule.max is not None:
+            bounds = [pc.min_max(c) for c in present.values()]
+            low = min((b["min"].as_py() for b in bounds if b["min"].as_py() is not None), default=None)
+            high = max((b["max"].as_py() for b in bounds if b["max"].as_py() is not None), default=None)
+            ranges.append(f"  {column}: observed [{_number(low)}, {_number(high)}] -> [{rule.min:g}, {rule.max:g}]")
+        missing = sum(missing_count(c) for c in present.values()) + sum(len(t) for t in raws.values()
+                                                                         if column not in t.column_names)  # fmt: skip
+        observed = missing / max(sum(len(t) for t in raws.values()), 1)
+        worst = max((missing_count(c) / max(len(c), 1) for c in present.values()), default=0.0)
+        if not missing:
+            tolerated.setdefault(rule.max_null_fraction, []).append(column)
+        elif rule.nullable:
+            daily = f" (at most {worst:.1%} a day)" if n > 1 else ""
+            nulls.append(f"  {column}: {observed:.1%} null{daily} -> max_null_fraction {rule.max_null_fraction:g}")
+        if column in excluded:
+            continue
+        if rule.allowed is not None:
+            seen: set[str] = set()
+            new_days = 0
+            for index, values in enumerate(present.values()):
+                day_values = {str(v) for v in pc.unique(values.drop_null()).to_pylist()}
+                new_days += index > 0 and bool(day_values - seen)
+                seen |= day_values
+            stable = f", a new one on {new_days} of {len(present) - 1} later days" if len(present) > 1 else ""
+            unknown = rule.max_unknown_fraction
+            verdict = f"unknown ones on <= {unknown:.0%} of rows warn" if unknown else "a new one fails"
+            categories.append(f"  {column}: {len(seen)} seen on {len(present)} day(s){stable} -> allowed, {verdict}: "
+                              f"[{_names(rule.allowed)}]")  # fmt: skip
+        elif rule.high_cardinality:
+            values = len(set().union(*(pc.unique(c.drop_null()).to_pylist() for c in present.values())))
+            categories.append(f"  {column}: {values} values (> {MAX_INFERRED_CATEGORIES}): high_cardinality, values "
+                              "not checked, hashed into one feature")  # fmt: skip
+    for fraction, columns in sorted(tolerated.items()):
+        allowed = (f"nullable: false, nulls on <= {fraction:.0%} of rows warn (max_null_fraction)" if fraction
+                   else "strict, a null fails")  # fmt: skip
+        nulls.append(f"  no nulls seen in {len(columns)} column(s) -> {allowed}: {_names(columns)}")
+    review = [f"ranges      physical limits: {RANGE_FACTOR}x the largest observed magnitude (at least 1) each "
+              "side; never-negative columns keep min 0. Tighten where you know the real limits", *ranges]  # fmt: skip
+    review += [f"nulls       observed -> max_null_fraction: twice the observed, at most halfway to 1, at least "
+               f"+{NULL_MARGIN}; nulls reach the model as missing", *nulls]  # fmt: skip
+    if categories:
+        review += [f"categories  strings of at most {MAX_INFERRED_CATEGORIES} values list them (allowed)", *categories]
+    return review
+
+
+def draft_dataset(settings: Settings, name: str, days: dt.date | DaySelection | None, choices: Choices,
+                  contract_ref: str) -> DatasetDraft:  # fmt: skip
+    """Read the landed days (and labels), guess what was not given, draft the contract, the training section
+    and the review list."""
+    import pyarrow.compute as pc
 
     try:
         DatasetSpec(name=name)
@@ -250,23 +340,24 @@ def draft_dataset(settings: Settings, name: str, day: dt.date, choices: Choices,
         raise ValueError(f"--name {name!r}: {exc.errors()[0]['msg']}") from None
     check_name(name)
     lake = Lake.from_settings(settings)
-    raw_partition = lake.partition("raw", day)
-    if not lake.exists(lake.marker("raw", day, SUCCESS)):
-        raise ValueError(f"{lake.url(raw_partition)} has no {SUCCESS}: land the day first (data, then {SUCCESS})")
-    raw = lake.read_partition(raw_partition)
-    source = lake.relative(raw_partition)
-    labels, labels_source = _label_source(lake, day)
+    selected, notes = _selection(days).resolve(lake)
+    raws = {day: lake.read_partition(lake.partition("raw", day)) for day in selected}
+    raw = _concat(list(raws.values()))
+    source = lake.relative(lake.partition("raw", selected[0]))
+    if len(selected) > 1:
+        source = f"{source.rsplit('dt=', 1)[0]}dt={day_runs(selected)}"
+    labels_by_day, labels_source = _label_source(lake, selected)
+    labels = _concat(list(labels_by_day.values())) if labels_by_day else None
     if labels is None and choices.label_column is None:
         raise ValueError(f"no labels/ partition has landed under {lake.url(lake.area('labels'))}: land one (id and "
                          "label columns) or pass --label-column and --positive")  # fmt: skip
 
-    label = choices.label_column
-    id_column = choices.id_column or _guess_id(raw, labels, label)
+    label, label_how = choices.label_column, "given"
+    id_column = choices.id_column or guess_id(raws, labels, label)
     if label is None:
         assert labels is not None
-        label = _one([c for c in labels.column_names if c != id_column], "label", "--label-column",
-                     f"{labels_source} has no column besides the id")  # fmt: skip
-    time_column = choices.time_column or _guess_time(raw)
+        label, label_how = guess_label(labels, id_column, labels_source, choices.positive)
+    time_column = choices.time_column or guess_time(raw)
     for role, column in (("id", id_column), ("event-time", time_column)):
         if column not in raw.column_names:
             raise ValueError(f"{role} column {column!r} is not in {source}; columns: {raw.column_names}")
@@ -277,13 +368,19 @@ def draft_dataset(settings: Settings, name: str, day: dt.date, choices: Choices,
         label_values, label_where = raw.column(label), source
     else:
         raise ValueError(f"label column {label!r} is in neither {labels_source or 'labels/'} nor {source}")
-    positive, how = _guess_positive(label_values, label, choices.positive)
+    positive, how = guess_positive(label_values, label, choices.positive)
+    delay, delay_how = choices.delay_days, "given"
+    if delay is None:
+        measured, delay_how = measure_label_delay(lake)
+        delay = measured or 0
 
     spec = DatasetSpec(name=name, id_column=id_column, time_column=time_column, categorical=[], slices=[],
-                       contract=contract_ref)  # fmt: skip
-    contract = infer_contract(raw, spec, source=source, day=day)
+                       label={"column": label, "positive": positive}, contract=contract_ref)  # fmt: skip
+    # Every day: rules from all rows, the event-time tolerance over all days, the row-count floor from the smallest.
+    contract = infer_contract(raws, spec, source=source)
     description = f"Drafted by `mlops dataset init` from {raw.num_rows} rows of {source}; " + (
-        "ranges, null fractions and the row-count floor are the observed ones widened by stated margins."
+        "ranges, null fractions and the row-count floor are the observed ones widened by stated margins, with "
+        "tolerances for rare unknown categories and nulls on non-key columns (mlops.data.contract)."
     )
     contract = contract.model_copy(update={"extra_columns": choices.extra_columns, "description": description})
 
@@ -295,7 +392,7 @@ def draft_dataset(settings: Settings, name: str, day: dt.date, choices: Choices,
             continue
         if rule.type == "timestamp":
             excluded[column] = "a timestamp (the model takes numbers, bools and strings)"
-        elif rule.high_cardinality and _is_unique_key(raw.column(column)):
+        elif rule.high_cardinality and unique_every_day(raws, column):
             excluded[column] = "unique on every row: an identifier or free text, not a feature"
     features = [c for c in contract.columns if c not in excluded]
     categorical = [c for c in features if contract.columns[c].allowed is not None]
@@ -307,7 +404,7 @@ def draft_dataset(settings: Settings, name: str, day: dt.date, choices: Choices,
     block.update({
         "id_column": id_column,
         "time_column": time_column,
-        "label": {"column": label, "positive": positive, "delay_days": choices.delay_days},
+        "label": {"column": label, "positive": positive, "delay_days": delay},
         "features": features,
         "categorical": categorical,
         "slices": slices,
@@ -315,98 +412,119 @@ def draft_dataset(settings: Settings, name: str, day: dt.date, choices: Choices,
     })  # fmt: skip
 
     # What a person should look at, in the order they would check it.
-    review = [f"source      {source}: {raw.num_rows} rows x {raw.num_columns} columns"]
-    review.append(f"id          {id_column} ({raw.schema.field(id_column).type}; unique on this day)")
+    per_day = [t.num_rows for t in raws.values()]
+    if len(raws) == 1:
+        review = [f"source      {source}: {raw.num_rows} rows x {raw.num_columns} columns"]
+    else:
+        review = [f"source      {source}: {len(raws)} days, {raw.num_rows} rows ({min(per_day)}..{max(per_day)} a "
+                  f"day) x {raw.num_columns} columns"]  # fmt: skip
+    review += [f"  {note}" for note in notes]
+    unique = "unique on this day" if len(raws) == 1 else "unique within each day"
+    review.append(f"id          {id_column} ({raw.schema.field(id_column).type}; {unique})")
     review.append(f"event time  {time_column} ({raw.schema.field(time_column).type}; any unit or zone is accepted)")
     if contract.event_time_tolerance_hours is not None:
-        review.append(f"  within dt=D (UTC) +- {contract.event_time_tolerance_hours:g} h (event_time_tolerance_hours): "
-                      "a row of another day quarantines the day")  # fmt: skip
+        beyond = max(_hours_beyond(t.column(time_column), d) for d, t in raws.items())
+        seen = f"observed up to {beyond:.1f} h outside" if beyond else "all observed within their day"
+        review.append(f"  within dt=D (UTC) +- {contract.event_time_tolerance_hours:g} h (event_time_tolerance_hours; "
+                      f"{seen}): a row of another day quarantines the day")  # fmt: skip
+    stats = None
     if labels is not None and label in labels.column_names:
-        rows = labelled_rows(labels, id_column, label, raw.schema.field(id_column).type)
-        y = binary_labels(rows.column(label), positive, label) if rows.num_rows else np.zeros(0)
-        positive_rate = float(y.mean()) if len(y) else None
-        rate = f"{y.mean():.3f} ({int(y.sum())} of {len(y)} labelled rows)" if len(y) else "no labelled rows"
-        if len(y) and not y.sum():
+        stats = label_stats(labels_by_day, id_column, label, positive, raw.schema.field(id_column).type)
+    positive_rate = stats.rate if stats is not None else None
+    if stats is not None and stats.labelled:
+        rate = f"{positive_rate:.3f} ({stats.positives} of {stats.labelled} labelled rows)"
+        if not stats.positives:
             rate += f": NO positive label on {labels_source}, check the positive class"
     else:
-        positive_rate, rate = None, "not measured"
+        rate = "no labelled rows" if stats is not None else "not measured"
     classes = len(pc.unique(label_values.drop_null()))
     one_vs_rest = f"; {classes} classes: {positive!r} against the rest" if classes > 2 else ""
-    review.append(f"label       {label} from {label_where}: positive {positive!r} ({how}){one_vs_rest}; "
+    told = "" if label_how == "given" else f" ({label_how})"
+    review.append(f"label       {label}{told} from {label_where}: positive {positive!r} ({how}){one_vs_rest}; "
                   f"positive rate {rate}")  # fmt: skip
-    review.append(f"label delay {choices.delay_days} day(s): labels/dt=D are used once D + delay has passed")
+    if stats is not None and stats.nulls:
+        review.append(f"  {stats.nulls} of {stats.rows} labels null: left out (rows that never got an outcome)")
+    nan_labels = missing_count(label_values) - label_values.null_count
+    if nan_labels:
+        review.append(f"  {nan_labels} labels NaN: training reads them as negatives (only nulls are left out); "
+                      "land unknown outcomes as null")  # fmt: skip
+    if delay_how == "given":
+        delay_how = f"{delay} day(s) (given)"
+    review.append(f"label delay {delay_how}; labels/dt=D are used once D + delay has passed (--label-delay-days "
+                  "sets it)")  # fmt: skip
     review.append(f"features    {len(features)}: {', '.join(features)}")
     for column, why in excluded.items():
         review.append(f"  not a feature: {column} ({why})")
-    review.append(f"ranges      physical limits: {RANGE_FACTOR}x the largest observed magnitude (at least 1) each "
-                  "side; never-negative columns keep min 0. Tighten where you know the real limits")  # fmt: skip
-    for column, rule in contract.columns.items():
-        data = raw.column(column)
-        if rule.min is not None and rule.max is not None:
-            bounds = pc.min_max(data)
-            review.append(f"  {column}: observed [{bounds['min'].as_py()}, {bounds['max'].as_py()}] -> "
-                          f"[{rule.min:g}, {rule.max:g}]")  # fmt: skip
-        if rule.allowed is not None and column not in excluded:
-            review.append(f"  {column}: {len(rule.allowed)} categories, a new one fails validation: {rule.allowed}")
-        if rule.high_cardinality and column not in excluded:
-            review.append(f"  {column}: {len(pc.unique(data))} values (> {MAX_INFERRED_CATEGORIES}): high_cardinality,"
-                          " values not checked, hashed into one feature")  # fmt: skip
-        if rule.nullable:
-            observed = missing_count(data) / max(raw.num_rows, 1)
-            review.append(f"  {column}: {observed:.1%} null -> max_null_fraction {rule.max_null_fraction} (twice the "
-                          f"observed, at most halfway to 1, at least +{NULL_MARGIN}); nulls reach the model as "
-                          "missing")  # fmt: skip
-    review.append(f"row count   >= {contract.row_count.min} ({ROW_COUNT_FLOOR:.0%} of this day), and "
+    review += _column_review(raws, contract, excluded)
+    smallest = "this day" if len(raws) == 1 else f"the smallest day, {min(per_day)} rows"
+    review.append(f"row count   >= {contract.row_count.min} ({ROW_COUNT_FLOOR:.0%} of {smallest}), and "
                   f"{contract.row_count.min_ratio}x..{contract.row_count.max_ratio}x the median of the last "
                   f"{settings.validation.history_days} validated days")  # fmt: skip
     review.append(f"extra cols  {choices.extra_columns}: columns not in the contract "
                   f"{'are ignored' if choices.extra_columns == 'allow' else 'fail validation'}")  # fmt: skip
     review.append(f"slices      {slices or 'none'} (the gates compare candidate and champion per value)")
-    gates = draft_gates(positive_rate)
-    if gates is not None:
-        drafted = ", ".join(f"{k} {'>=' if 'min' in b else '<='} {b.get('min', b.get('max'))}"
-                            for k, b in gates["absolute"].items() if k in ("auc_pr", "brier"))  # fmt: skip
-        review.append(f"gates       drafted for a positive rate of {positive_rate:.3f} (the defaults assume ~1 %): "
-                      f"{drafted}; set what your use needs")  # fmt: skip
-    else:
-        review.append(
-            "gates       the defaults (sized for rare positives); add gates: to the model file to change them"
-        )
-    return DatasetDraft(day, raw.num_rows, block, contract, review, gates, positive_rate)
+
+    training, reasons, warnings = draft_training(stats, sum(per_day) / len(per_day))
+    if stats is not None and stats.labelled:
+        basis = (f"{len(stats.days)} labelled day(s) ({day_runs(stats.days)}): {stats.labelled} labelled rows, "
+                 f"{stats.positives} positives (rate {positive_rate:.3f}); {sum(per_day) / len(per_day):.0f} raw rows "
+                 "a day")  # fmt: skip
+        review.append(f"training    sized to {basis}")
+    review += [f"  {key} {training[key]}: {reasons[key]}" for key in training]
+    review += [line if line.startswith("training") else f"  {line}" for line in warnings]
+
+    gates: dict[str, Any] = {}
+    if stats is not None and stats.labelled and slices:  # without slices, no slice gate to size
+        holdout = training["holdout_days"] / len(stats.days)
+        gates, why = draft_gates(positive_rate, stats.labelled * holdout, stats.positives * holdout, settings.gates)
+        reasons.update(why)
+    absolute = ", ".join(f"{key} {op} {value:g}" for key, bound in settings.gates.absolute.items()
+                         for op, value in ((">=", bound.min), ("<=", bound.max)) if value is not None)  # fmt: skip
+    review.append(f"gates       the deployment's: {absolute}")
+    review += [f"  {key} {gates.get(key, getattr(settings.gates, key))}: {reasons[key]}"
+               for key in ("slice_min_rows", "slice_min_positives") if key in reasons]  # fmt: skip
+    return DatasetDraft(selected, raw.num_rows, block, contract, review, gates or None, positive_rate, training,
+                        reasons)  # fmt: skip
 
 
 def contract_yaml(draft: DatasetDraft) -> str:
     header = (f"# Data contract for raw/dt=D of the {draft.contract.name} dataset, drafted by `mlops dataset init` "
-              f"from dt={draft.day} ({draft.rows} rows).\n# Review ranges, categories and null fractions; bump "
+              f"from {draft.span} ({draft.rows} rows).\n# Review ranges, categories and null fractions; bump "
               "`version` on any change (every verdict records it).\n")  # fmt: skip
     return header + draft.contract.to_yaml()
 
 
 def model_yaml(draft: DatasetDraft) -> str:
-    """The model file: a header, the ``dataset:`` block and, when drafted, ``gates:``."""
+    """The model file: a header, the ``dataset:`` block, ``training:`` and, when drafted, ``gates:``."""
     name = draft.model
     header = (
-        f"# The {name} model, drafted by `mlops dataset init` from dt={draft.day} ({draft.rows} rows): review, then "
+        f"# The {name} model, drafted by `mlops dataset init` from {draft.span} ({draft.rows} rows): review, then "
         f"commit.\n# In the models folder it gives the DAGs {name}__data_validation, {name}__continuous_training, "
         f"{name}__batch_scoring,\n# {name}__drift_monitoring and {name}__model_rollback (paused when created). Add "
-        "training:, model:, drift:,\n# promotion: sections as needed; what models share (MLflow, storage, ledger, "
+        "model:, drift:,\n# promotion: sections as needed; what models share (MLflow, storage, ledger, "
         "Kubernetes) is the deployment's.\n"
     )
     dump = {"width": 110, "sort_keys": False, "default_flow_style": None}
     text = header + yaml.safe_dump({"dataset": draft.dataset}, **dump)
+    if draft.training:
+        text += "# Training, sized to the labelled days read (see mlops.dataset_sizing.draft_training):\n"
+        text += "".join(f"#   {key} {value}: {draft.reasons.get(key, '')}\n" for key, value in draft.training.items())
+        text += yaml.safe_dump({"training": draft.training}, **dump)
     if draft.gates:
-        text += (f"# Drafted for a positive rate of {draft.positive_rate:.3f} (the default gates assume rare "
-                 f"positives):\n# AUC-PR >= {AUC_PR_OVER_CHANCE}x the rate (its chance level), Brier "
-                 f"{BRIER_SKILL:.0%} below the base rate's.\n")  # fmt: skip
+        text += ("# Gates: the defaults (relative to the holdout's positive rate) but the slice sizes, drafted for "
+                 "the holdout:\n")  # fmt: skip
+        text += "".join(f"#   {key} {value}: {draft.reasons.get(key, '')}\n" for key, value in draft.gates.items())
         text += yaml.safe_dump({"gates": draft.gates}, **dump)
     return text
 
 
 def check_draft(settings: Settings, draft: DatasetDraft) -> str:
-    """The draft must accept its own day and give the model usable features; else :class:`DraftRejected`."""
+    """The draft must accept every day it came from and give the model usable features; else
+    :class:`DraftRejected` (naming the days it rejects)."""
     from mlops.features import feature_spec
     from mlops.validation import validate_partition
 
+    TrainingSpec.model_validate(draft.training)
     with tempfile.TemporaryDirectory(prefix="mlops-dataset-init-") as folder:
         path = Path(folder) / "contract.yaml"
         path.write_text(contract_yaml(draft))
@@ -415,18 +533,21 @@ def check_draft(settings: Settings, draft: DatasetDraft) -> str:
         contract = Contract.load(path)
         contract.check_dataset(dataset)
         feature_spec(trial, contract)
-        verdict = validate_partition(trial, draft.day, render_docs=False)
-    if not verdict.passed:
-        raise DraftRejected(f"the drafted contract rejects the day it came from; nothing was written:\n"
-                            f"{verdict.summary()}")  # fmt: skip
-    return verdict.summary()
+        verdicts = [validate_partition(trial, day, render_docs=False) for day in draft.days]
+    rejected = [v for v in verdicts if not v.passed]
+    if rejected:
+        which, summaries = ", ".join(v.day for v in rejected), "\n".join(v.summary() for v in rejected)
+        raise DraftRejected(f"the drafted contract rejects {len(rejected)} of the {len(verdicts)} day(s) it came "
+                            f"from ({which}); nothing was written:\n{summaries}")  # fmt: skip
+    return "\n".join(v.summary() for v in verdicts)
 
 
-def init_dataset(settings: Settings, name: str, day: dt.date, choices: Choices, contract_out: Path | None = None,
-                 model_out: Path | None = None, force: bool = False,
+def init_dataset(settings: Settings, name: str, days: dt.date | DaySelection | None, choices: Choices,
+                 contract_out: Path | None = None, model_out: Path | None = None, force: bool = False,
                  lake_uri: str | None = None) -> DatasetDraft:  # fmt: skip
-    """Draft the model ``name`` from ``raw/dt=D`` of its lake (``lake_uri``, else ``<lake_root>/<name>``), check
-    the contract against that day, then write the contract and the model file (never over a file unless ``force``).
+    """Draft the model ``name`` from landed days of its lake (``lake_uri``, else ``<lake_root>/<name>``): one
+    ``date``, a :class:`DaySelection`, or ``None`` for every landed day; check the contract against each of them,
+    then write the contract and the model file (never over a file unless ``force``).
 
     ``settings`` are the deployment's; the outputs default to :func:`default_outputs`.
     """
@@ -436,7 +557,7 @@ def init_dataset(settings: Settings, name: str, day: dt.date, choices: Choices, 
     for path in (contract_out, model_out):
         if path.exists() and not force:
             raise ValueError(f"{path} exists; pass --force to overwrite it")
-    draft = draft_dataset(settings, name, day, choices, contract_ref(contract_out, model_out))
+    draft = draft_dataset(settings, name, days, choices, contract_ref(contract_out, model_out))
     draft.verdict = check_draft(settings, draft)
     for path, text in ((contract_out, contract_yaml(draft)), (model_out, model_yaml(draft))):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,7 @@ class Demo:
         self.lake = Lake.from_settings(settings)
         self.logs = settings.home / "demo-logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.metrics: dict[str, Any] = {}  # the champion's holdout metrics, for the closing table
+        self.auc_pr: float | None = None  # its holdout AUC-PR, for the closing table
 
     def dag(self, kind: str, day: dt.date, conf: dict[str, Any] | None = None, expect_ok: bool = True) -> float:
         """`airflow dags test <model>__<kind> D [-c conf]`, logged to a file; returns its duration."""
@@ -128,7 +128,7 @@ class Demo:
             shown = f"{value:.4f}" if isinstance(value, float) else str(value)
             verdict = "pass" if check["passed"] else "FAIL"
             _say(f"    {check['name']:<40} {shown:>10}  {str(check['threshold'])[:34]:<34} {verdict}")
-            self.metrics[check["name"]] = value
+        self.auc_pr = report.get("candidate_metrics", {}).get("auc_pr")  # the raw value, whatever the gates read
         return champion
 
     # -- 3. scoring ----------------------------------------------------------------------------
@@ -279,7 +279,7 @@ def models_table(demos: list[Demo]) -> str:
     lines = [f"{'model':<20} {'champion':>8}  {'AUC-PR':>7}  {'validated':>9}  {'quarantined':>11}  scored days",
              "-" * 100]  # fmt: skip
     for demo in demos:
-        auc_pr = demo.metrics.get("absolute:auc_pr")
+        auc_pr = demo.auc_pr
         shown = f"{auc_pr:.4f}" if isinstance(auc_pr, float) else "-"
         validated, quarantined = len(demo.lake.days("raw", VALIDATED)), len(demo.lake.days("quarantine"))
         lines.append(f"{demo.model:<20} {'v' + demo.champion():>8}  {shown:>7}  {validated:>9}  {quarantined:>11}  "

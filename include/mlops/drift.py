@@ -3,8 +3,10 @@
 The decision is numpy only and reads the champion's stored reference profile (``mlops.profiling``),
 never the training rows: per feature, the current window is binned on the reference's own bins
 (``np.searchsorted`` + ``np.bincount``, one pass per column), with missing/unknown values as one more
-bucket, and compared by the population stability index (PSI). PSI is an *effect size*, so it stays
-calibrated at any window size, whereas a p-value at a million rows flags shifts nobody cares about.
+bucket, and compared by the population stability index (PSI); a hashed high-cardinality string is binned
+on the reference's top values plus an "other" bucket (``mlops.profiling.top_values``), like a categorical.
+PSI is an *effect size*, so it stays calibrated at any window size, whereas a p-value at a million rows
+flags shifts nobody cares about.
 A per-column chi-square test is computed beside it and reported; a feature breaches when its PSI
 reaches ``drift.psi_threshold`` *and* its test is significant at ``drift.pvalue_threshold`` divided by
 the window's number of tests (Bonferroni). The significance guard changes nothing for real windows (at
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlops.profiling import TOP_VALUES
 from mlops.serialization import to_jsonable
 
 if TYPE_CHECKING:
@@ -101,8 +104,10 @@ def _chi2_pvalue(ref_freq: np.ndarray, counts: np.ndarray, ref_rows: int | None)
 
 
 def _ref_vector(entry: dict[str, Any]) -> np.ndarray:
-    """Reference bucket frequencies: the profile's bins, then the missing/unknown bucket (sums to 1)."""
-    return np.append(np.asarray(entry["freq"], dtype=np.float64), float(entry["missing"]))
+    """Reference bucket frequencies: the profile's bins, the "other" bucket of a top-values entry, then the
+    missing/unknown bucket (sums to 1)."""
+    other = [float(entry["other"])] if "other" in entry else []
+    return np.asarray([*entry["freq"], *other, float(entry["missing"])], dtype=np.float64)
 
 
 def _numeric_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -149,6 +154,32 @@ def _categorical_counts(codes: np.ndarray, size: int) -> np.ndarray:
     return np.append(counts, codes.size - int(valid.sum()))
 
 
+def _top_counts(codes: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """Counts per top hash code of the profile (in its order), then "other" (any other value), then missing."""
+    finite = np.isfinite(codes)
+    known = codes if finite.all() else codes[finite]
+    order = np.argsort(top, kind="stable")
+    ordered = top[order]
+    if ordered.size:
+        at = np.minimum(np.searchsorted(ordered, known), ordered.size - 1)
+        bucket = np.where(ordered[at] == known, order[at], top.size)
+    else:
+        bucket = np.full(known.size, top.size)
+    counts = np.bincount(bucket, minlength=top.size + 1).astype(np.int64)
+    return np.append(counts, codes.size - known.size)
+
+
+#: Why a hashed feature is not compared with a profile written before top-value profiles.
+OLD_HASHED_PROFILE = ("the champion's reference profile predates top-value profiles of hashed strings (it binned "
+                      "hash codes as numbers, which says nothing about the values): not compared until a model "
+                      "trained with this version is the champion")  # fmt: skip
+
+
+def _skipped(note: str, rows: int) -> dict[str, Any]:
+    """A feature the monitor cannot compare with the profile: listed with the reason, never a breach."""
+    return {"psi": None, "kind": "skipped", "pvalue": None, "rows": rows, "note": note, "significant": False}
+
+
 def _compare(entry: dict[str, Any], counts: np.ndarray, ref_rows: int | None) -> dict[str, Any]:
     ref = _ref_vector(entry)
     n = int(counts.sum())
@@ -158,6 +189,7 @@ def _compare(entry: dict[str, Any], counts: np.ndarray, ref_rows: int | None) ->
         "kind": entry["kind"],
         "pvalue": _chi2_pvalue(ref, counts, ref_rows),
         "rows": n,
+        "null_fraction": float(cur[-1]) if n else 0.0,  # the missing/unknown bucket's share of the window
         "ref_freq": ref.tolist(),
         "cur_freq": cur.tolist(),
     }
@@ -167,7 +199,10 @@ def feature_drift(profile: dict, X: np.ndarray, spec: FeatureSpec, pvalue_thresh
     """Per feature of ``spec``: PSI and chi-square p-value of ``X`` (``build_matrix`` output) vs the profile.
 
     Buckets are the profile's bins plus a last missing/unknown bucket; ``ref_freq``/``cur_freq`` list
-    them in that order. ``significant`` says whether the p-value is below ``pvalue_threshold``.
+    them in that order (a hashed feature: its top values, "other", missing). ``significant`` says whether the
+    p-value is below ``pvalue_threshold``; ``null_fraction`` is the window's share in the missing bucket (1.0:
+    the column is entirely null). A hashed feature whose profile predates top values (an older champion) is
+    listed with ``kind: "skipped"``, ``psi: None`` and a ``note``, and never breaches.
     One ``searchsorted`` + ``bincount`` per column: ~0.2 s for 1M rows x 15 features (2-core machine).
     """
     X = np.asarray(X)
@@ -185,8 +220,13 @@ def feature_drift(profile: dict, X: np.ndarray, spec: FeatureSpec, pvalue_thresh
     for j, name in enumerate(spec.names):
         entry = features[name]
         column = columns[j]
+        if name in spec.hashed and entry["kind"] != TOP_VALUES:
+            result[name] = _skipped(OLD_HASHED_PROFILE, int(column.size))
+            continue
         if entry["kind"] == "categorical":
             counts = _categorical_counts(column, len(entry["freq"]))
+        elif entry["kind"] == TOP_VALUES:
+            counts = _top_counts(column, np.asarray(entry["codes"], dtype=np.float64))
         else:
             counts = _numeric_counts(column, np.asarray(entry["edges"], dtype=np.float64))
         result[name] = _compare(entry, counts, ref_rows)
@@ -287,11 +327,12 @@ def assess_window(
     """
     policy = settings.drift
     features = feature_drift(profile, X, spec, policy.pvalue_threshold)
+    compared = {name: f for name, f in features.items() if f["psi"] is not None}  # not the skipped ones
     # Bonferroni over the window's tests (features + score): the significance guard holds per window.
-    alpha = policy.pvalue_threshold / (len(features) + (scores is not None))
+    alpha = policy.pvalue_threshold / max(len(compared) + (scores is not None), 1)
     breached_features = {
         name: float(f["psi"])
-        for name, f in features.items()
+        for name, f in compared.items()
         if f["psi"] >= policy.psi_threshold and f["pvalue"] < alpha
     }
     breached_features = dict(sorted(breached_features.items(), key=lambda kv: -kv[1]))

@@ -14,8 +14,13 @@ import numpy as np
 
 #: Metrics computed from labels and scores (and therefore usable by the bootstrap and the slices).
 SCORE_METRICS: tuple[str, ...] = ("auc_pr", "roc_auc", "recall_at_precision", "brier", "ece")
+#: Holdout metrics relative to the holdout's positive rate p, each from the raw metric it names: a threshold on them
+#: means the same on a table of 1 % or 30 % positives. ``auc_pr_lift`` = auc_pr / p (AUC-PR's chance level is p),
+#: ``brier_skill`` = 1 - brier / (p (1 - p)) (p (1 - p) is the Brier score of always predicting p), ``ece_ratio`` =
+#: ece / p. Derived by ``compute_metrics`` only (never bootstrapped nor sliced); None when p is 0 or 1.
+RELATIVE_METRICS: dict[str, str] = {"auc_pr_lift": "auc_pr", "brier_skill": "brier", "ece_ratio": "ece"}
 #: Metrics where a smaller value is better: the sign of every comparison flips for them.
-LOWER_IS_BETTER: frozenset[str] = frozenset({"brier", "ece", "latency_p95_ms_per_10k", "model_size_mb"})
+LOWER_IS_BETTER: frozenset[str] = frozenset({"brier", "ece", "ece_ratio", "latency_p95_ms_per_10k", "model_size_mb"})
 #: Equal-width calibration bins over [0, 1] for the expected calibration error.
 ECE_BINS = 10
 #: Upper bound on rows x resamples held in memory at once by the bootstrap (about 16 MB per array).
@@ -120,21 +125,52 @@ def metric_value(y_true: np.ndarray, y_score: np.ndarray, metric: str, precision
     return float(_Ranked(y, s).metric(np.ones((1, y.size)), metric, precision_target)[0])
 
 
-def compute_metrics(y_true: np.ndarray, y_score: np.ndarray, precision_target: float) -> dict[str, float]:
+def relative_metrics(metrics: dict[str, float | None]) -> dict[str, float | None]:
+    """``positive_rate`` and the :data:`RELATIVE_METRICS` from the raw ones (and ``rows``/``positives``).
+
+    None where undefined: every relative metric when the positive rate is 0 or 1 (no chance level to
+    compare with; never a division by zero), and each one whose raw metric is None.
+    """
+    rows, positives = metrics["rows"], metrics["positives"]
+    p = float(positives) / float(rows) if rows else None
+    defined = p is not None and 0.0 < p < 1.0
+    auc_pr, brier, ece = (metrics.get(raw) for raw in RELATIVE_METRICS.values())
+    return {
+        "positive_rate": p,
+        "auc_pr_lift": auc_pr / p if defined and auc_pr is not None else None,
+        "brier_skill": 1.0 - brier / (p * (1.0 - p)) if defined and brier is not None else None,
+        "ece_ratio": ece / p if defined and ece is not None else None,
+    }
+
+
+def compute_metrics(
+    y_true: np.ndarray, y_score: np.ndarray, precision_target: float, *, allow_one_class: bool = False
+) -> dict[str, float | None]:
     """The holdout metrics every gate reads.
 
     ``auc_pr`` is scikit-learn's average precision (the headline metric for rare positives),
     ``recall_at_precision`` the best recall among thresholds whose precision reaches the target
     (0.0 when none does), ``ece`` the bin-count-weighted gap between predicted and observed rates
-    over 10 equal-width bins ([lo, hi), the last bin closed). Raises ``ValueError`` on one class.
+    over 10 equal-width bins ([lo, hi), the last bin closed). Beside them ``rows``, ``positives``,
+    ``positive_rate`` and the :data:`RELATIVE_METRICS` (see :func:`relative_metrics`).
+
+    Raises ``ValueError`` on one class, unless ``allow_one_class``: then the ranking metrics (``auc_pr``,
+    ``roc_auc``, ``recall_at_precision``) and the relative ones are None, Brier and ECE still measured.
     """
     y, s = check_inputs(y_true, y_score)
-    _require_both_classes(y, "y_true")
+    positives = int(y.sum())
+    one_class = positives in (0, y.size)
+    if not (allow_one_class and one_class):
+        _require_both_classes(y, "y_true")
     ranked = _Ranked(y, s)
     ones = np.ones((1, y.size))
-    metrics: dict[str, float] = {m: float(ranked.metric(ones, m, precision_target)[0]) for m in SCORE_METRICS}
+    metrics: dict[str, float | None] = {
+        m: None if one_class and m not in ("brier", "ece") else float(ranked.metric(ones, m, precision_target)[0])
+        for m in SCORE_METRICS
+    }
     metrics["rows"] = int(y.size)
-    metrics["positives"] = int(y.sum())
+    metrics["positives"] = positives
+    metrics.update(relative_metrics(metrics))
     return metrics
 
 
@@ -327,11 +363,16 @@ def calibration_points(
 def holdout_curves(
     y_true: np.ndarray, candidate_score: np.ndarray, champion_score: np.ndarray | None, max_points: int = CURVE_POINTS
 ) -> dict[str, dict | float | None]:
-    """The gate report's curves: ``{"prevalence", "candidate": {"pr", "calibration"}, "champion": ... | None}``."""
-    y, _ = check_inputs(y_true, candidate_score)
+    """The gate report's curves: ``{"prevalence", "candidate": {"pr", "calibration"}, "champion": ... | None}``.
 
-    def curves(scores: np.ndarray) -> dict[str, dict]:
-        return {"pr": precision_recall_points(y, scores, max_points), "calibration": calibration_points(y, scores)}
+    A holdout of one class has no precision-recall curve: ``"pr"`` is None then (the gates fail it, with a reason).
+    """
+    y, _ = check_inputs(y_true, candidate_score)
+    both_classes = 0 < y.sum() < y.size
+
+    def curves(scores: np.ndarray) -> dict[str, dict | None]:
+        pr = precision_recall_points(y, scores, max_points) if both_classes else None
+        return {"pr": pr, "calibration": calibration_points(y, scores)}
 
     return {
         "prevalence": float(y.mean()),

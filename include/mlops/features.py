@@ -145,13 +145,17 @@ def binary_labels(column: pa.Array | pa.ChunkedArray, positive: int | str | bool
 def labelled_rows(labels: pa.Table, id_column: str, label_column: str, id_type: pa.DataType) -> pa.Table:
     """The id and label columns of landed labels, rows without a label dropped, ids in the raw data's type.
 
-    A null label means "not labelled (yet)", like a row whose label has not landed; ids are cast so an
-    int32 label feed joins an int64 raw table.
+    A null label (or NaN in a float label column) means "not labelled (yet)", like a row whose label has not
+    landed; ids are cast so an int32 label feed joins an int64 raw table. Other columns of the feed are dropped.
     """
     for column in (id_column, label_column):
         if column not in labels.column_names:
             raise ValueError(f"the labels lack column {column!r} (columns: {labels.column_names})")
-    table = labels.select([id_column, label_column]).filter(pc.is_valid(labels.column(label_column)))
+    values = labels.column(label_column)
+    known = pc.is_valid(values)
+    if pa.types.is_floating(values.type):
+        known = pc.and_(known, pc.invert(pc.is_nan(values)))
+    table = labels.select([id_column, label_column]).filter(known)
     if table.schema.field(id_column).type != id_type:
         table = table.set_column(0, id_column, pc.cast(table.column(id_column), id_type))
     return table

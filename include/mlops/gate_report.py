@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlops.evaluation import LOWER_IS_BETTER, SCORE_METRICS
+from mlops.evaluation import LOWER_IS_BETTER, RELATIVE_METRICS, SCORE_METRICS
 from mlops.gates import GateReport, format_value
 
 _CSS = """
@@ -418,10 +418,17 @@ def render_gate_report_html(
     metric_rows = []
     for name, value in report.candidate_metrics.items():
         other = champ.get(name)
-        delta = value - other if other is not None and name not in ("rows", "positives") else None
-        better = "lower" if name in LOWER_IS_BETTER else ("higher" if name in SCORE_METRICS else "")
+        compared = value is not None and other is not None and name not in ("rows", "positives", "positive_rate")
+        delta = value - other if compared else None
+        scored = name in SCORE_METRICS or name in RELATIVE_METRICS
+        better = "lower" if name in LOWER_IS_BETTER else ("higher" if scored else "")
         metric_rows.append(_row([name, value, other, delta, better], numeric_from=1))
     parts.append(_table(["metric", "candidate", "champion", "delta", "better"], metric_rows))
+    if any(name in report.candidate_metrics for name in RELATIVE_METRICS):
+        parts.append(
+            '<p class="muted">Relative to the holdout\'s positive rate p: auc_pr_lift = auc_pr / p (1 = chance), '
+            "brier_skill = 1 - brier / (p (1 - p)) (0 = always predicting p), ece_ratio = ece / p.</p>"
+        )
 
     parts.append("<h2>Paired bootstrap vs champion</h2>")
     if report.comparison is None:

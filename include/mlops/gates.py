@@ -16,6 +16,7 @@ import numpy as np
 
 from mlops.evaluation import (
     LOWER_IS_BETTER,
+    RELATIVE_METRICS,
     SCORE_METRICS,
     check_inputs,
     compute_metrics,
@@ -48,8 +49,8 @@ class GateReport:
 
     passed: bool
     checks: list[GateCheck]
-    candidate_metrics: dict[str, float]
-    champion_metrics: dict[str, float] | None
+    candidate_metrics: dict[str, float | None]
+    champion_metrics: dict[str, float | None] | None
     comparison: dict[str, float] | None  # the paired bootstrap result; None without a champion
     slices: dict  # {"metric", "min_rows", "min_positives", "candidate": {...}, "champion": {...} | None}
     notes: list[str] = field(default_factory=list)
@@ -96,17 +97,41 @@ def _bound_text(min_: float | None, max_: float | None) -> str:
     return " and ".join(parts) or "no bound"
 
 
-def _absolute_checks(gates: GatesSpec, metrics: dict[str, float]) -> list[GateCheck]:
+def _one_class(metrics: dict[str, float | None]) -> str | None:
+    """Why the holdout cannot rank (all rows one class), or None when it holds both classes."""
+    rows, positives = metrics.get("rows"), metrics.get("positives")
+    if rows is None or positives is None or 0 < positives < rows:
+        return None
+    label, rate = ("positive", 1) if positives else ("negative", 0)
+    return f"all {rows} holdout rows are {label} (positive rate {rate})"
+
+
+def _raw_detail(name: str, metrics: dict[str, float | None]) -> str:
+    """The raw value behind a metric relative to the positive rate p, and what it is compared with."""
+    p, raw = metrics.get("positive_rate"), metrics.get(RELATIVE_METRICS[name])
+    if p is None or raw is None:
+        return ""
+    if name == "brier_skill":  # p (1 - p): the Brier score of always predicting the positive rate
+        return f"brier {format_value(raw)} vs base rate's {format_value(p * (1.0 - p))}"
+    return f"{RELATIVE_METRICS[name]} {format_value(raw)} vs positive rate {format_value(p)}"
+
+
+def _absolute_checks(gates: GatesSpec, metrics: dict[str, float | None]) -> list[GateCheck]:
     checks = []
+    one_class = _one_class(metrics)
     for name, bound in gates.absolute.items():
         threshold = _bound_text(bound.min, bound.max)
         value = metrics.get(name)
         if value is None or not math.isfinite(float(value)):
-            detail = f"metric {name!r} was not measured (available: {', '.join(sorted(metrics))})"
+            if name in metrics and one_class:
+                detail = f"{name} is undefined: {one_class}; it needs positives and negatives"
+            else:
+                detail = f"metric {name!r} was not measured (available: {', '.join(sorted(metrics))})"
             checks.append(GateCheck(f"absolute:{name}", "absolute", False, None, threshold, detail))
             continue
         passed = (bound.min is None or value >= bound.min) and (bound.max is None or value <= bound.max)
-        checks.append(GateCheck(f"absolute:{name}", "absolute", bool(passed), float(value), threshold))
+        detail = _raw_detail(name, metrics) if name in RELATIVE_METRICS else ""
+        checks.append(GateCheck(f"absolute:{name}", "absolute", bool(passed), float(value), threshold, detail))
     return checks
 
 
@@ -191,13 +216,21 @@ def evaluate_gates(
     Absolute gates read ``compute_metrics`` plus ``extra_metrics`` (latency, size measured
     elsewhere). With a champion scored on the same rows, the champion gate (paired bootstrap) and
     per-slice non-regression are added; without one, the absolute and contract gates alone decide.
+    A holdout of one class fails (``absolute:holdout_classes``, and every gate that needs both classes)
+    with the reason in the detail; it raises nothing.
     """
     y, cand = check_inputs(y_true, candidate_score)
-    candidate_metrics: dict[str, float] = {**compute_metrics(y, cand, gates.precision_target)}
+    candidate_metrics = compute_metrics(y, cand, gates.precision_target, allow_one_class=True)
     for name, value in extra_metrics.items():
         candidate_metrics.setdefault(name, float(value))
 
-    checks = _absolute_checks(gates, candidate_metrics)
+    one_class = _one_class(candidate_metrics)
+    checks = []
+    if one_class:
+        detail = f"{one_class}: nothing to rank or to compare with the positive rate; the holdout needs both classes"
+        checks.append(GateCheck("absolute:holdout_classes", "absolute", False, float(candidate_metrics["positives"]),
+                                "some positives and some negatives", detail))  # fmt: skip
+    checks += _absolute_checks(gates, candidate_metrics)
     ok, detail = feature_check
     checks.append(
         GateCheck(
@@ -223,15 +256,18 @@ def evaluate_gates(
         slice_args = (gates.slice_metric, gates.slice_min_rows, gates.slice_min_positives, gates.precision_target)
         slice_report["candidate"] = slice_metrics(y, cand, slices, *slice_args)
 
-    champion_metrics: dict[str, float] | None = None
+    champion_metrics: dict[str, float | None] | None = None
     comparison: dict[str, float] | None = None
     if champion_score is None:
         notes.append("no champion: absolute gates only")
     else:
         _, champ = check_inputs(y, champion_score)
-        champion_metrics = compute_metrics(y, champ, gates.precision_target)
+        champion_metrics = compute_metrics(y, champ, gates.precision_target, allow_one_class=True)
         metric = gates.champion_metric
-        if metric in SCORE_METRICS:
+        if one_class:
+            detail = f"no paired bootstrap of {metric}: {one_class}"
+            checks.append(GateCheck(f"champion:{metric}", "champion", False, None, "paired bootstrap", detail))
+        elif metric in SCORE_METRICS:
             comparison = paired_bootstrap(
                 y, cand, champ, metric, gates.bootstrap_samples, gates.confidence, seed, gates.precision_target
             )

@@ -4,6 +4,12 @@ Speed without losing GX: the suite uses GX's *aggregate* expectations (column ty
 non-null / unique values, min, max, distinct values), which give the same verdict as their row-level
 twins in one pass over each column. Only when one fails does :meth:`GxRunner.offending_ids` run its
 row-level twin on that column to quote offending ids. The verdict itself is built in ``mlops.validation``.
+
+Tolerances (``mlops.data.contract``): nulls tolerated in a ``nullable: false`` column are in the aggregate
+non-null proportion's bound like any allowance. Unknown categories need a row count the aggregate in-set
+expectation does not give, so a column with ``max_unknown_fraction`` gets GX's row-level
+``ExpectColumnValuesToBeInSet`` with ``mostly = 1 - max_unknown_fraction`` in the suite itself: GX decides
+warning (success with unexpected rows) or failure, and Data Docs show the same verdict as the day's.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ RULES: dict[str, tuple[str, str | None]] = {
     "expect_column_min_to_be_between": ("min", "ExpectColumnValuesToBeBetween"),
     "expect_column_max_to_be_between": ("max", "ExpectColumnValuesToBeBetween"),
     "expect_column_distinct_values_to_be_in_set": ("allowed_values", "ExpectColumnValuesToBeInSet"),
+    "expect_column_values_to_be_in_set": ("allowed_values", "ExpectColumnValuesToBeInSet"),  # with a tolerance
     "expect_column_proportion_of_unique_values_to_be_between": ("unique", "ExpectColumnValuesToBeUnique"),
 }
 #: ``meta["rule"]`` of the min/max expectations on the event-time column: reasons name it ``event_time``.
@@ -113,7 +120,7 @@ def build_suite(contract: Contract, present: list[str], row_range: tuple[int, in
         if name not in present:
             continue  # reported once by the column-set expectation
         expectations.append(gxe.ExpectColumnTypeToBe(column=name, type_=PANDAS_DTYPES[rule.type]))
-        min_non_null = 1.0 if not rule.nullable else 1.0 - rule.max_null_fraction
+        min_non_null = 1.0 - rule.max_null_fraction  # nulls allowed (nullable) or tolerated with a warning (not)
         expectations.append(
             gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(column=name, min_value=min_non_null, max_value=1.0)
         )
@@ -121,7 +128,10 @@ def build_suite(contract: Contract, present: list[str], row_range: tuple[int, in
             expectations.append(gxe.ExpectColumnMinToBeBetween(column=name, min_value=rule.min))
         if rule.max is not None:
             expectations.append(gxe.ExpectColumnMaxToBeBetween(column=name, max_value=rule.max))
-        if rule.allowed is not None:
+        if rule.allowed is not None and rule.max_unknown_fraction:  # GX's `mostly`: unknown rows up to the tolerance
+            mostly = 1.0 - rule.max_unknown_fraction
+            expectations.append(gxe.ExpectColumnValuesToBeInSet(column=name, value_set=rule.allowed, mostly=mostly))
+        elif rule.allowed is not None:
             expectations.append(gxe.ExpectColumnDistinctValuesToBeInSet(column=name, value_set=rule.allowed))
         if rule.unique:
             expectations.append(gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(column=name, min_value=1.0))

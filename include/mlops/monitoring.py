@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from mlops import aliases, models
 from mlops.data.lake import SUCCESS, VALIDATED, Lake
+from mlops.errors import InfrastructureError
 from mlops.features import FeatureSpec, binary_labels, build_matrix, labelled_rows
 
 if TYPE_CHECKING:
@@ -52,6 +53,11 @@ class DriftOutcome:
     report_uri: str | None
     conf: dict[str, Any]
     champion_version: str
+    #: Why the Evidently report could not be made (one line; None: it was, or was not asked for). The
+    #: decision and the history entry never depend on it.
+    report_error: str | None = None
+    #: Columns the report did not compare, with the reason (a timestamp, free text, an all-null column...).
+    report_skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def trigger(self) -> bool:
@@ -62,7 +68,7 @@ class DriftOutcome:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DriftOutcome:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})  # older dicts lack new fields
 
 
 def _champion(settings: Settings) -> Champion:
@@ -182,6 +188,9 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
     """Assess the window ending at ``day``, record it in the history, and say whether to retrain.
 
     ``champion`` and ``last_training``: resolved once by a caller checking several days; else looked up here.
+    The Evidently report (``render_report``) is for people, the decision is not: when the report fails (other
+    than on I/O, which is retried), the decision and the history entry are recorded with ``report_error`` (one
+    line) instead; the columns the report did not compare are in ``report_skipped``, with the reason.
     """
     from mlops.drift import append_history, assess_window, read_history, trigger_decision
 
@@ -218,12 +227,23 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
     current = {**result.to_dict(), "day": day.isoformat(), "labelled_days": labelled_days}
     catch_up, wait = _change_reasons(settings, lake, history, current, day, champion)
     decision = trigger_decision(settings, history, result, day, last_training, training_active, catch_up, wait)
-    report_uri = (
-        _render_report(settings, lake, day, champion, inputs, result.to_dict(), decision) if render_report else None
-    )
+    report_uri, report_error, report_skipped = None, None, {}
+    if render_report:
+        try:
+            report_uri, report_skipped = _report(settings, lake, day, champion, inputs, result.to_dict(), decision)
+        except InfrastructureError:
+            raise  # the disk or a service: retried, like the rest of the check
+        except Exception as exc:  # the report is for people; the decision and its history entry stand without it
+            from mlops.drift_report import error_line
+
+            report_error = error_line(exc)
+            log.warning("drift dt=%s: the Evidently report failed (%s); the decision is recorded without it", day,
+                        report_error, exc_info=True)  # fmt: skip
     entry = {**result.to_dict(), "day": day.isoformat(), "triggered": bool(decision["trigger"]),
              "champion_version": champion.pinned.version, "report_uri": report_uri,
              "labelled_days": labelled_days}  # fmt: skip
+    if render_report:
+        entry.update(report_error=report_error, report_skipped=report_skipped)
     append_history(lake, settings.dataset.name, entry)
     conf = {
         "reason": f"drift: {decision['reason']}",
@@ -231,7 +251,8 @@ def check_day(settings: Settings, day: dt.date, training_active: bool = False,
     }
     log.info("drift dt=%s: breached=%s severe=%s -> trigger=%s (%s)", day, result.breached, result.severe,
              decision["trigger"], decision["reason"])  # fmt: skip
-    return DriftOutcome(result.to_dict(), decision, report_uri, conf, champion.pinned.version)
+    return DriftOutcome(result.to_dict(), decision, report_uri, conf, champion.pinned.version, report_error,
+                        report_skipped)  # fmt: skip
 
 
 def _change_reasons(settings: Settings, lake: Lake, history: list[dict[str, Any]], current: dict[str, Any],
@@ -258,17 +279,34 @@ def _change_reasons(settings: Settings, lake: Lake, history: list[dict[str, Any]
 
 def _render_report(settings: Settings, lake: Lake, day: dt.date, champion: Champion, inputs: pa.Table,
                    result: dict[str, Any], decision: dict[str, Any]) -> str:  # fmt: skip
-    """The Evidently HTML report of the window, rendered in a temporary folder and published to the lake.
+    """The Evidently HTML report of the window (:func:`_report`), published to the lake: its URL."""
+    return _report(settings, lake, day, champion, inputs, result, decision)[0]
+
+
+def _report(settings: Settings, lake: Lake, day: dt.date, champion: Champion, inputs: pa.Table,
+            result: dict[str, Any], decision: dict[str, Any]) -> tuple[str, dict[str, str]]:  # fmt: skip
+    """The Evidently HTML report of the window, rendered in a temporary folder and published to the lake; its URL
+    and the columns it did not compare (with the reason).
 
     Evidently is configured with our policy (PSI per column at our threshold, dataset drift at our number
     of breaching features) and the page opens with our decision and PSI table (``result`` is
     ``DriftResult.to_dict()``): a page that read "no drift" on a day that triggered retraining would mislead.
+    Columns are typed from the model's features and the contract (``drift_report.report_columns``), hashed
+    strings bucketed on the top values of the champion's reference profile, as the monitor does.
     """
     from mlops.data.publish import publish_file
-    from mlops.drift_report import POLICY_PSI, decision_banner, evidently_report, policy_drift_share
+    from mlops.drift_report import POLICY_PSI, decision_banner, evidently_report, report_columns
+    from mlops.profiling import TOP_VALUES
 
     policy = settings.drift
-    columns = list(champion.spec.names)
+    spec = champion.spec
+    dataset = settings.dataset
+    types, skipped = report_columns(spec, _contract(settings), dataset.id_column, dataset.time_column,
+                                    dataset.label.column)  # fmt: skip
+    columns = list(types)
+    features = (champion.profile or {}).get("features", {})
+    top_codes = {name: features[name]["codes"] for name in spec.hashed
+                 if features.get(name, {}).get("kind") == TOP_VALUES}  # fmt: skip
     reference = _reference_sample(settings, champion, columns)
     current = inputs.select(columns).to_pandas()
     remote = lake.report("drift", day, "report.html", settings.dataset.name)
@@ -282,9 +320,26 @@ def _render_report(settings: Settings, lake: Lake, day: dt.date, champion: Champ
             policy.report_sample_rows,
             method=POLICY_PSI,
             threshold=policy.psi_threshold,
-            drift_share=policy_drift_share(policy.min_breaching_features, len(columns)),
             banner_html=decision_banner(decision, result, policy),
+            column_types=types,
+            top_codes=top_codes,
+            skipped=skipped,
+            min_drifted_columns=policy.min_breaching_features,
         )
         publish_file(lake, local, remote)
-    log.info("Evidently report: %s (drifted columns %s)", lake.url(remote), evidently.get("drifted_columns"))
-    return lake.url(remote)
+    log.info("Evidently report: %s (drifted columns %s; not compared: %s)", lake.url(remote),
+             evidently.get("drifted_columns"), evidently.get("skipped"))  # fmt: skip
+    return lake.url(remote), dict(evidently.get("skipped") or {})
+
+
+def _contract(settings: Settings) -> Any:
+    """The model's data contract (the report's column types), or None when it cannot be read: the report then
+    types the features from the model's feature spec alone."""
+    from mlops.data.contract import Contract
+
+    try:
+        return Contract.load(settings.contract_path)
+    except (OSError, ValueError) as exc:
+        log.warning("drift report: the contract %s cannot be read (%s); typing columns from the features alone",
+                    settings.contract_path, exc)  # fmt: skip
+        return None

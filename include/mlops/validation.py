@@ -5,6 +5,10 @@ reading the files; then the contract's Great Expectations suite (``mlops.gx_suit
 failed expectations become :class:`Failure` lines that name the file, column and rule. A value from the
 data is quoted short (:func:`shorten`), so one huge cell never becomes a huge reason.
 
+A breach within a rule's tolerance (rare unknown categories, rare nulls in a ``nullable: false`` column: see
+``mlops.data.contract``) is a *warning*: the day passes, and ``Verdict.warnings`` (then ``_VALIDATED.json``)
+records it in the same shape as a failure. Warnings never quarantine; failures do.
+
 Transient is not invalid: only a contract breach quarantines a day. A marker, folder or file that cannot be
 *reached* (an I/O error on its stat, listing, open or read, a reset connection, an S3 timeout: the lake never
 reads one as "absent") is retried in place and then raises :class:`LakeReadError`, an
@@ -119,6 +123,8 @@ class Verdict:
     #: file name -> size, md5, sha256 of the bytes this verdict read: what "validated" covers, and nothing else.
     manifest: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    #: Breaches within a rule's tolerance: the day passes with them (logged, recorded in ``_VALIDATED.json``).
+    warnings: list[Failure] = field(default_factory=list)
     suite: dict[str, Any] = field(default_factory=dict)
     data_docs: str | None = None
 
@@ -130,7 +136,12 @@ class Verdict:
         """One line that names the rule, column and file first (it is what a failure callback shows)."""
         contract = f"contract {self.contract['name']} v{self.contract['version']}"
         if self.passed:
-            return f"{self.partition}: {self.rows} rows passed {contract}"
+            passed = f"{self.partition}: {self.rows} rows passed {contract}"
+            if not self.warnings:
+                return passed
+            first, *rest = self.warnings
+            more = f" (+{len(rest)} more)" if rest else ""
+            return f"{passed} with {len(self.warnings)} warning(s): {first.describe()}{more}"
         first, *rest = self.failures
         more = f" (+{len(rest)} more rule(s) broken)" if rest else ""
         lines = [f"{self.partition} failed {contract}: {first.describe()}{more}"]
@@ -248,7 +259,56 @@ def _column_set_failures(expected: list[str], columns: list[str]) -> list[Failur
     return failures + [Failure("no_extra_columns", name, "unexpected column", "absent") for name in extra]
 
 
-def _failure_from_result(result: Any, contract: Contract) -> Failure:
+def _percent(fraction: float) -> str:
+    """``0.0127`` -> ``1.3``; small fractions keep two significant digits (``0.00033`` -> ``0.033``)."""
+    percent = 100.0 * fraction
+    return f"{percent:.1f}" if percent >= 0.1 or percent == 0 else f"{percent:.2g}"
+
+
+def _null_tolerance(fraction: float) -> str:
+    return f"no nulls (up to {_percent(fraction)} % tolerated)"
+
+
+def _unknown_values(result: Any, contract: Contract) -> Failure:
+    """The ``allowed_values`` warning or failure of a column with a tolerance, from GX's row-level in-set result."""
+    kwargs = result.expectation_config.kwargs
+    column = kwargs["column"]
+    found = (result.result or {}).get("partial_unexpected_list") or []  # values as they occur, repeated
+    shown = [shorten(value) for value in sorted(set(map(str, found)))[:10]]
+    count = int((result.result or {}).get("unexpected_count") or 0)
+    percent = float((result.result or {}).get("unexpected_percent") or 0.0) / 100.0  # of the non-null rows
+    tolerated = _percent(contract.columns[column].max_unknown_fraction)
+    return Failure("allowed_values", column, f"unknown values {shown} on {count} rows ({_percent(percent)} %)",
+                   f"one of {kwargs['value_set']} (up to {tolerated} % unknown tolerated)")  # fmt: skip
+
+
+def _tolerated_unknowns(passed: list[Any], contract: Contract, skip: set[str]) -> list[Failure]:
+    """A passed in-set check with unknown rows: within the column's tolerance, so a warning."""
+    return [_unknown_values(item, contract) for item in passed
+            if item.expectation_config.type == "expect_column_values_to_be_in_set"
+            and item.expectation_config.kwargs.get("column") not in skip
+            and (item.result or {}).get("unexpected_count")]  # fmt: skip
+
+
+def _null_warnings(results: list[Any], contract: Contract, rows: int, skip: set[str]) -> list[Failure]:
+    """A passed non-null proportion with nulls on a ``nullable: false`` column: nulls tolerated, so a warning."""
+    warnings = []
+    for item in results:
+        config = item.expectation_config
+        column = config.kwargs.get("column")
+        if config.type != "expect_column_proportion_of_non_null_values_to_be_between" or column in skip:
+            continue
+        rule = contract.columns[column]
+        observed = plain((item.result or {}).get("observed_value"))
+        if rule.nullable or not rule.max_null_fraction or observed is None or float(observed) >= 1.0:
+            continue
+        fraction = 1.0 - float(observed)
+        warnings.append(Failure("not_null", column, f"null fraction {round(fraction, 6)} ({round(fraction * rows)} "
+                                f"rows)", _null_tolerance(rule.max_null_fraction)))  # fmt: skip
+    return warnings
+
+
+def _failure_from_result(result: Any, contract: Contract, rows: int = 0) -> Failure:
     config = result.expectation_config
     kwargs = dict(config.kwargs)
     rule, _ = RULES.get(config.type, (config.type, None))
@@ -259,8 +319,12 @@ def _failure_from_result(result: Any, contract: Contract) -> Failure:
         expected = contract.columns[column].type
     elif config.type == "expect_column_proportion_of_non_null_values_to_be_between":
         null_fraction = None if observed is None else round(1.0 - float(observed), 6)
-        rule = "not_null" if not contract.columns[column].nullable else "max_null_fraction"
+        column_rule = contract.columns[column]
+        rule = "not_null" if not column_rule.nullable else "max_null_fraction"
         observed, expected = f"null fraction {null_fraction}", f"<= {round(1 - kwargs['min_value'], 6)}"
+        if not column_rule.nullable and column_rule.max_null_fraction and null_fraction is not None:
+            observed = f"null fraction {null_fraction} ({round(null_fraction * rows)} rows)"
+            expected = _null_tolerance(column_rule.max_null_fraction)
     elif config.type == "expect_column_distinct_values_to_be_in_set":
         unknown = sorted(map(str, (result.result or {}).get("partial_unexpected_list") or []))
         shown = [shorten(value) for value in unknown[:10]]
@@ -345,7 +409,10 @@ def validate_partition(
                 failure.file = single_file
                 verdict.failures.append(failure)
             continue
-        failure = _failure_from_result(item, contract)
+        if config.type == "expect_column_values_to_be_in_set":  # beyond the column's unknown tolerance
+            failure = _unknown_values(item, contract)
+        else:
+            failure = _failure_from_result(item, contract, verdict.rows)
         failure.file = single_file
         twin = RULES.get(config.type, ("", None))[1]
         id_column = settings.dataset.id_column
@@ -355,12 +422,23 @@ def validate_partition(
             )
             failure.sample_ids = [shorten(value) for value in ids]
         verdict.failures.append(failure)
+    if verdict.rows:
+        passed = [r for r in result.results if r.success]
+        tolerated = _tolerated_unknowns(passed, contract, mistyped)
+        for warning in tolerated + _null_warnings(passed, contract, verdict.rows, mistyped):
+            warning.file = single_file
+            verdict.warnings.append(warning)
     # Null-typed (all-null) or exotic columns: name the column and its type even if GX found it odd.
     for name, arrow_type in unsupported.items():
         if not any(f.column == name and f.rule == "type" for f in verdict.failures):
             expected = contract.columns[name].type if name in contract.columns else "a contract column"
             verdict.failures.append(Failure("type", name, shorten(arrow_type), expected, single_file))
-    (log.info if verdict.passed else log.error)("%s", verdict.summary())
+    if verdict.passed:
+        (log.warning if verdict.warnings else log.info)("%s", verdict.summary())
+        for warning in verdict.warnings:
+            log.warning("validation warning: %s", warning.describe())
+    else:
+        log.error("%s", verdict.summary())
     return verdict
 
 
@@ -480,6 +558,7 @@ def mark_validated(lake: Lake, day: dt.date, verdict: dict[str, Any], snapshot: 
     marker = {
         "date": verdict["day"],
         **{key: verdict[key] for key in keys},
+        "warnings": verdict.get("warnings", []),  # breaches within tolerance (a verdict of an older release: none)
         "dvc": snapshot,
         "validated_at": dt.datetime.now(dt.UTC).isoformat(),
     }

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from mlops.config import load_settings
+from mlops.config import PROJECT_ROOT, load_settings
 from mlops.data.faults import inject_fault
 from mlops.data.lake import REASON, VALIDATED, Lake
 from mlops.data.landing import land_days
@@ -36,6 +39,7 @@ def test_good_day_is_versioned_and_announced_bad_day_is_quarantined(
 
     rerun = dags_test(dag_id("data_validation"), GOOD, dag_env)
     assert rerun.returncode == 0
+    assert marker.get("warnings", []) == [] and "validation warning" not in good.stdout + good.stderr
     again = lake.read_json(f"{lake.partition('raw', GOOD)}/{VALIDATED}")
     assert again["dvc"]["revision"] == marker["dvc"]["revision"], "re-running a date changes nothing"
 
@@ -53,6 +57,44 @@ def test_good_day_is_versioned_and_announced_bad_day_is_quarantined(
         json.loads(extra)["date"] for extra in asset_events(airflow_home, f"{settings.dataset.name}.validated")
     ]
     assert BAD.isoformat() not in announced
+
+
+def test_a_day_within_the_contracts_tolerance_passes_with_warnings_and_says_so(
+    dag_env: dict[str, str], airflow_home: Path, tmp_path: Path, slack: list[dict]
+) -> None:
+    """A few rows of a new channel, within the contract's tolerance: validated, each warning logged and alerted."""
+    import yaml
+
+    contract = yaml.safe_load((PROJECT_ROOT / "include/contracts/card_transactions.yaml").read_text())
+    contract["version"] = "1.1.0"
+    contract["columns"]["channel"]["max_unknown_fraction"] = 0.01
+    tolerant = tmp_path / "card_transactions.yaml"
+    tolerant.write_text(yaml.safe_dump(contract, sort_keys=False))
+    alerts = {key: os.environ[key] for key in ("AIRFLOW_CONN_MLOPS_SLACK", "MLOPS_ALERT_SLACK_CONN_ID")}
+    env = {**dag_env, "MLOPS__DATASET__CONTRACT": str(tolerant), **alerts}
+    settings = load_settings(env=env)
+    lake = Lake.from_settings(settings)
+    land_days(settings, GOOD, days=1, rows_per_day=3_000, seed=3)
+    (path,) = lake.data_files(lake.partition("raw", GOOD))
+    with lake.fs.open(path, "rb") as handle:
+        table = pq.read_table(handle)
+    channel = table.column("channel").to_pylist()
+    channel[:5] = ["<kiosk>"] * 5  # 5 rows in 3 000: 0.17 %, within the 1 % tolerated
+    table = table.set_column(table.schema.get_field_index("channel"), "channel", pa.array(channel))
+    with lake.fs.open(path, "wb") as handle:
+        pq.write_table(table, handle)
+
+    result = dags_test(dag_id("data_validation"), GOOD, env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    marker = lake.read_json(f"{lake.partition('raw', GOOD)}/{VALIDATED}")
+    ((rule, column),) = [(w["rule"], w["column"]) for w in marker["warnings"]]
+    assert (rule, column) == ("allowed_values", "channel")
+    log = result.stdout + result.stderr
+    assert "validation warning: [allowed_values] column 'channel'" in log
+    (post,) = slack
+    assert "WARNINGS card_transactions__data_validation 2026-11-05" in post["text"]
+    assert "3000 rows passed contract card_transactions v1.1.0 with 1 warning(s)" in post["text"]
+    assert "&lt;kiosk&gt;" in post["text"] and "<kiosk>" not in post["text"], "Slack's <...> escaped"
 
 
 def test_partition_that_never_arrives_fails_the_sensor(dag_env: dict[str, str], airflow_home: Path) -> None:

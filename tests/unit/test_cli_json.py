@@ -45,6 +45,7 @@ FAILING: dict[tuple[str, ...], tuple[list[str], dict[str, str]]] = {
     ("env",): ([], {"MLOPS__VALIDATION__OFFENDING_IDS_SAMPLE": "-1"}),  # a bad config value
     ("data", "generate"): ([*CARDS, "--start", "2026-11-01", "--days", "0"], {}),
     ("data", "corrupt"): ([*CARDS, *DAY, "--fault", "duplicate_ids"], {}),  # nothing landed
+    ("data", "public"): (["--table", "affairs", "--start", "2026-11-01", "--days", "1"], {}),  # no later day
     ("contract", "infer"): ([*CARDS, *DAY], {}),
     ("dataset", "init"): (
         ["--name", "fresh", *DAY, "--model-out", "{tmp}/m.yaml", "--contract-out", "{tmp}/c.yaml"],

@@ -106,6 +106,14 @@ def test_single_class_and_non_probability_scores_are_refused() -> None:
         metric_value(np.array([0, 1]), np.array([0.1, 0.9]), "f1", 0.5)
 
 
+def test_one_class_is_measured_only_when_asked_and_ranking_metrics_are_none_then() -> None:
+    metrics = compute_metrics(np.zeros(50, dtype=int), np.full(50, 0.2), precision_target=0.5, allow_one_class=True)
+    assert metrics["brier"] == pytest.approx(0.04) and metrics["ece"] == pytest.approx(0.2)
+    assert metrics["positive_rate"] == 0.0 and metrics["positives"] == 0
+    undefined = ("auc_pr", "roc_auc", "recall_at_precision", "auc_pr_lift", "brier_skill", "ece_ratio")
+    assert all(metrics[name] is None for name in undefined)
+
+
 def test_slice_metrics_report_counts_and_hide_metrics_of_small_slices() -> None:
     rng = np.random.default_rng(2)
     y = _labels(3_000, 0.1, rng)
@@ -272,7 +280,7 @@ def test_require_improvement_needs_the_whole_interval_above_zero(holdout: dict[s
 
 
 def test_lower_is_better_metrics_flip_the_champion_and_slice_comparisons(holdout: dict[str, np.ndarray]) -> None:
-    assert {"brier", "ece"} <= LOWER_IS_BETTER
+    assert {"brier", "ece", "ece_ratio"} <= LOWER_IS_BETTER
     y, good = holdout["y"], holdout["good"]
     overconfident = 0.3 + 0.7 * good  # same ranking, every score inflated: a much worse Brier
     gates = _gates(champion_metric="brier", slice_metric="brier", absolute={})

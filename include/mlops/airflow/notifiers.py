@@ -1,4 +1,5 @@
-"""Alerts that reach people: failures, quarantines, drift breaches, approval requests, promotions and rollbacks.
+"""Alerts that reach people: failures, quarantines, days that passed validation with warnings, drift breaches,
+approval requests, promotions and rollbacks.
 
 Every alert is one log line (the default, always), and also an e-mail and a Slack message when a connection
 is configured. The deployment's ``alerts:`` section configures delivery (the deployment config file
@@ -49,12 +50,15 @@ LEGACY_ENV = {
 TITLES = {
     "failure": "FAILED",
     "quarantine": "QUARANTINED",
+    "warnings": "WARNINGS",
     "drift": "DRIFT",
     "promotion": "PROMOTED",
     "rollback": "ROLLED BACK",
     "approval": "APPROVAL NEEDED",
 }
-_LEVELS = {"failure": logging.ERROR, "quarantine": logging.ERROR, "drift": logging.WARNING}
+_LEVELS = {"failure": logging.ERROR, "quarantine": logging.ERROR, "warnings": logging.WARNING, "drift": logging.WARNING}
+#: A "passed with warnings" notice lists at most this many warnings (a contract has few rules; a verdict is data).
+WARNINGS_LISTED = 20
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,44 @@ def approval_requested(
         action=required_actions(dag_id),
     )
     return deliver(alert, env)
+
+
+def describe_warning(warning: Mapping[str, Any]) -> str:
+    """One line for a tolerated breach (a ``Failure`` as ``Verdict.to_dict()`` or the marker has it), as
+    ``Failure.describe`` writes it. The validation has already cut the values it quotes short."""
+    column, observed, expected = warning.get("column"), warning.get("observed"), warning.get("expected")
+    where = f"column '{column}'" if column else "table"
+    text = f"[{warning.get('rule')}] {where}: observed {observed!r}, expected {expected!r}"
+    if warning.get("file"):
+        text += f" (file {warning.get('file')})"
+    if warning.get("sample_ids"):
+        text += f"; offending ids e.g. {warning.get('sample_ids')}"
+    return text
+
+
+def validation_warnings(
+    verdict: Mapping[str, Any], context: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, str] | None:
+    """A day that passed its contract with warnings (breaches within its tolerances): send a
+    "passed ... with K warning(s)" notice (:func:`deliver`'s outcomes). None, and nothing sent, without warnings.
+
+    ``verdict`` is ``Verdict.to_dict()``; ``context`` the running task's (DAG, task, run; the day is the verdict's).
+    Not a failure: the day is validated and used downstream; the notice says what was tolerated.
+    """
+    warnings = [w for w in verdict.get("warnings") or [] if isinstance(w, Mapping)]
+    if not warnings:
+        return None
+    lines = [describe_warning(warning) for warning in warnings]  # the validation step logged each one already
+    where = _where(context or {})
+    where["day"] = str(verdict.get("day") or where["day"])
+    contract = verdict.get("contract") or {}
+    passed = f"{verdict.get('rows')} rows passed contract {contract.get('name')} v{contract.get('version')}"
+    reason = f"{passed} with {len(warnings)} warning(s)"
+    shown = lines[:WARNINGS_LISTED]
+    if len(lines) > len(shown):
+        shown.append(f"... and {len(lines) - len(shown)} more")
+    details = "\n".join([f"partition: {verdict.get('partition')}", *(f"- {line}" for line in shown)])
+    return deliver(Alert("warnings", reason=reason, details=details, **where), env)
 
 
 def _where(context: Mapping[str, Any]) -> dict[str, str]:

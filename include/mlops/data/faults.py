@@ -71,6 +71,39 @@ def corrupt_table(table: pa.Table, fault: str, id_column: str = "transaction_id"
     raise ValueError(f"{fault!r} is a file-level fault; use inject_fault")
 
 
+#: Breaks of one named column of any table (what a broken producer does to a real feed) -> the rule that catches it.
+#: A drafted contract tolerates a new category on a few rows and rare nulls; it must still catch each of these.
+COLUMN_FAULTS: dict[str, str] = {
+    "unit_change": "max",  # a numeric column delivered in other units (x1000)
+    "type_change": "type",  # a numeric column delivered as text
+    "renamed": "column_present",  # the column renamed upstream (`<name>_v2`)
+    "negatives": "min",  # negatives on every 50th row of a column that never had any
+    "all_null": "not_null",  # the column entirely null
+    "unknown_flood": "allowed_values",  # a third of a category column's rows hold a value never seen
+}
+
+
+def corrupt_column(table: pa.Table, fault: str, column: str) -> pa.Table:
+    """``table`` with ``column`` broken by ``fault`` (:data:`COLUMN_FAULTS`), whatever the table."""
+    index, rows = table.schema.get_field_index(column), table.num_rows
+    values = table[column]
+    if fault == "unit_change":
+        return table.set_column(index, column, pc.multiply(pc.cast(values, pa.float64()), 1000.0))
+    if fault == "type_change":
+        return table.set_column(index, column, pc.cast(values, pa.string()))
+    if fault == "renamed":
+        return table.rename_columns([f"{name}_v2" if name == column else name for name in table.column_names])
+    if fault == "negatives":
+        every = pa.array(np.arange(rows) % 50 == 0)
+        return table.set_column(index, column, pc.if_else(every, pc.negate(values), values))
+    if fault == "all_null":
+        return table.set_column(index, column, pa.nulls(rows, values.type))
+    if fault == "unknown_flood":
+        every = pa.array(np.arange(rows) % 3 == 0)
+        return table.set_column(index, column, pc.if_else(every, "ZZ-UNKNOWN", values))
+    raise ValueError(f"unknown column fault {fault!r}; choose one of {sorted(COLUMN_FAULTS)}")
+
+
 def inject_fault(lake: Lake, day: dt.date, fault: str, id_column: str = "transaction_id") -> Fault:
     """Rewrite the data file of ``raw/dt=D`` with ``fault``; the partition stays marked complete."""
     if fault not in FAULTS:

@@ -360,7 +360,12 @@ class Lake:
             self._commit(tmp, path)
 
     def read_partition(self, partition: str) -> pa.Table:
-        """All parquet files of a partition as one table (no hive-partition columns are added)."""
+        """All parquet files of a partition as one table (no hive-partition columns are added).
+
+        Files of one partition may differ as a producer's deliveries do (a label feed in two files, one with an int32
+        id, one with an extra column): they are joined with widened types and missing columns as nulls. Raw days
+        are held to one schema by validation (``consistent_schema``), which reads its files itself.
+        """
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -371,7 +376,7 @@ class Lake:
         for path in files:
             with self._io("reading", path), self.fs.open(path, "rb") as handle:
                 tables.append(pq.read_table(handle))
-        return pa.concat_tables(tables)
+        return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
 
     def upload(self, local_path: str, path: str) -> None:
         """Copy a local file (a rendered report) into the lake; readers see the old file or the new one."""

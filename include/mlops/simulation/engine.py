@@ -309,7 +309,9 @@ class Simulation:
             "performance_breached": bool(performance.get("breached")),
             "performance_auc_pr": performance.get("auc_pr"),
             "reference_auc_pr": performance.get("reference_auc_pr"),
-            "features": {name: round(float(f["psi"]), 5) for name, f in result["features"].items()},
+            "features": {
+                name: round(float(f["psi"]), 5) for name, f in result["features"].items() if f.get("psi") is not None
+            },  # a feature the monitor skipped has no PSI
             "score_psi": None if result["score"].get("psi") is None else round(float(result["score"]["psi"]), 5),
         }
         return outcome

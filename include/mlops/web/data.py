@@ -38,6 +38,8 @@ VERSIONS_SHOWN = 20
 DAYS_SHOWN = 60
 #: The models list counts the failed DAG runs of this many last days.
 RECENT_FAILURE_DAYS = 7
+#: The status counts the days that passed with warnings among this many last validated days.
+WARNED_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -284,23 +286,39 @@ def _failure_text(failure: dict[str, Any]) -> str:
     return f"[{failure.get('rule')}] {where}: {failure.get('observed')!r} (expected {failure.get('expected')!r})"
 
 
+def _warnings(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tolerated breaches of a day's marker (or reason), each with its fields and its one line of text.
+
+    A marker written before tolerances existed has none. The values are the producer's data (quoted short by
+    the validation): the page shows them as text only.
+    """
+    found = payload.get("warnings") or []
+    warnings = [w for w in found if isinstance(w, dict)] if isinstance(found, list) else []
+    keys = ("rule", "column", "observed", "expected", "file", "sample_ids")
+    return [{**{key: warning.get(key) for key in keys}, "text": _failure_text(warning)} for warning in warnings]
+
+
 def validation_days(settings: Settings) -> list[dict[str, Any]]:
-    """Each landed day's verdict: validated (rows, DVC revision), quarantined (reasons) or pending."""
+    """Each landed day's verdict: validated (rows, DVC revision, warnings), quarantined (reasons) or pending.
+
+    ``warnings`` lists the breaches the contract tolerates: a validated day with warnings passed with them.
+    """
     lake = Lake.from_settings(settings)
     raw, quarantined = set(lake.days("raw")), set(lake.days("quarantine"))
     out = []
     for day in sorted(raw | quarantined)[-DAYS_SHOWN:]:
-        row: dict[str, Any] = {"day": day.isoformat(), "verdict": "pending", "rows": None, "reasons": []}
+        row: dict[str, Any] = {"day": day.isoformat(), "verdict": "pending", "rows": None, "reasons": [],
+                               "warnings": []}  # fmt: skip
         validated, reason = lake.marker("raw", day, VALIDATED), lake.marker("quarantine", day, REASON)
         if day in raw and lake.exists(validated):
             marker = lake.read_json(validated)
             revision = (marker.get("dvc") or {}).get("revision")
-            row.update(verdict="validated", rows=marker.get("rows"), dvc_revision=revision,
+            row.update(verdict="validated", rows=marker.get("rows"), dvc_revision=revision, warnings=_warnings(marker),
                        data_docs=urls.data_docs(settings.model_name, lake, marker.get("data_docs")))  # fmt: skip
         elif day in quarantined and lake.exists(reason):
             payload = lake.read_json(reason)
             row.update(verdict="quarantined", rows=payload.get("rows"),
-                       reasons=[_failure_text(f) for f in payload.get("failures", [])],
+                       reasons=[_failure_text(f) for f in payload.get("failures", [])], warnings=_warnings(payload),
                        quarantined_at=payload.get("quarantined_at"),
                        data_docs=urls.data_docs(settings.model_name, lake, payload.get("data_docs")))  # fmt: skip
         out.append(row)
@@ -418,9 +436,21 @@ def _drift_state(entry: dict[str, Any]) -> str:
     return "breach" if entry.get("breached") else "ok"
 
 
+def _warned_days(lake: Lake, validated: list[dt.date]) -> int:
+    """How many of the last :data:`WARNED_DAYS` validated days passed with warnings (an unreadable marker: not)."""
+    warned = 0
+    for day in validated[-WARNED_DAYS:]:
+        try:
+            warned += bool(_warnings(lake.read_json(lake.marker("raw", day, VALIDATED))))
+        except Exception:  # the list never fails on one marker; the day's own row says more
+            log.warning("cannot read the validation marker of %s", day, exc_info=True)
+    return warned
+
+
 def model_summary(settings: Settings, runs: Iterable[DagRuns] | None = None) -> dict[str, Any]:
-    """One line of the models list: champion and its age, last validated and scored days, the drift state
-    of the last checked day and (when the host knows its DAG runs) the failed runs of the last days.
+    """One line of the models list: champion and its age, last validated and scored days (and how many of the
+    last validated days passed with warnings), the drift state of the last checked day and (when the host knows
+    its DAG runs) the failed runs of the last days.
 
     Light on purpose (the list reads every model): the ledger head rather than MLflow, marker listings.
     """
@@ -460,6 +490,8 @@ def model_summary(settings: Settings, runs: Iterable[DagRuns] | None = None) -> 
         "page": urls.model_page(model),
         "champion": {"version": champion, "since": since, "age_seconds": age} if champion else None,
         "last_validated": validated[-1].isoformat() if validated else None,
+        "warned_days": _warned_days(lake, validated),  # of the last WARNED_DAYS validated days
+        "warned_days_of": WARNED_DAYS,
         "last_scored": scored[-1].isoformat() if scored else None,
         "drift": drift,
         "failed_runs": failed,

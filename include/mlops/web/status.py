@@ -1,6 +1,7 @@
-"""A model's status line: champion and its age, the last validated, scored and drift-checked days, and what the
-host (Airflow's metadata DB) knows of its DAGs right now: runs running or queued, tasks that failed in the last
-days (with a one-line reason when the task's log has one, and a link to that log), approvals waiting.
+"""A model's status line: champion and its age, the last validated, scored and drift-checked days (and how many
+of the last validated days passed with warnings), and what the host (Airflow's metadata DB) knows of its DAGs
+right now: runs running or queued, tasks that failed in the last days (with a one-line reason when the task's
+log has one, and a link to that log), approvals waiting.
 
 The app knows nothing about Airflow: the host passes a function that, given DAG ids, returns an
 :class:`Activity` (``mlops.airflow.plugin`` reads it from Airflow's DB). Without one, the status says the
@@ -178,6 +179,8 @@ def model_status(summary: dict[str, Any], activity: Activity | None, now: dt.dat
         "failed_days": FAILED_DAYS,
         "champion": summary.get("champion"),
         "last_validated": summary.get("last_validated"),
+        "warned_days": summary.get("warned_days") or 0,
+        "warned_days_of": summary.get("warned_days_of"),
         "last_scored": summary.get("last_scored"),
         "last_drift_checked": drift.get("day"),
         "drift_state": drift.get("state"),

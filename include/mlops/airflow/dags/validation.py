@@ -29,7 +29,7 @@ def build(settings: Settings) -> DAG:
     | step | what happens |
     |---|---|
     | `wait_for_partition` | deferrable sensor on `raw/{PARTITION}/_SUCCESS` (times out after {settings.validation.sensor_timeout_seconds} s with a clear failure) |
-    | `validate_partition` | Great Expectations suite built from the data contract `{settings.dataset.contract}`; on failure the day moves to `quarantine/{PARTITION}/` with `reason.json` (rule, column, observed vs expected, offending ids) and the task fails **without retry** |
+    | `validate_partition` | Great Expectations suite built from the data contract `{settings.dataset.contract}`; on failure the day moves to `quarantine/{PARTITION}/` with `reason.json` (rule, column, observed vs expected, offending ids) and the task fails **without retry**; a breach within the contract's tolerance passes with a warning, logged and alerted ("passed with K warning(s)") |
     | `snapshot_partition` | DVC snapshot in the data registry `{settings.dvc_registry_path}`, pushed to `{redact_text(settings.dvc_remote_url)}` |
     | `publish_validated` | writes `_VALIDATED.json` (suite summary, contract version, DVC revision) **last**, then emits the Asset `{VALIDATED.name}` |
 
@@ -60,12 +60,17 @@ def build(settings: Settings) -> DAG:
 
         @task
         @error_policy
-        def validate_partition(ds: str | None = None) -> dict:
-            """Check the day against the contract; a breach quarantines the day and fails the task (an input error)."""
+        def validate_partition(ds: str | None = None, ti=None) -> dict:  # type: ignore[no-untyped-def]
+            """Check the day against the contract; a breach quarantines the day and fails the task (an input error).
+
+            A day within the contract's tolerances passes with warnings: each is logged and the alerts say so."""
+            from mlops.airflow.notifiers import validation_warnings
             from mlops.validation import check_partition
 
             settings = run_settings()
-            return check_partition(settings, _day(ds)).to_dict()
+            verdict = check_partition(settings, _day(ds)).to_dict()
+            validation_warnings(verdict, {"ti": ti, "ds": ds})  # logs and alerts each warning; nothing without
+            return verdict
 
         @task(max_active_tis_per_dag=1)
         @error_policy

@@ -488,19 +488,47 @@ function scoringTable(days) {
   return table({ "data-testid": "scoring-table" }, ["day", "rows", "positive rate", "rows/s", "model", ""], rows);
 }
 
+// A value a warning quotes (the producer's data, cut short by the validation): as text, never as markup.
+function quoted(value) {
+  if (value === null || value === undefined) return "—";
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+// A breach the contract tolerates: the day passed with it. One line: rule, column, observed, expected.
+function warningItem(w) {
+  const where = w.column === null || w.column === undefined ? "table" : ["column ", h("code", null, w.column)];
+  return h("li", { "data-testid": "validation-warning" }, h("code", null, `[${quoted(w.rule)}]`), " ", where,
+    ": observed ", h("span", { class: "reason" }, quoted(w.observed)),
+    ", expected ", h("span", { class: "reason" }, quoted(w.expected)), w.file ? ` (file ${w.file})` : null);
+}
+
+function warningsCell(day) {
+  const warnings = day.warnings || [];
+  if (!warnings.length) return day.verdict === "pending" ? "—" : h("span", { class: "muted" }, "none");
+  return h("details", { "data-testid": "validation-warnings" },
+    h("summary", null, h("span", { class: "warn" }, plural(warnings.length, "warning"))),
+    h("ul", { class: "warnings" }, warnings.map(warningItem)));
+}
+
 function validationTable(days) {
   if (!days.length) return h("p", { class: "muted" }, "No day has landed yet.");
   const verdicts = { validated: ["pass", "validated"], quarantined: ["fail", "QUARANTINED"] };
-  const rows = [...days].reverse().map((d) => h("tr", { class: d.verdict === "quarantined" ? "failed" : null },
-    h("td", null, d.day),
+  const rowClass = (d) => (d.verdict === "quarantined" ? "failed" : (d.warnings || []).length ? "warned" : null);
+  const rows = [...days].reverse().map((d) => h("tr", { class: rowClass(d) },
+    h("td", { class: "day" }, d.day),
     h("td", null, Object.hasOwn(verdicts, d.verdict) ? h("span", { class: verdicts[d.verdict][0] }, verdicts[d.verdict][1])
       : d.verdict),
     h("td", { class: "num" }, num(d.rows)),
     h("td", null, d.verdict === "validated"
       ? ["DVC ", h("code", null, String(d.dvc_revision || "").slice(0, 12))] : (d.reasons || []).join("; ")),
+    h("td", null, warningsCell(d)),
     h("td", null, pluginLink(d.data_docs, "Data Docs"))));
   return table({ "data-testid": "validation-table" },
-    ["day", "verdict", "rows", "DVC revision / quarantine reason", ""], rows);
+    ["day", "verdict", "rows", "DVC revision / quarantine reason", "warnings (tolerated)", ""], rows);
 }
 
 // -- status ----------------------------------------------------------------------------------------------------
@@ -538,6 +566,13 @@ function statusActivity(now, days, compact) {
   return parts;
 }
 
+// "(2 of the last 7 days passed with warnings)", nothing when none did.
+function warnedDays(count, of) {
+  if (!count) return null;
+  return [" (", h("span", { class: "warn", "data-testid": "warned-days" },
+    `${of ? `${count} of the last ${of} days` : plural(count, "day")} passed with warnings`), ")"];
+}
+
 function statusLine(status, compact) {
   const champion = status.champion
     ? [h("b", null, `v${status.champion.version}`), ` for ${ago(status.champion.age_seconds)}`]
@@ -547,7 +582,8 @@ function statusLine(status, compact) {
       ? [" (", h("span", { class: "fail" }, status.drift_state), ")"] : null] : "—";
   return h("div", { class: compact ? "status compact" : "status", "data-testid": "status" },
     compact ? null : h("div", { "data-testid": "status-days" }, h("span", { class: "label" }, "Champion: "), champion,
-      " · validated ", status.last_validated || "—", " · scored ", status.last_scored || "—",
+      " · validated ", status.last_validated || "—", warnedDays(status.warned_days, status.warned_days_of),
+      " · scored ", status.last_scored || "—",
       " · drift checked ", drift),
     statusActivity(status.activity, status.failed_days, compact));
 }
@@ -618,7 +654,8 @@ function modelsTable(list) {
       h("td", null, link, h("div", { class: "muted" }, `dataset ${m.dataset}`),
         m.status ? statusLine(m.status, true) : null),
       h("td", null, champion),
-      h("td", null, m.last_validated || "—"),
+      h("td", null, m.last_validated || "—",
+        m.warned_days ? [" ", h("span", { class: "warn" }, `(${m.warned_days} with warnings)`)] : null),
       h("td", null, m.last_scored || "—"),
       h("td", null, driftCell(m.drift)),
       h("td", { class: "num" }, failedCell(m.failed_runs)));
