@@ -163,26 +163,13 @@ class DatasetDraft:
 
 # -- reading -------------------------------------------------------------------------------------
 def _concat(tables: Sequence[pa.Table]) -> pa.Table:
-    """Days (or files) as one table: widths promoted, columns missing on some filled with nulls."""
+    """Days as one table: widths promoted, columns missing on some filled with nulls (as ``Lake.read_partition``
+    joins the files of one day)."""
     import pyarrow as pa
 
     if len(tables) == 1:
         return tables[0]
     return pa.concat_tables(tables, promote_options="permissive").unify_dictionaries()
-
-
-def read_whole(lake: Lake, partition: str) -> pa.Table:
-    """Every parquet file of a partition as one table, even when the files differ in widths or columns."""
-    import pyarrow.parquet as pq
-
-    files = lake.data_files(partition)
-    if not files:
-        raise FileNotFoundError(f"{lake.url(partition)} has no parquet files")
-    tables = []
-    for path in files:
-        with lake.fs.open(path, "rb") as handle:
-            tables.append(pq.read_table(handle))
-    return _concat(tables)
 
 
 def _label_source(lake: Lake, days: Sequence[dt.date]) -> tuple[dict[dt.date, pa.Table], str]:
@@ -194,7 +181,7 @@ def _label_source(lake: Lake, days: Sequence[dt.date]) -> tuple[dict[dt.date, pa
     where = lake.relative(lake.partition("labels", chosen[0]))
     if len(chosen) > 1:
         where = f"{where.rsplit('dt=', 1)[0]}dt={day_runs(chosen)}"
-    return {d: read_whole(lake, lake.partition("labels", d)) for d in chosen}, where
+    return {d: lake.read_partition(lake.partition("labels", d)) for d in chosen}, where  # files of a day: whole
 
 
 def measure_label_delay(lake: Lake) -> tuple[int | None, str]:

@@ -376,7 +376,9 @@ class Lake:
         for path in files:
             with self._io("reading", path), self.fs.open(path, "rb") as handle:
                 tables.append(pq.read_table(handle))
-        return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+        if len(tables) == 1:
+            return tables[0]
+        return pa.concat_tables(tables, promote_options="permissive").unify_dictionaries()
 
     def upload(self, local_path: str, path: str) -> None:
         """Copy a local file (a rendered report) into the lake; readers see the old file or the new one."""
