@@ -32,6 +32,7 @@ from mlops.data.contract import (
     RANGE_FACTOR,
     ROW_COUNT_FLOOR,
     Contract,
+    hours_beyond_day,
     infer_contract,
     missing_count,
 )
@@ -237,19 +238,6 @@ def _selection(days: dt.date | DaySelection | None) -> DaySelection:
     return days if isinstance(days, DaySelection) else DaySelection(date=days)
 
 
-def _hours_beyond(column: pa.ChunkedArray, day: dt.date) -> float:
-    """How far the day's event times reach beyond its UTC day, in hours (0 when all are within it)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    bounds = pc.min_max(pc.cast(column, pa.timestamp("us", tz="UTC"), safe=False))
-    low, high = bounds["min"].as_py(), bounds["max"].as_py()
-    if low is None:
-        return 0.0
-    start = dt.datetime.combine(day, dt.time(), dt.UTC)
-    return max((start - low).total_seconds(), (high - start - dt.timedelta(days=1)).total_seconds(), 0.0) / 3600
-
-
 def _number(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
@@ -410,7 +398,7 @@ def draft_dataset(settings: Settings, name: str, days: dt.date | DaySelection | 
     review.append(f"id          {id_column} ({raw.schema.field(id_column).type}; {unique})")
     review.append(f"event time  {time_column} ({raw.schema.field(time_column).type}; any unit or zone is accepted)")
     if contract.event_time_tolerance_hours is not None:
-        beyond = max(_hours_beyond(t.column(time_column), d) for d, t in raws.items())
+        beyond = max(hours_beyond_day(t.column(time_column), d) for d, t in raws.items())
         seen = f"observed up to {beyond:.1f} h outside" if beyond else "all observed within their day"
         review.append(f"  within dt=D (UTC) +- {contract.event_time_tolerance_hours:g} h (event_time_tolerance_hours; "
                       f"{seen}): a row of another day quarantines the day")  # fmt: skip

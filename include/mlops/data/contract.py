@@ -228,19 +228,23 @@ def null_allowance(fraction: float) -> float:
     return min(1.0, math.ceil(widened * 1000) / 1000)
 
 
-def event_time_tolerance(column: pa.ChunkedArray, day: dt.date) -> float:
-    """The tolerance a draft gets: :data:`EVENT_TIME_TOLERANCE_HOURS`, or the whole hours the day's own event
-    times reach beyond its UTC day (so the draft accepts the day it came from; the review shows it)."""
+def hours_beyond_day(column: pa.ChunkedArray, day: dt.date) -> float:
+    """How far a day's event times reach beyond its UTC day, in hours (0 when all are within it, or all null)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     bounds = pc.min_max(pc.cast(column, pa.timestamp("us", tz="UTC"), safe=False))  # any unit, zone or a date
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
     if low is None:
-        return EVENT_TIME_TOLERANCE_HOURS
+        return 0.0
     start = dt.datetime.combine(day, dt.time(), dt.UTC)
-    beyond = max((start - low).total_seconds(), (high - start - dt.timedelta(days=1)).total_seconds(), 0.0)
-    return max(EVENT_TIME_TOLERANCE_HOURS, float(math.ceil(beyond / 3600)))
+    return max((start - low).total_seconds(), (high - start - dt.timedelta(days=1)).total_seconds(), 0.0) / 3600
+
+
+def event_time_tolerance(column: pa.ChunkedArray, day: dt.date) -> float:
+    """The tolerance a draft gets: :data:`EVENT_TIME_TOLERANCE_HOURS`, or the whole hours the day's own event
+    times reach beyond its UTC day (so the draft accepts the day it came from; the review shows it)."""
+    return max(EVENT_TIME_TOLERANCE_HOURS, float(math.ceil(hours_beyond_day(column, day))))
 
 
 def infer_contract(table: pa.Table | Mapping[dt.date, pa.Table], dataset: DatasetSpec, version: str = "1.0.0",
