@@ -82,13 +82,26 @@ def platform_config(*, s3: str, mlflow: str, ledger: str, registry_remote: str) 
 #: two models fits in minutes on 2 cores.
 #: Labels arrive 1 day late. Training: a 2-day holdout, 1 early-stopping day and at least 1 training day, so
 #: the first model is possible once 4 labelled days are validated. Gates: the loosened tolerances the browser
-#: suite uses for small data (``tests/browser/test_operator_experience.py``), fewer bootstrap samples.
+#: suite uses for small data (``tests/browser/test_operator_experience.py``), fewer bootstrap samples, and
+#: absolute gates that fit one training day of ~30 positives. The days' data depends on the calendar day (the
+#: test lands the days before the scheduler's own), so the gates must hold on any day. Measured on the first
+#: model of 300 start days x both seeds: lift 8.8-53, Brier skill 0.013-0.26, ECE ratio 0.05-1.06, recall at
+#: precision 0.5 of 0.0 on many days; the default gates failed 27 % of the days (CI on 2026-12-07: skill 0.042,
+#: recall 0.028). These pass all 600; a random scorer still fails (lift ~1, skill < 0).
+SMALL_DATA_ABSOLUTE_GATES: dict[str, Any] = {
+    "auc_pr_lift": {"min": 5.0},
+    "brier_skill": {"min": 0.0},
+    "ece_ratio": {"max": 1.5},
+    "latency_p95_ms_per_10k": {"max": 500.0},
+    "model_size_mb": {"max": 100.0},
+}
 SMALL_DATA: dict[str, Any] = {
     "dataset": {"label": {"delay_days": 1}, "contract": str(PROJECT_ROOT / "include/contracts/card_transactions.yaml")},
     "validation": {"sensor_poke_seconds": 5, "sensor_timeout_seconds": 1800, "sensor_deferrable": True},
     "training": {"backend": "local", "window_days": 6, "holdout_days": 2, "validation_days": 1},
     "model": {"num_boost_round": 40, "early_stopping_rounds": 10, "nthread": 1},
     "gates": {
+        "absolute": SMALL_DATA_ABSOLUTE_GATES,
         "champion_tolerance": 0.08,
         "slice_tolerance": 0.15,
         "slice_min_positives": 40,
