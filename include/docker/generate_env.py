@@ -55,6 +55,9 @@ GENERATED: dict[str, Callable[[], str]] = {
     "AIRFLOW_API_SECRET_KEY": _password,
     "MLFLOW_ADMIN_USERNAME": lambda: "admin",
     "MLFLOW_ADMIN_PASSWORD": _password,
+    # The platform's MLflow users (docker-compose.yaml's mlflow-users): the tasks' and the MLOps page's logins.
+    "MLOPS_MLFLOW_PIPELINE_PASSWORD": _password,
+    "MLOPS_MLFLOW_READER_PASSWORD": _password,
     "MLFLOW_FLASK_SECRET_KEY": _password,
 }
 

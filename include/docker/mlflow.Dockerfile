@@ -26,7 +26,7 @@ RUN python -m venv "${VIRTUAL_ENV}" \
 COPY requirements.lock /tmp/requirements.lock
 # mlflow, boto3 and psycopg2-binary are unpinned here on purpose: the lock, used as a constraints file,
 # pins them and would reject any other version. The basic-auth app (`--app-name basic-auth`, mlflow[auth])
-# also needs Flask-WTF, which the lock does not hold (the Airflow image has no MLflow server): pinned here.
+# also needs Flask-WTF and WTForms, at the versions the lock pins (the topology suite runs this server too).
 RUN uv pip install --python "${VIRTUAL_ENV}/bin/python" --constraint /tmp/requirements.lock \
         mlflow boto3 psycopg2-binary flask-wtf==1.3.0 wtforms==3.3.2 \
     && rm /tmp/requirements.lock \

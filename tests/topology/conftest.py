@@ -33,9 +33,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         print(deployment.log_tails(), flush=True)
         deployment.stop()
         raise
-    # The test process lands data and reads the lake like any other producer or reader: same S3 credentials.
+    # The test process lands data and reads the lake like any other producer or reader: same S3 credentials; it
+    # reads MLflow as the api-server does, with the reader's login.
     with pytest.MonkeyPatch.context() as patch:
-        for key, value in {**AWS, "AWS_ENDPOINT_URL": deployment.s3}.items():
+        for key, value in {**AWS, "AWS_ENDPOINT_URL": deployment.s3, **deployment.mlflow_login("reader")}.items():
             patch.setenv(key, value)
         try:
             yield deployment

@@ -49,6 +49,10 @@ DATABASES = ("airflow", "mlflow", "ledger")
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 #: The env variable every process of the deployment inherits: how :meth:`Deployment.stop` finds leftovers.
 MARKER = "MLOPS_TOPOLOGY_RUN"
+#: MLflow runs its basic-auth app as in compose; each role's user name (mlops.mlflow_users' defaults).
+MLFLOW_USERS = {"admin": "admin", "pipeline": "mlops", "reader": "mlops-reader"}
+#: The basic-auth config compose mounts into the MLflow server (its user store moved into the deployment's root).
+MLFLOW_AUTH_INI = PROJECT_ROOT / "include" / "docker" / "mlflow-basic-auth.ini"
 ROWS_PER_DAY = 3_000
 #: Row groups of the day landed to show one day's chunks scored concurrently (scoring.chunk_rows is 1,000).
 SMALL_ROW_GROUPS = 1_000
@@ -232,6 +236,10 @@ class Deployment:
     postgres: Postgres | None = None
     env: dict[str, str] = field(default_factory=dict)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    #: MLflow's logins as compose makes them: the admin (the server and ``mlops.mlflow_users`` only), the tasks'
+    #: pipeline user, the api-server's reader (the test process reads MLflow as the reader too).
+    mlflow_logins: dict[str, tuple[str, str]] = field(default_factory=lambda: {
+        role: (user, secrets.token_urlsafe(16)) for role, user in MLFLOW_USERS.items()})  # fmt: skip
     started: float = field(default_factory=time.monotonic)
     swept: list[tuple[int, str]] = field(default_factory=list)
 
@@ -282,9 +290,10 @@ class Deployment:
         self.step(f"moto S3 at {self.s3}, buckets {', '.join(BUCKETS.values())}")
 
         pg = f"postgresql+psycopg2://postgres@127.0.0.1:{self.postgres.port}"  # type: ignore[union-attr]
-        mlflow_env = {**base, "MLFLOW_S3_ENDPOINT_URL": self.s3, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        mlflow_env = {**base, "MLFLOW_S3_ENDPOINT_URL": self.s3, "MLFLOW_DISABLE_TELEMETRY": "true",
+                      **self._mlflow_auth_env()}  # fmt: skip
         mlflow = self._service("mlflow", [
-            str(BIN / "mlflow"), "server", "--backend-store-uri", f"{pg}/mlflow",
+            str(BIN / "mlflow"), "server", "--backend-store-uri", f"{pg}/mlflow", "--app-name", "basic-auth",
             "--artifacts-destination", f"s3://{BUCKETS['mlflow']}/mlflow", "--serve-artifacts",
             "--host", "127.0.0.1", "--port", str(mlflow_port), "--workers", "1",
         ], mlflow_env)  # fmt: skip
@@ -306,11 +315,13 @@ class Deployment:
             raise RuntimeError(f"airflow db migrate failed:\n{tail(self.artifacts / 'airflow-db-migrate.log')}")
         self.step("airflow db migrate on Postgres done")
         wait_for(lambda: http_ok(f"{self.mlflow}/health"), "the MLflow server answers /health", 180, 1, mlflow.check)
-        self.step(f"MLflow server at {self.mlflow} (backend Postgres, artifacts s3://{BUCKETS['mlflow']}/mlflow)")
+        self.step(f"MLflow server at {self.mlflow} (basic auth, backend Postgres, artifacts "
+                  f"s3://{BUCKETS['mlflow']}/mlflow)")  # fmt: skip
+        self._mlflow_users(base)
 
         airflow = str(BIN / "airflow")
         api = self._service("api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(api_port),
-                                           "--workers", "1"], self.env)  # fmt: skip
+                                           "--workers", "1"], {**self.env, **self.mlflow_login("reader")})  # fmt: skip
         components = [api] + [self._service(name, [airflow, name], self.env)
                               for name in ("scheduler", "dag-processor", "triggerer")]  # fmt: skip
         for component in components:
@@ -384,9 +395,44 @@ class Deployment:
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws_conn),
             "MLFLOW_TRACKING_URI": self.mlflow,
             "MLFLOW_DISABLE_TELEMETRY": "true",
+            **self.mlflow_login("pipeline"),  # the api-server's own env swaps in the reader's login
         }
         base = {**base, **overrides}
         return stack_env(load_settings(env=base), api_port, mlflow_port, base=base)
+
+    def mlflow_login(self, role: str) -> dict[str, str]:
+        """The MLflow client's login variables for one of :data:`MLFLOW_USERS`' roles."""
+        user, password = self.mlflow_logins[role]
+        return {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+
+    def _mlflow_auth_env(self) -> dict[str, str]:
+        """The MLflow server's basic-auth settings as compose sets them, its user store in the deployment's root."""
+        ini = self.root / "mlflow-basic-auth.ini"
+        store = f"database_uri = sqlite:///{self.root / 'mlflow-auth.db'}"
+        shipped = MLFLOW_AUTH_INI.read_text().splitlines()
+        lines = [store if line.startswith("database_uri") else line for line in shipped]
+        ini.write_text("\n".join(lines) + "\n")
+        admin, password = self.mlflow_logins["admin"]
+        return {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_USERNAME": admin,
+                "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(16)}  # fmt: skip
+
+    def _mlflow_users(self, base: Mapping[str, str]) -> None:
+        """What compose's one-shot ``mlflow-users`` service does: the pipeline and reader users, as the admin."""
+        admin, password = self.mlflow_logins["admin"]
+        env = {**base, "MLFLOW_TRACKING_URI": self.mlflow, "MLFLOW_AUTH_ADMIN_USERNAME": admin,
+               "MLFLOW_AUTH_ADMIN_PASSWORD": password}  # fmt: skip
+        for role in ("pipeline", "reader"):
+            user, secret = self.mlflow_logins[role]
+            env.update({f"MLOPS_MLFLOW_{role.upper()}_USERNAME": user, f"MLOPS_MLFLOW_{role.upper()}_PASSWORD": secret})
+        log = self.artifacts / "mlflow-users.log"
+        with log.open("w") as out:
+            done = subprocess.run([str(BIN / "python"), "-m", "mlops.mlflow_users"], env=env, stdout=out,
+                                  stderr=subprocess.STDOUT, timeout=120, check=False)  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"python -m mlops.mlflow_users failed:\n{tail(log)}")
+        self.step(f"MLflow users: {MLFLOW_USERS['pipeline']} (tasks), {MLFLOW_USERS['reader']} (api-server), "
+                  "neither an admin")  # fmt: skip
 
     def _service(self, name: str, argv: list[str], env: Mapping[str, str]) -> Service:
         service = Service(name, argv, dict(env), self.artifacts / f"{name}.log")

@@ -765,7 +765,7 @@ def test_mlflow_requires_a_login_and_the_airflow_clients_have_one(monkeypatch: p
     ini.read(ROOT / source)
     assert "admin_password" not in ini["mlflow"], "the admin password comes from the environment, never a file"
 
-    # MLflow's own reader (its module alone: the auth package needs Flask-WTF, installed in the MLflow image only).
+    # MLflow's own reader of the file (its module alone, as the server loads it).
     reader = importlib.util.find_spec("mlflow")
     assert reader and reader.submodule_search_locations
     path = Path(next(iter(reader.submodule_search_locations))) / "server" / "auth" / "config.py"
@@ -784,10 +784,26 @@ def test_mlflow_requires_a_login_and_the_airflow_clients_have_one(monkeypatch: p
     dockerfile = dockerfile_text(MLFLOW_DOCKERFILE)
     assert "mkdir -p /var/lib/mlflow-auth" in dockerfile
     assert re.search(r"uv pip install[^\n]*\bflask-wtf\b", dockerfile), "the basic-auth app needs Flask-WTF"
+    # The Airflow components log in as the users mlflow-users makes (never the admin): tasks write, the page reads.
+    from mlops.mlflow_users import logins
+
+    users = environment("mlflow-users")
+    assert command_args("mlflow-users")[-2:] == ["-m", "mlops.mlflow_users"]
+    assert users["MLFLOW_AUTH_ADMIN_PASSWORD"] == env["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    made = {login.username: login for login in logins(users)}
+    roles = {
+        "airflow-apiserver": "mlops-reader",
+        "airflow-scheduler": "mlops-pipeline",
+        "airflow-worker": "mlops-pipeline",
+    }
     for name in MLFLOW_CLIENTS:
         client = environment(name)
-        assert client["MLFLOW_TRACKING_USERNAME"] == env["MLFLOW_AUTH_ADMIN_USERNAME"], name
-        assert client["MLFLOW_TRACKING_PASSWORD"] == env["MLFLOW_AUTH_ADMIN_PASSWORD"], name
+        login = made.get(client["MLFLOW_TRACKING_USERNAME"])
+        assert login is not None, f"{name} logs in as {client['MLFLOW_TRACKING_USERNAME']!r}, a user nobody makes"
+        assert (login.password, login.role) == (client["MLFLOW_TRACKING_PASSWORD"], roles[name]), name
+    admin_holders = {name for name, values in all_environments().items()
+                     if env["MLFLOW_AUTH_ADMIN_PASSWORD"] in values.values()}  # fmt: skip
+    assert admin_holders == {"mlflow", "mlflow-users"}, "MLflow's admin login must stay out of Airflow"
     for name in set(AIRFLOW_SERVICES) - set(MLFLOW_CLIENTS):
         assert "MLFLOW_TRACKING_PASSWORD" not in environment(name), f"{name} never talks to MLflow"
     health = " ".join(services()["mlflow"]["healthcheck"]["test"])
