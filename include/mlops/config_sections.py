@@ -234,6 +234,12 @@ class ScoringSpec(_Section):
     backlog_days: int = Field(
         31, ge=1, description="most validated, unscored days one run scores (oldest first); the rest: next run"
     )
+    deadline_hours: float | None = Field(
+        6.0,
+        gt=0,
+        description="a scoring run whose scores are not committed this long after it was queued sends a LATE "
+        "alert (Airflow's deadline alert); null = no deadline",
+    )
 
 
 class DriftPolicySpec(_Section):
@@ -301,7 +307,8 @@ class AlertsSpec(_Section):
 
     Deployment-only. A field left unset falls back to its legacy environment variable
     (``MLOPS_ALERT_SMTP_CONN_ID``, ``MLOPS_ALERT_EMAIL_TO``, ``MLOPS_ALERT_EMAIL_FROM``,
-    ``MLOPS_ALERT_SLACK_CONN_ID``, ``MLOPS_AIRFLOW_URL``); a field set here wins.
+    ``MLOPS_ALERT_SLACK_CONN_ID``, ``MLOPS_AIRFLOW_URL``); a field set here wins. ``airflow_url`` unset in both:
+    Airflow's own ``[api] base_url``.
     """
 
     smtp_conn_id: str | None = Field(None, min_length=1, description="Airflow SMTP connection; null = no e-mail")

@@ -143,3 +143,16 @@ def test_an_unreachable_channel_is_logged_not_raised(monkeypatch: pytest.MonkeyP
 
     outcome = deliver(Alert("failure", dag_id="d", day="2026-11-10", reason="boom"))
     assert outcome["log"] == "written" and outcome["email"].startswith("failed")
+
+
+def test_a_reason_that_looks_like_a_template_is_sent_as_written(inbox: _Inbox, slack: list[dict]) -> None:
+    """The providers' notifiers render their fields as Jinja when called; an alert quotes data, never evaluated."""
+    from mlops.airflow.notifiers import Alert, deliver
+
+    reason = "column 'note' holds {{ conn.mlops_smtp.password }} and <!channel>"
+    outcome = deliver(Alert("quarantine", dag_id="fraud__data_validation", day="2026-11-10", reason=reason))
+    assert outcome == {"log": "written", "email": "sent", "slack": "sent"}
+    assert "{{ conn.mlops_smtp.password }}" in inbox.messages[0]["Subject"]
+    assert "{{ conn.mlops_smtp.password }} and &lt;!channel&gt;" in _body(inbox.messages[0])
+    (text,) = [post["text"] for post in slack]
+    assert "{{ conn.mlops_smtp.password }} and &lt;!channel&gt;" in text and "<!channel>" not in text

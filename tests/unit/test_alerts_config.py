@@ -68,3 +68,18 @@ def test_the_ui_section_wins_over_the_legacy_mlflow_ui_env(tmp_path: Path) -> No
     assert urls.mlflow_ui(configured, legacy) == "https://mlflow.example"
     unset = load_settings(env={"MLOPS_HOME": str(tmp_path)})
     assert urls.mlflow_ui(unset, legacy) == "http://legacy-mlflow:5000"
+
+
+def test_links_fall_back_to_airflows_own_base_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deployment that sets neither alerts.airflow_url nor MLOPS_AIRFLOW_URL links to the UI Airflow knows."""
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://admin:hunter2@airflow.example.com/airflow/")
+    env = {"MLOPS_HOME": str(tmp_path)}
+    alerts = alert_settings(env)
+    assert alerts.airflow_url == "https://airflow.example.com/airflow"
+    alert = Alert("late", dag_id="fraud__batch_scoring", day="2026-11-10", reason="late", run_id="scheduled__1")
+    text = alert.text(alerts.airflow_url)
+    assert "open: https://airflow.example.com/airflow/dags/fraud__batch_scoring/runs/scheduled__1" in text
+    assert "hunter2" not in text and "admin" not in text
+    assert alert_settings({**env, "MLOPS_AIRFLOW_URL": "http://legacy:8080"}).airflow_url == "http://legacy:8080"
+    monkeypatch.delenv("AIRFLOW__API__BASE_URL")
+    assert alert_settings(env).airflow_url is None  # nothing set anywhere: no link rather than a wrong one

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from typing import Any
 
-from mlops.airflow.notifiers import LogFailureNotifier
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+from mlops.airflow.notifiers import LogFailureNotifier, scores_late
 from mlops.config import Settings
 
 OWNER = "mlops"
@@ -46,3 +49,26 @@ def dag_defaults(settings: Settings, *tags: str, **task_overrides: Any) -> dict[
         "default_args": default_args(**task_overrides),
         "tags": [TAG, settings.model_name, *tags],
     }
+
+
+def scoring_deadline(settings: Settings) -> DeadlineAlert | None:
+    """Airflow's deadline on a ``batch_scoring`` run: scores committed within ``scoring.deadline_hours`` of the run
+    being queued, else the triggerer awaits :func:`~mlops.airflow.notifiers.scores_late` (a LATE alert). None when
+    the setting is null.
+
+    Counted from when the run was queued, which every run has (a run started by a validated day or a champion
+    change has no logical date), so waiting for the one run slot counts too. A run that ends successfully (or
+    skipped) in time drops its deadline; one that fails keeps it: its days are still not scored.
+
+    None under ``airflow dags test`` too: Airflow 3.3.2's test run of a DAG with a deadline exits non-zero after
+    the run succeeded (apache/airflow#73428), and that run has no scheduler to fire a deadline anyway.
+    """
+    hours = settings.scoring.deadline_hours
+    if hours is None or sys.argv[1:3] == ["dags", "test"]:
+        return None
+    return DeadlineAlert(
+        name="scores late",
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=dt.timedelta(hours=hours),
+        callback=AsyncCallback(scores_late, kwargs={"model": settings.model_name, "deadline_hours": hours}),
+    )

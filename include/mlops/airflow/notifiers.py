@@ -1,5 +1,5 @@
 """Alerts that reach people: failures, quarantines, days that passed validation with warnings, drift breaches,
-approval requests, promotions and rollbacks.
+approval requests, promotions, rollbacks and scoring runs late for their deadline.
 
 Every alert is one log line (the default, always), and also an e-mail and a Slack message when a connection
 is configured. The deployment's ``alerts:`` section configures delivery (the deployment config file
@@ -14,6 +14,11 @@ is configured. The deployment's ``alerts:`` section configures delivery (the dep
 Each field left unset falls back to its legacy environment variable (:data:`LEGACY_ENV`:
 ``MLOPS_ALERT_SMTP_CONN_ID``, ``MLOPS_ALERT_EMAIL_TO`` comma-separated, ``MLOPS_ALERT_EMAIL_FROM``,
 ``MLOPS_ALERT_SLACK_CONN_ID``, ``MLOPS_AIRFLOW_URL``, which ``make up`` sets), so older deployments keep working.
+Without either, links are built on Airflow's own ``[api] base_url`` (``AIRFLOW__API__BASE_URL``): the URL a
+deployment sets for its Airflow UI anyway (the compose stack does), so its links are right without more config.
+
+Mail and Slack go out through the providers' notifiers (``SmtpNotifier``, ``SlackWebhookNotifier``).
+:func:`scores_late` is the scoring DAGs' deadline callback (Airflow's ``DeadlineAlert``, run by the triggerer).
 
 Every message names the DAG, the day it is about and the reason. A delivery that fails is logged and never
 raised: an alert must not fail (or retry) the task it reports on. A reason quotes data and errors, so it is
@@ -22,6 +27,7 @@ escaped for each channel: HTML in the mail, Slack's ``&``/``<``/``>`` in Slack (
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import html
 import logging
@@ -55,8 +61,15 @@ TITLES = {
     "promotion": "PROMOTED",
     "rollback": "ROLLED BACK",
     "approval": "APPROVAL NEEDED",
+    "late": "LATE",
 }
-_LEVELS = {"failure": logging.ERROR, "quarantine": logging.ERROR, "warnings": logging.WARNING, "drift": logging.WARNING}
+_LEVELS = {
+    "failure": logging.ERROR,
+    "quarantine": logging.ERROR,
+    "late": logging.ERROR,
+    "warnings": logging.WARNING,
+    "drift": logging.WARNING,
+}
 #: A "passed with warnings" notice lists at most this many warnings (a contract has few rules; a verdict is data).
 WARNINGS_LISTED = 20
 
@@ -118,19 +131,38 @@ def alert_settings(env: Mapping[str, str] | None = None) -> AlertsSpec:
             fallback[field] = [part.strip() for part in raw.split(",") if part.strip()] if field == "email_to" else raw
     if "airflow_url" in fallback:  # unchecked, unlike the section's: at least never show its credentials
         fallback["airflow_url"] = without_userinfo(fallback["airflow_url"])
+    if not section.airflow_url and "airflow_url" not in fallback:
+        fallback["airflow_url"] = airflow_base_url()
     return section.model_copy(update=fallback)
 
 
+def airflow_base_url() -> str | None:
+    """Airflow's own ``[api] base_url`` (the UI as people reach it), without ``user:password@``; None when unset.
+
+    The last fallback of the links in alerts: a deployment that sets nothing of ours still links to its UI.
+    """
+    from airflow.configuration import conf
+
+    base = without_userinfo((conf.get("api", "base_url", fallback="") or "").strip()).rstrip("/")
+    return base if base.startswith(("http://", "https://")) else None
+
+
 def _send_email(alert: Alert, alerts: AlertsSpec) -> None:
-    from airflow.providers.smtp.hooks.smtp import SmtpHook
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
     if not alerts.email_to:
         raise ValueError(f"alerts.smtp_conn_id is set but alerts.email_to (or {LEGACY_ENV['email_to']}) names nobody")
     body = f"<pre>{html.escape(alert.text(alerts.airflow_url), quote=False)}</pre>"
-    with SmtpHook(smtp_conn_id=alerts.smtp_conn_id) as hook:
-        hook.send_email_smtp(
-            to=list(alerts.email_to), subject=alert.subject, from_email=alerts.email_from or None, html_content=body
-        )
+    notifier = SmtpNotifier(
+        to=list(alerts.email_to),
+        from_email=alerts.email_from or None,  # None: the connection's from_email
+        subject=alert.subject,
+        html_content=body,
+        smtp_conn_id=alerts.smtp_conn_id,
+    )
+    # notify(), not notifier(context): calling the notifier renders subject and body as Jinja templates, and
+    # both quote data and errors ("{{" in a reason must be sent as written, never evaluated).
+    notifier.notify({})
 
 
 def slack_escaped(text: str) -> str:
@@ -142,10 +174,11 @@ def slack_escaped(text: str) -> str:
 
 
 def _send_slack(alert: Alert, alerts: AlertsSpec) -> None:
-    from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
     text = f"*{slack_escaped(alert.subject)}*\n{slack_escaped(alert.text(alerts.airflow_url))}"
-    SlackWebhookHook(slack_webhook_conn_id=alerts.slack_conn_id).send(text=text)
+    # notify(), not notifier(context): the text quotes data, which must not be rendered as a Jinja template.
+    SlackWebhookNotifier(slack_webhook_conn_id=str(alerts.slack_conn_id), text=text).notify({})
 
 
 def deliver(alert: Alert, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -256,6 +289,62 @@ def _where(context: Mapping[str, Any]) -> dict[str, str]:
         "run_id": str(getattr(ti, "run_id", "?")),
         "day": str(day),
     }
+
+
+def _moment(value: Any) -> str:
+    """A time from a deadline callback's context (a datetime, or an ISO string in the run's JSON), to the minute."""
+    when = value
+    if isinstance(value, str):
+        try:
+            when = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(when, dt.datetime):
+        return "?"
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def late_alert(context: Mapping[str, Any], model: str, deadline_hours: float) -> Alert:
+    """The LATE alert of a scoring run that missed its deadline, from the context Airflow hands the callback:
+    ``dag_run`` (the run as the REST API returns it) and ``deadline`` (its ``deadline_time``).
+
+    The day is ``params.date`` when the run was asked for one, else its logical date (a scheduled sweep: the day
+    that just ended), else the day it was started (a run started by validated days or a champion change has no
+    logical date; it scores every waiting day up to then).
+    """
+    run = context.get("dag_run") or {}
+    conf = run.get("conf") if isinstance(run.get("conf"), Mapping) else {}
+    times = (run.get("logical_date"), run.get("run_after"))
+    day = conf.get("date") or next((_moment(when)[:10] for when in times if when), "?")
+    deadline = (context.get("deadline") or {}).get("deadline_time")
+    reason = f"scores not committed by {_moment(deadline)} ({deadline_hours:g} h after the run was queued)"
+    details = "\n".join([
+        f"model: {model}; deadline: scoring.deadline_hours = {deadline_hours:g}",
+        f"run: {run.get('dag_run_id', '?')} ({run.get('run_type', '?')}), {run.get('state', '?')} now, "
+        f"queued at {_moment(run.get('queued_at'))}",
+        "The run is still working, waits for a worker slot or its pool, or failed: open it. Days it did not "
+        "commit stay waiting; the next scoring run scores them.",
+    ])  # fmt: skip
+    return Alert(
+        "late",
+        dag_id=str(run.get("dag_id") or "?"),
+        day=str(day),
+        reason=reason,
+        run_id=str(run.get("dag_run_id") or "?"),
+        details=details,
+    )
+
+
+async def scores_late(context: Mapping[str, Any], model: str = "?", deadline_hours: float = 0.0) -> dict[str, str]:
+    """The scoring DAGs' deadline callback (``mlops.airflow.defaults.scoring_deadline``): a LATE alert through
+    every channel; returns :func:`deliver`'s outcomes (Airflow records them with the callback).
+
+    Airflow's triggerer awaits it with ``context`` (see :func:`late_alert`). Delivery blocks (SMTP, HTTP), so it
+    runs in a thread: the triggerer's event loop serves every deferred task of the deployment meanwhile.
+    """
+    return await asyncio.to_thread(deliver, late_alert(context or {}, model, deadline_hours))
 
 
 class LogFailureNotifier(BaseNotifier):

@@ -20,6 +20,7 @@ from mlops.airflow import (
     validated_data_asset,
 )
 from mlops.airflow.assets import champion_asset
+from mlops.airflow.defaults import scoring_deadline
 from mlops.airflow.links import ScoresLink, add_links
 from mlops.airflow.runs import follow_plan, max_map_length, run_param
 from mlops.config import Settings
@@ -38,6 +39,14 @@ def build(settings: Settings) -> DAG:
     CHAMPION = champion_asset(settings)
     SCORES = scores_asset(settings)
 
+    hours = settings.scoring.deadline_hours
+    late = (
+        f"a run that has not committed its scores {hours:g} h after it was queued (`scoring.deadline_hours`) sends a "
+        "**LATE** alert naming this DAG, the run's day and the deadline (Airflow's deadline alert, run by the "
+        "triggerer); a run that ends in time, or skipped, cancels it."
+        if hours is not None
+        else "none (`scoring.deadline_hours` is null): a late run sends no alert."
+    )
     DOC = dedent(f"""
     ### Score every validated day once with the champion of `{settings.model_name}`
 
@@ -73,6 +82,8 @@ def build(settings: Settings) -> DAG:
     (the next run scores the day). A day that breaks the model's inputs fails the run at once without retries when
     the run was asked for it (or when no waiting day can be scored); otherwise it is left out with a failure alert and
     the other days are scored (it stays waiting until it is fixed and re-validated). I/O failures are retried.
+
+    **Deadline**: {late}
     """)
 
     with DAG(
@@ -85,6 +96,7 @@ def build(settings: Settings) -> DAG:
         max_active_runs=1,  # two runs never score the same day at once: the second one finds it scored
         doc_md=DOC,
         params={"date": run_param(None, type=["null", "string"], format="date", description="score this day (again)")},
+        deadline=scoring_deadline(settings),
         **dag_defaults(settings, "scoring", "xgboost"),
     ) as dag:
 
