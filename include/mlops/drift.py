@@ -404,12 +404,16 @@ def trigger_decision(
     no trigger while a training run is active; none during the cooldown (``today - last_training <
     cooldown_days`` days, or since the last day that triggered, and at least :func:`learning_lag_days` when the
     current breach has no labelled evidence); at once when the current window is severe; after
-    ``consecutive_windows``. ``catch_up`` (:func:`mlops.concept_change.catch_up_reason`): a window that did
-    not breach still triggers, with that reason, under the same active-run and cooldown rules.
+    ``consecutive_windows``. ``catch_up`` (:func:`mlops.concept_change.catch_up_reason`): the window triggers
+    (breaching or not, debounce aside) under the same active-run rule, with a cooldown of at most
+    :data:`~mlops.concept_change.CATCH_UP_STEP_DAYS`: each catch-up learns from that many more labelled days.
     ``wait_for_labels`` (:func:`mlops.concept_change.wait_for_labels_reason`): a performance breach does not
     trigger yet (nor start a cooldown).
     """
+    from mlops.concept_change import CATCH_UP_STEP_DAYS
+
     policy = settings.drift
+    cooldown = min(policy.cooldown_days, CATCH_UP_STEP_DAYS) if catch_up else policy.cooldown_days
     today = _as_date(today)
     last = _as_date(last_training) if last_training is not None else None
     consecutive = 0
@@ -435,7 +439,7 @@ def trigger_decision(
         return decide(False, f"waiting: {wait_for_labels} ({what})")
     if training_active:
         return decide(False, f"suppressed: a training run is active ({what})")
-    if last is not None and (today - last).days < policy.cooldown_days:
+    if last is not None and (today - last).days < cooldown:
         return decide(False, f"suppressed: cooldown, last training {last.isoformat()} ({what})")
     # The training's data day lags by the label delay, so it alone never holds a cooldown: the last day that
     # triggered does (a day of the history before this one, so a re-run of a day decides the same). A breach
@@ -447,16 +451,16 @@ def trigger_decision(
     if triggered:
         last_trigger = max(triggered)
         labelled = bool(current.performance and current.performance.get("breached")) or bool(catch_up)
-        wait = policy.cooldown_days if labelled else max(policy.cooldown_days, learning_lag_days(settings))
+        wait = cooldown if labelled else max(cooldown, learning_lag_days(settings))
         if (today - last_trigger).days < wait:
             return decide(False, f"suppressed: cooldown, last trigger dt={last_trigger.isoformat()}, next from "
                                  f"dt={(last_trigger + dt.timedelta(days=wait)).isoformat()} ({what})")  # fmt: skip
-    if not current.breached:
-        return decide(True, f"catch-up: {catch_up}")
     if current.severe:
         return decide(True, f"severe drift: {what}")
     if consecutive >= policy.consecutive_windows:
         return decide(True, f"drift in {consecutive} consecutive windows: {what}")
+    if catch_up:
+        return decide(True, f"catch-up: {catch_up}")
     return decide(False, f"debounce: {consecutive}/{policy.consecutive_windows} breaching windows ({what})")
 
 

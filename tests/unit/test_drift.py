@@ -571,10 +571,10 @@ def test_a_performance_breach_waits_for_labels_since_the_change_then_catches_up(
     assert wait_for_labels_reason(since, 3, 3) is None
     assert trigger_decision(settings, [], current, today, None, False)["trigger"]
 
-    # a champion that learned from the first 3 days since the change retrains once twice as many are labelled
+    # a champion that learned from the first 3 days since the change retrains once 2 more are labelled
     learned = ["2026-04-01", "2026-04-02", "2026-04-03"]
-    assert catch_up_reason(since, learned, 5, 14, "5") is None
-    reason = catch_up_reason(since, learned, 6, 14, "5")
+    assert catch_up_reason(since, learned, 4, 14, "5") is None
+    reason = catch_up_reason(since, learned, 5, 14, "5")
     assert reason is not None and "v5 learned from 3 day(s)" in reason
     clean = _result("2026-04-09", breached=False)
     decision = trigger_decision(settings, [], clean, dt.date(2026, 4, 9), None, False, catch_up=reason)

@@ -21,7 +21,7 @@ from mlops.config import load_settings
 from mlops.data.generator import generate_day
 from mlops.data.lake import Lake
 from mlops.simulation import DEFAULT_SCENARIO, SCENARIOS_DIR, ScenarioError, load_scenario, simulate
-from mlops.simulation.engine import HOME_MARKER, DayRecord, Training, prepare_home
+from mlops.simulation.engine import HOME_MARKER, DayRecord, Simulation, Training, prepare_home
 from mlops.simulation.report import render_html
 from mlops.simulation.scenario import parse_scenario
 from mlops.simulation.summary import clean_days, drift_events, format_table
@@ -88,6 +88,23 @@ def test_shipped_scenarios_load() -> None:
     assert default.with_days(5).days == 5
 
 
+def test_a_scenario_can_add_the_weekly_retraining_on_its_weekday(tmp_path: Path) -> None:
+    weekly = _scenario(days=21, weekly_training="monday")  # 2026-03-02 is a Monday
+    assert [day for day in range(21) if weekly.scheduled_training(day)] == [0, 7, 14]
+    assert weekly.with_days(8).scheduled_training(7)
+    assert not any(_scenario(days=21).scheduled_training(day) for day in range(21))  # default: drift policy only
+    # The day's cycle plans it as the weekly run: on an empty lake, a skip that names the schedule.
+    simulation = Simulation(weekly, tmp_path / "home")
+    try:
+        monday, tuesday = DayRecord(0, "2026-03-02"), DayRecord(1, "2026-03-03")
+        simulation.train_on_schedule(0, monday)
+        simulation.train_on_schedule(1, tuesday)
+    finally:
+        simulation.pool.shutdown()
+    assert [t.kind for t in monday.trainings] == ["scheduled"] and not tuesday.trainings
+    assert "weekly schedule" in (monday.trainings[0].skipped or "")
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -100,6 +117,7 @@ def test_shipped_scenarios_load() -> None:
         ({"days": 0}, "days"),
         ({"name": "../x"}, "name"),
         ({"surprise": 1}, "unknown key"),
+        ({"weekly_training": "someday"}, "weekly_training must be a weekday"),
     ],
 )
 def test_a_malformed_scenario_names_what_is_wrong(change: dict[str, Any], message: str) -> None:

@@ -57,7 +57,7 @@ class Training:
     """One run of the training pipeline (snapshot -> train -> gates -> register -> promote)."""
 
     day: int
-    kind: str  # initial | drift | bad_model
+    kind: str  # initial | drift | scheduled | bad_model
     reason: str
     seconds: float
     version: str | None = None
@@ -234,9 +234,11 @@ class Simulation:
                 record.auc_pr[name] = value
 
     # -- the policy under test ----------------------------------------------------------------------------
-    def train(self, day: int, kind: str, trigger: dict[str, Any], settings: Settings | None = None) -> Training:
-        """What continuous_training does for a triggered run: :func:`~mlops.plans.plan_training`, then
-        ``run_all`` on the planned window, promotion per ``promotion.policy``."""
+    def train(self, day: int, kind: str, trigger: dict[str, Any], settings: Settings | None = None,
+              run_kind: str = "manual") -> Training:  # fmt: skip
+        """What continuous_training does for a triggered (or, with ``run_kind`` ``scheduled``, the weekly) run:
+        :func:`~mlops.plans.plan_training`, then ``run_all`` on the planned window, promotion per
+        ``promotion.policy``."""
         from mlops.plans import Skip, plan_training
         from mlops.training.pipeline import run_all
         from mlops.training.snapshot import NoTrainingData
@@ -245,7 +247,7 @@ class Simulation:
         started = time.monotonic()
         reason = str(trigger.get("reason"))
         with self.timed("train"):
-            plan = plan_training(settings, as_of=self.scenario.date(day), run_kind="manual", reason=reason,
+            plan = plan_training(settings, as_of=self.scenario.date(day), run_kind=run_kind, reason=reason,
                                  drift=trigger.get("drift"))  # fmt: skip
             if isinstance(plan, Skip):
                 return Training(day, kind, reason, time.monotonic() - started, skipped=plan.reason)
@@ -262,6 +264,13 @@ class Simulation:
             from_version=promotion["from_version"] if promoted else outcome.get("champion_version"),
             summary=str(outcome["summary"])[:500],
         )  # fmt: skip
+
+    def train_on_schedule(self, day: int, record: DayRecord) -> None:
+        """What the weekly continuous_training run does on the scenario's ``weekly_training`` day: the scheduled
+        run kind's plan (its window, the change-point start included), then the same pipeline."""
+        if self.scenario.scheduled_training(day):
+            trigger = {"reason": "weekly schedule"}
+            record.trainings.append(self.train(day, "scheduled", trigger, run_kind="scheduled"))
 
     def score_champion(self, day: int, record: DayRecord) -> None:
         """What batch_scoring's run for the day does: :func:`~mlops.plans.plan_scoring` (every waiting day up
@@ -405,6 +414,7 @@ class Simulation:
                 outcome = self.check_drift(day, record)
                 if outcome is not None and outcome.trigger:
                     record.trainings.append(self.train(day, "drift", outcome.conf))
+            self.train_on_schedule(day, record)
             for event in scenario.events_on(day, "bad_model"):
                 bad = load_settings(
                     env={"MLOPS_HOME": str(self.home)}, conf=deep_merge(scenario.settings, event.settings)

@@ -18,6 +18,9 @@ kind            what happens
 
 At most one covariate event and one label-side event (concept or prior) may be in effect on a day:
 the generator applies one drift per day, and the simulation composes exactly those two (see ``world``).
+
+``weekly_training`` (a weekday, e.g. ``monday``; default none) adds the scheduled retraining
+(``dags.training_schedule``): on that weekday a training run plans its window as the weekly run does.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ _EVENT_KEYS = {
     "bad_model": {"settings"},
 }
 _SCENARIO_KEYS = {"name", "description", "start", "days", "history_days", "rows_per_day", "seed", "recovery",
-                  "expect", "settings", "events"}  # fmt: skip
+                  "expect", "settings", "events", "weekly_training"}  # fmt: skip
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 class ScenarioError(ValueError):
@@ -130,9 +134,14 @@ class Scenario:
     recovery: Recovery = Recovery()
     expect: Expectations = Expectations()
     path: str = ""
+    weekly_training: int | None = None  # the weekday (0 = Monday) of the scheduled retraining; None: none
 
     def date(self, day: int) -> dt.date:
         return self.start + dt.timedelta(days=day)
+
+    def scheduled_training(self, day: int) -> bool:
+        """Whether the weekly retraining runs on ``day``."""
+        return self.weekly_training is not None and self.date(day).weekday() == self.weekly_training
 
     def day_number(self, date: dt.date) -> int:
         return (date - self.start).days
@@ -167,7 +176,8 @@ class Scenario:
         if days < 1:
             raise ScenarioError(f"days must be >= 1, got {days}")
         return Scenario(self.name, self.description, self.start, days, self.history_days, self.rows_per_day,
-                        self.seed, self.events, self.settings, self.recovery, self.expect, self.path)  # fmt: skip
+                        self.seed, self.events, self.settings, self.recovery, self.expect, self.path,
+                        self.weekly_training)  # fmt: skip
 
 
 def _int(where: str, value: Any, minimum: int) -> int:
@@ -243,6 +253,9 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
             if len(same) > 1:
                 kinds = "label-side (concept/prior)" if side else "covariate"
                 raise ScenarioError(f"{source}: two {kinds} drifts are in effect on day {day}; end one with `until`")
+    weekly = data.get("weekly_training")
+    if weekly is not None and weekly not in WEEKDAYS:
+        raise ScenarioError(f"{source}: weekly_training must be a weekday ({', '.join(WEEKDAYS)}), got {weekly!r}")
     recovery = data.get("recovery") or {}
     expect = data.get("expect") or {}
     try:
@@ -251,7 +264,8 @@ def parse_scenario(data: Any, source: str = "<scenario>") -> Scenario:
     except TypeError as exc:
         raise ScenarioError(f"{source}: recovery/expect: {exc}") from None
     return Scenario(name, str(data.get("description") or "").strip(), start, days, history, rows, seed, events,
-                    dict(settings), recovery_spec, expect_spec, source)  # fmt: skip
+                    dict(settings), recovery_spec, expect_spec, source,
+                    None if weekly is None else WEEKDAYS.index(weekly))  # fmt: skip
 
 
 def load_scenario(path: str | Path) -> Scenario:

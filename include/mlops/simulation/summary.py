@@ -115,6 +115,7 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
     trainings = [t for t in runs if t.skipped is None]
     skipped = [t for t in runs if t.skipped is not None]
     policy = [t for t in trainings if t.kind == "drift"]
+    scheduled = [t for t in trainings if t.kind == "scheduled"]
     bad = [t for t in trainings if t.kind == "bad_model"]
     labelled = [r for r in records if all(m in r.auc_pr for m in MODELS)]
     means = {m: _mean([r.auc_pr[m] for r in labelled]) for m in MODELS}
@@ -180,7 +181,8 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
         "clean_days": len(clean),
         "false_triggers": false_triggers,
         "trainings": {
-            "count": len(trainings), "drift_triggered": len(policy), "promoted": sum(t.promoted for t in trainings),
+            "count": len(trainings), "drift_triggered": len(policy), "scheduled": len(scheduled),
+            "promoted": sum(t.promoted for t in trainings),
             "skipped": len(skipped),
             "rejected": sum(t.passed is False for t in trainings),
             "failed": sum(t.error is not None for t in trainings),
@@ -238,8 +240,9 @@ def format_table(summary: dict[str, Any]) -> str:
     false = summary["false_triggers"]
     lines.append(f"false triggers on clean stretches: {len(false)} ({summary['clean_days']} clean days)"
                  + (f": {', '.join(false)}" if false else ""))  # fmt: skip
-    lines.append(f"trainings after day 0: {t['count']} ({t['drift_triggered']} drift-triggered; {t['promoted']} "
-                 f"promoted, {t['rejected']} rejected by the gates, {t['failed']} without data), "
+    weekly = f", {t['scheduled']} scheduled" if t.get("scheduled") else ""
+    lines.append(f"trainings after day 0: {t['count']} ({t['drift_triggered']} drift-triggered{weekly}; "
+                 f"{t['promoted']} promoted, {t['rejected']} rejected by the gates, {t['failed']} without data), "
                  f"{t['seconds']:.0f} s in total")  # fmt: skip
     quarantines = summary["quarantines"]
     lines.append(f"quarantines: {len(quarantines)}"
