@@ -9,8 +9,11 @@ link to its MLflow run and its gate report (which the other model's page refuses
 in Required actions; champion moves and the ``<model>.champion`` Asset records it, the other model's champion
 stays. ``make down`` then leaves none of the stack's processes.
 
-A data producer's ``<img onerror>``/``<script>`` in a Data Docs page or an Evidently report is shown as written,
-but never runs: the plugin serves reports sandboxed, from Airflow's own origin whose cookie opens its API.
+A data producer's ``<img onerror>``/``<script>`` in a Data Docs page is shown as written, but never runs: the
+plugin serves reports sandboxed, from Airflow's own origin whose cookie opens its API. Evidently's report is a
+script: it draws its dashboard, and a script planted in it runs, in a frame with an opaque origin, and reaches
+nothing (no cookie, no storage, no API call, no popup, no navigation). The run's page in Airflow has an "MLOps
+evidence" tab with the run's candidate and gate verdict.
 
 ``MLOPS_BROWSER_HOME=<dir>`` reuses a home built by ``python -m tests.browser.home <dir>`` (faster by hand).
 """
@@ -289,6 +292,7 @@ def _operator_day(running: Stack, context: Any, page: Any, champion: str, other:
     frame.get_by_test_id("drift-show-all").check()
     assert frame.get_by_test_id("drift-chart").get_attribute("data-features") == str(features)
     assert "QUARANTINED" in frame.get_by_test_id("validation-table").inner_text()
+    frame.locator("main#app").evaluate("main => main.ownerDocument.defaultView.scrollTo(0, 0)")  # the page's top
     page.screenshot(path=str(artifacts / "01-mlops-page.png"))
     frame.get_by_test_id("drift-chart").scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "01-drift-charts.png"))
@@ -356,6 +360,16 @@ def _operator_day(running: Stack, context: Any, page: Any, champion: str, other:
     assert frame.get_by_test_id("champion-version").inner_text() == f"v{new_champion}"
     page.screenshot(path=str(artifacts / "05-new-champion.png"))
 
+    # 5. The run's own page in Airflow has an "MLOps evidence" tab: the candidate, its gate verdict, each gate.
+    page.goto(f"{running.airflow}/dags/{DAG}/runs/{quoted}/plugin/mlops-run")
+    tab = page.frame_locator("iframe[title='MLOps evidence']")
+    tab.get_by_test_id("candidate-version").wait_for(timeout=60_000)
+    assert tab.get_by_test_id("candidate-version").inner_text() == f"v{new_champion}"
+    assert tab.get_by_test_id("gate-verdict").inner_text() == "pass"
+    assert tab.get_by_test_id("run-state").inner_text() == "success", "what Airflow's DB says of the run"
+    assert "absolute:auc_pr" in tab.get_by_test_id("run-gates").inner_text()
+    page.screenshot(path=str(artifacts / "06-run-evidence.png"))
+
 
 #: What a producer put in a string value: it logs PROBE and sets ``window.__pwned``/the title wherever it runs.
 PROBE = "mlops-xss-probe"
@@ -364,18 +378,35 @@ PAYLOAD = (
     f"<script>console.log('{PROBE}');document.title='pwned'</script>"
 )
 PROBE_DAY = dt.date(2030, 1, 1)  # a drift report of a day the home never checked
+#: A script planted in an Evidently report (where scripts run): it tries every way to Airflow's API and out of
+#: the report, and writes what it got into the report (``#probe``), where the test reads it.
+ESCAPE = """<div id="probe">not run</div><script>
+const got = {};
+const attempt = (name, what) => { try { got[name] = String(what()); } catch (e) { got[name] = "blocked " + e.name; } };
+attempt("cookie", () => document.cookie);
+attempt("storage", () => localStorage.length);
+attempt("parent", () => window.parent.document.title);
+attempt("top", () => { window.top.location.href = "/api/v2/dags?probe=top"; return "asked"; });
+attempt("popup", () => window.open("/api/v2/dags?probe=popup"));
+attempt("image", () => { new Image().src = "/api/v2/dags?probe=image"; return "asked"; });
+fetch("/api/v2/dags?probe=fetch", { credentials: "include" }).then((r) => r.text())
+  .then((text) => { got.fetch = "read " + text.length; }, (e) => { got.fetch = "blocked " + e.name; })
+  .finally(() => { document.getElementById("probe").textContent = JSON.stringify(got); });
+</script>"""
 
 
-def test_a_reports_script_is_shown_but_never_runs(running: Stack, browser: Any, artifacts: Path) -> None:
-    lake, dataset = Lake.from_settings(running.settings), running.settings.dataset.name
-    html = f"<html><head><title>clean</title></head><body><p>quarantined value {PAYLOAD}</p></body></html>"
-    files = {
-        f"models/{CARDS}/data-docs/validations/xss-probe/page.html": lake.data_docs("validations/xss-probe/page.html"),
-        f"models/{CARDS}/reports/drift/{PROBE_DAY}": lake.report("drift", PROBE_DAY, "report.html", dataset),
-    }
+def _plant(lake: Lake, files: dict[str, str], html: str) -> None:
     for path in files.values():
         lake.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         lake.fs.pipe(path, html.encode())
+
+
+def test_a_data_docs_script_is_shown_but_never_runs(running: Stack, browser: Any, artifacts: Path) -> None:
+    lake = Lake.from_settings(running.settings)
+    html = f"<html><head><title>clean</title></head><body><p>quarantined value {PAYLOAD}</p></body></html>"
+    route = f"models/{CARDS}/data-docs/validations/xss-probe/page.html"
+    files = {route: lake.data_docs("validations/xss-probe/page.html")}
+    _plant(lake, files, html)
     context = browser.new_context()
     page = context.new_page()
     logged: list[str] = []
@@ -386,18 +417,72 @@ def test_a_reports_script_is_shown_but_never_runs(running: Stack, browser: Any, 
         page.wait_for_function("() => window.__pwned === 1", timeout=10_000)
         assert page.title() == "pwned" and any(PROBE in text for text in logged), logged
         _login(page, running)
-        for route in files:
-            logged.clear()
-            response = page.goto(f"{running.airflow}/mlops/{route}")
-            assert response is not None and response.status == 200, route
-            assert "sandbox" in response.headers.get("content-security-policy", ""), response.headers
-            page.wait_for_load_state("load")
-            page.wait_for_timeout(1_000)  # the image has failed to load: its onerror would have run by now
-            assert "quarantined value" in page.inner_text("body"), "the report is still shown"
-            assert page.title() == "clean" and page.evaluate("() => window.__pwned") is None, route
-            assert not any(PROBE in text for text in logged), (route, logged)
-            page.screenshot(path=str(artifacts / f"06-sandboxed-{route.split('/')[2]}.png"))
+        logged.clear()
+        response = page.goto(f"{running.airflow}/mlops/{route}")
+        assert response is not None and response.status == 200, route
+        assert response.headers.get("content-security-policy") == "sandbox", response.headers
+        page.wait_for_load_state("load")
+        page.wait_for_timeout(1_000)  # the image has failed to load: its onerror would have run by now
+        assert "quarantined value" in page.inner_text("body"), "the report is still shown"
+        assert page.title() == "clean" and page.evaluate("() => window.__pwned") is None, route
+        assert not any(PROBE in text for text in logged), (route, logged)
+        page.screenshot(path=str(artifacts / "07-sandboxed-data-docs.png"))
     finally:
         context.close()
         for path in files.values():
             lake.fs.rm(path)
+
+
+def test_an_evidently_report_draws_and_its_scripts_reach_nothing(running: Stack, browser: Any,
+                                                                 artifacts: Path) -> None:  # fmt: skip
+    settings = running.settings
+    lake, dataset = Lake.from_settings(settings), settings.dataset.name
+    real = max(day for day in lake.days("scores", STATS) if lake.exists(lake.report("drift", day, "report.html",
+                                                                                    dataset)))  # fmt: skip
+    probe = lake.report("drift", PROBE_DAY, "report.html", dataset)
+    _plant(lake, {"probe": probe}, f"<html><head><title>clean</title></head><body>drifted {ESCAPE}</body></html>")
+    server_log = stack.run_dir(load_settings(env=running.env)) / "api-server.log"
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    answered: list[str] = []  # requests that reached a server (a policy-blocked one gets no response)
+    page.on("response", lambda response: answered.append(response.url))
+    try:
+        _login(page, running)
+        # Evidently's own dashboard draws (its script runs in the frame): its widgets are there.
+        page.goto(f"{running.airflow}/mlops/models/{CARDS}/reports/drift/{real}")
+        report = page.frame_locator("iframe.report-frame")
+        dashboard = report.locator("[id^=root_metric]")
+        dashboard.get_by_text("Dataset Drift").first.wait_for(timeout=60_000)
+        assert "Drifted Columns" in dashboard.inner_text() and dashboard.locator("svg").count() > 0
+        dashboard.get_by_text("Dataset Drift").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts / "08-evidently-report.png"))
+
+        # A producer's script in a report runs, and gets nothing: no cookie, no storage, no parent, no API call,
+        # no popup, no navigation of the tab.
+        frame_page = f"{running.airflow}/mlops/models/{CARDS}/reports/drift/{PROBE_DAY}"
+        page.goto(frame_page)
+        probe_text = page.frame_locator("iframe.report-frame").locator("#probe")
+        deadline = time.monotonic() + 30
+        while probe_text.inner_text() == "not run":
+            assert time.monotonic() < deadline, "the planted script never ran: the probe proves nothing"
+            page.wait_for_timeout(200)
+        got = json.loads(probe_text.inner_text())
+        for name in ("cookie", "storage", "parent", "top"):
+            assert got[name].startswith("blocked SecurityError"), (name, got)
+        assert got["fetch"] == "blocked TypeError" and got["popup"] == "null", got
+        page.wait_for_timeout(1_000)
+        assert page.url == frame_page, "the report's script did not move the tab"
+        assert len(context.pages) == 1, "no popup opened"
+        assert any(url.endswith(f"{PROBE_DAY}/report.html") for url in answered), "the frame's requests are seen"
+        assert not [url for url in answered if "probe=" in url], answered
+        # The api-server's access log (when it has reached the file: it logs this test's own requests) has none.
+        logged = server_log.read_text(errors="replace")
+        if f"reports/drift/{PROBE_DAY}" in logged:
+            assert "probe=" not in logged, "the api-server saw a call of the report's script"
+        # Opened as a page of its own (where a script could move the tab), the report's file is sent to the frame.
+        page.goto(f"{frame_page}/report.html")
+        assert page.url == frame_page
+        page.screenshot(path=str(artifacts / "08-evidently-probe.png"))
+    finally:
+        context.close()
+        lake.fs.rm(probe)

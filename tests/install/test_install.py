@@ -276,7 +276,7 @@ def test_both_models_parse_and_the_plugin_is_listed_once(airflow_env: Shell) -> 
     (plugin,) = [p for p in shell.json("plugins", steps.PLUGINS) if p["name"] == "mlops"]
     assert "mlops.airflow.plugin:MlopsPlugin" in plugin["source"] and "airflow.plugins" in plugin["source"]
     assert [app["url_prefix"] for app in plugin["fastapi_apps"]] == ["/mlops"]
-    assert [view["name"] for view in plugin["external_views"]] == ["MLOps"]
+    assert [view["name"] for view in plugin["external_views"]] == ["MLOps", "MLOps evidence", "MLOps"]
 
 
 def test_the_dags_also_parse_under_python_3_12(airflow_env: Shell, py312: dict[str, str]) -> None:

@@ -35,7 +35,7 @@ AUTH = {"Authorization": "Bearer good"}
 MODEL_ROUTES = ["/models/{m}/", "/models/{m}", "/api/models/{m}", "/api/models/{m}/page", "/api/models/{m}/drift",
                 "/api/models/{m}/validation", "/api/models/{m}/scoring", "/api/models/{m}/scores/2026-11-10",
                 "/api/models/{m}/versions/1", "/models/{m}/reports/drift/2026-11-10", "/models/{m}/reports/gate/abc",
-                "/models/{m}/data-docs/index.html"]  # fmt: skip
+                "/models/{m}/data-docs/index.html", "/models/{m}/reports/drift/2026-11-10/report.html"]  # fmt: skip
 ROUTES = ["/", "/static/app.js", "/api/models", "/metrics", "/api/drift", "/not-a-page",
           *(route.format(m=CARDS) for route in MODEL_ROUTES)]  # fmt: skip
 
@@ -161,13 +161,14 @@ def test_a_models_routes_read_only_its_own_lake(client: TestClient, of: Any) -> 
         f"api/models/{CARDS}/scores/2026-11-10"
     )
     assert _get(client, f"/api/models/{CARDS}/scores/2026-11-10").json()["stats"]["rows"] == 100
-    assert "the cards report" in _get(client, f"/models/{CARDS}/reports/drift/2026-11-10").text
+    assert "the cards report" in _get(client, f"/models/{CARDS}/reports/drift/2026-11-10/report.html").text
     assert "cards data docs" in _get(client, f"/models/{CARDS}/data-docs/x.html").text
 
     # The other model sees none of it, under any of its routes.
     assert _get(client, f"/api/models/{EU}/validation").json() == {"days": []}
     assert _get(client, f"/api/models/{EU}/scoring").json() == {"days": []}
     for path in (f"/api/models/{EU}/scores/2026-11-10", f"/models/{EU}/reports/drift/2026-11-10",
+                 f"/models/{EU}/reports/drift/2026-11-10/report.html",
                  f"/models/{EU}/data-docs/x.html", f"/models/{CARDS}/data-docs/../../../etc/passwd"):  # fmt: skip
         assert client.get(path, headers=AUTH).status_code == 404, path
 

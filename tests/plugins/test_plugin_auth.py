@@ -30,6 +30,8 @@ ENDPOINTS = ["/mlops/", "/mlops/static/app.js", "/mlops/api/models", "/mlops/api
              "/mlops/api/models/card_transactions/drift", "/mlops/api/models/card_transactions/validation",
              "/mlops/api/models/card_transactions/scoring", "/mlops/metrics", "/mlops/models/card_transactions/",
              "/mlops/models/card_transactions/reports/drift/2026-11-10",
+             "/mlops/dags/card_transactions__continuous_training/runs/manual__1",
+             "/mlops/api/dags/card_transactions__continuous_training/runs/manual__1",
              "/mlops/api/drift"]  # fmt: skip  # the last: a path that does not exist still needs a login
 
 
@@ -141,3 +143,10 @@ def test_the_page_is_in_the_navigation(server: str) -> None:
     assert plugin["fastapi_apps"][0]["url_prefix"] == "/mlops"
     view = plugin["external_views"][0]
     assert (view["name"], view["href"], view["url_route"], view["destination"]) == ("MLOps", "mlops/", "mlops", "nav")
+    tabs = {view["destination"]: view["href"] for view in plugin["external_views"][1:]}
+    assert tabs == {"dag_run": "mlops/dags/{DAG_ID}/runs/{RUN_ID}", "dag": "mlops/dags/{DAG_ID}/"}
+    # The run tab on a run Airflow does not know: the page, with what the model's stores have (nothing yet).
+    run = "/mlops/api/dags/card_transactions__continuous_training/runs/manual__2026-11-11T00:00:00%2B00:00"
+    status, body, _ = _status(url + run, {"Authorization": f"Bearer {token}"})
+    found = json.loads(body)
+    assert status == 200 and found["known_to_airflow"] is False and found["training"]["candidate"] is None, found

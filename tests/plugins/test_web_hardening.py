@@ -100,14 +100,65 @@ def test_every_report_with_a_producers_payload_is_served_sandboxed(client: TestC
     link = client.get(f"/api/models/{CARDS}/validation", headers=AUTH).json()["days"][0]["data_docs"]
     assert link == f"models/{CARDS}/data-docs/validations/day/page.html", "the quarantined day links its page"
     for path in (f"/{link}", f"/models/{CARDS}/data-docs/validations/day/logo.svg",
-                 f"/models/{CARDS}/reports/drift/{DAY}", f"/models/{CARDS}/reports/gate/{run_id}"):  # fmt: skip
+                 f"/models/{CARDS}/reports/gate/{run_id}"):  # fmt: skip
         response = client.get(path, headers=AUTH)
         _assert_sandboxed(response)
         assert PAYLOAD in response.text, "the report is still shown as written"
+    # Evidently's report is a script: it runs, in an opaque origin with nothing to reach, inside a frame of ours.
+    report = client.get(f"/models/{CARDS}/reports/drift/{DAY}/report.html", headers=AUTH)
+    _assert_scripts_reach_nothing(report)
+    assert PAYLOAD in report.text
     # A script file of the site is never served as a script from Airflow's origin.
     script = client.get(f"/models/{CARDS}/data-docs/validations/day/app.js", headers=AUTH)
     _assert_sandboxed(script)
     assert script.headers["content-type"].startswith("text/plain")
+
+
+def _policy(response: Any) -> dict[str, list[str]]:
+    directives = [d.split() for d in response.headers.get("content-security-policy", "").split(";") if d.strip()]
+    return {directive[0]: directive[1:] for directive in directives}
+
+
+def _assert_scripts_reach_nothing(response: Any) -> None:
+    """Evidently's policy: scripts run (inline only) with an opaque origin, and every way out is closed."""
+    assert response.status_code == 200, (response.status_code, response.text[:200])
+    policy = _policy(response)
+    assert policy["sandbox"] == ["allow-scripts"], f"no same origin, popup, top navigation or form: {policy}"
+    assert policy["default-src"] == ["'none'"] and policy["script-src"] == ["'unsafe-inline'"], policy
+    for directive in ("connect-src", "form-action", "base-uri"):
+        assert policy[directive] == ["'none'"], (directive, policy)
+    assert policy["img-src"] == ["data:"] and policy["font-src"] == ["data:"], "the report's own data: URIs only"
+    assert policy["frame-ancestors"] == ["'self'"] and response.headers.get("x-content-type-options") == "nosniff"
+
+
+def test_each_kind_of_report_gets_its_own_policy(client: TestClient, env: dict[str, str]) -> None:
+    """Data Docs (and gate reports, above): no script. Evidently: its script in a frame of ours, nowhere to go."""
+    settings = _settings(env)
+    lake = Lake.from_settings(settings)
+    _quarantined_day_with_payload(lake)
+    report = lake.report("drift", DAY, "report.html", settings.dataset.name)
+    lake.fs.makedirs(report.rsplit("/", 1)[0], exist_ok=True)
+    lake.fs.pipe(report, f"<html><body>{PAYLOAD}</body></html>".encode())
+    docs = client.get(f"/models/{CARDS}/data-docs/validations/day/page.html", headers=AUTH)
+    _assert_sandboxed(docs)
+    assert _policy(docs) == {"sandbox": []}, "Data Docs: a plain sandbox, no script at all"
+
+    # The report's URL is our page: it frames the report, and its frame may show only this origin.
+    frame = client.get(f"/models/{CARDS}/reports/drift/{DAY}", headers=AUTH)
+    assert frame.status_code == 200 and PAYLOAD not in frame.text
+    assert f'<iframe class="report-frame" title="Evidently report {DAY}" sandbox="allow-scripts"' in frame.text
+    assert f'src="{DAY}/report.html"' in frame.text and "<script" not in frame.text
+    assert _policy(frame)["default-src"] == ["'self'"] and "frame-src" not in _policy(frame), "frames: self only"
+    _assert_scripts_reach_nothing(client.get(f"/models/{CARDS}/reports/drift/{DAY}/report.html", headers=AUTH))
+    # A browser opening the report itself as a page (where its script could take the tab away) gets the frame.
+    for dest in ("document", "empty", "object"):
+        opened = client.get(f"/models/{CARDS}/reports/drift/{DAY}/report.html", follow_redirects=False,
+                            headers={**AUTH, "Sec-Fetch-Dest": dest})  # fmt: skip
+        assert opened.status_code == 303 and opened.headers["location"] == f"../{DAY}", dest
+    framed = client.get(
+        f"/models/{CARDS}/reports/drift/{DAY}/report.html", headers={**AUTH, "Sec-Fetch-Dest": "iframe"}
+    )
+    _assert_scripts_reach_nothing(framed)
 
 
 def test_the_plugins_own_page_runs_only_its_own_files(client: TestClient) -> None:

@@ -1,4 +1,6 @@
-"""The MLOps page inside the Airflow UI: a FastAPI app under ``/mlops`` and an "MLOps" entry in the navigation.
+"""The MLOps page inside the Airflow UI: a FastAPI app under ``/mlops``, an "MLOps" entry in the navigation, an
+"MLOps" tab on every DAG page (the DAG's model's page) and an "MLOps evidence" tab on every DAG-run page (that
+run's gates, or its drift decisions: :mod:`mlops.web.runs`).
 
 The page (``mlops.web``) opens on the list of models of the models folder and shows, per model, champion and
 challenger with their metrics, gate evidence and lineage, the alias ledger, drift over time, validation verdicts
@@ -26,6 +28,7 @@ from fastapi import HTTPException, Request, status
 
 from mlops.web.app import create_app
 from mlops.web.data import RECENT_FAILURE_DAYS, DagRuns
+from mlops.web.runs import RETURNED_TASKS, RunRecord
 from mlops.web.status import FAILED_DAYS, LISTED, ActiveRun, Activity, FailedTask, WaitingApproval, one_line
 from mlops.web.urls import PLUGIN_PREFIX
 
@@ -181,7 +184,29 @@ def activity(dag_ids: Sequence[str]) -> Activity:
     return Activity(running, failures, approvals)
 
 
-app = create_app(require_reader, dag_runs=dag_runs, activity=activity)
+def run_record(dag_id: str, run_id: str) -> RunRecord | None:
+    """One DAG run as Airflow's DB has it: state, conf, and what the tasks of ``RETURNED_TASKS`` returned."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        if run is None:
+            return None
+        query = XComModel.get_many(run_id=run_id, key="return_value", task_ids=list(RETURNED_TASKS), dag_ids=dag_id,
+                                   map_indexes=-1)  # fmt: skip
+        returned: dict[str, Any] = {}
+        for row in session.scalars(query).all():
+            returned.setdefault(row.task_id, XComModel.deserialize_value(row))  # newest first
+        state = getattr(run.state, "value", run.state)
+        conf = run.conf if isinstance(run.conf, dict) else {}
+        return RunRecord(dag_id, run_id, str(state) if state else None, run.logical_date or run.run_after, conf,
+                         returned)  # fmt: skip
+
+
+app = create_app(require_reader, dag_runs=dag_runs, activity=activity, run_record=run_record)
 
 #: The page in Airflow's navigation: an iframe on ``/plugin/mlops`` showing ``/mlops/``.
 NAV_ENTRY: dict[str, Any] = {
@@ -192,11 +217,28 @@ NAV_ENTRY: dict[str, Any] = {
     "nav_top_level": True,
     "icon": PLUGIN_PREFIX.lstrip("/") + "/static/icon.svg",
 }
+#: A tab on every DAG-run page: the run's gates and drift evidence (Airflow fills in the ids, URL-encoded).
+RUN_VIEW: dict[str, Any] = {
+    "name": "MLOps evidence",
+    "href": PLUGIN_PREFIX.lstrip("/") + "/dags/{DAG_ID}/runs/{RUN_ID}",
+    "url_route": "mlops-run",
+    "destination": "dag_run",
+    "icon": NAV_ENTRY["icon"],
+}
+#: A tab on every DAG page: the page of the DAG's model.
+DAG_VIEW: dict[str, Any] = {
+    "name": "MLOps",
+    "href": PLUGIN_PREFIX.lstrip("/") + "/dags/{DAG_ID}/",
+    "url_route": "mlops-model",
+    "destination": "dag",
+    "icon": NAV_ENTRY["icon"],
+}
 
 
 class MlopsPlugin(AirflowPlugin):
-    """Registers the app and the navigation entry (task links are set on the operators, :mod:`mlops.airflow.links`)."""
+    """Registers the app, the navigation entry and the tabs on DAG and run pages (task links are set on the
+    operators, :mod:`mlops.airflow.links`)."""
 
     name = "mlops"
     fastapi_apps = [{"app": app, "url_prefix": PLUGIN_PREFIX, "name": "MLOps"}]
-    external_views = [NAV_ENTRY]
+    external_views = [NAV_ENTRY, RUN_VIEW, DAG_VIEW]

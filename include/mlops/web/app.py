@@ -18,6 +18,9 @@ Routes (relative to the mount point)::
     /models/<model>/reports/gate/<run>  a gate report of one of the model's training runs
     /models/<model>/reports/drift/<day> the day's Evidently report in the model's lake
     /models/<model>/data-docs/<page>    the model's GX Data Docs site
+    /dags/<dag_id>/                     Airflow's DAG page tab: the model's page (a redirect)
+    /dags/<dag_id>/runs/<run_id>        Airflow's run page tab: the run's gates or drift decisions (mlops.web.runs)
+    /api/dags/<dag_id>/runs/<run_id>    the same as JSON
     /metrics                            Prometheus text, every model
 
 A model route reads only ``load_settings(model=<model>)``: that model's lake, MLflow experiment and
@@ -27,8 +30,17 @@ name is not echoed back).
 The app is served from Airflow's own origin, where a session cookie opens Airflow's API. Reports hold what data
 producers and training runs wrote (a string value of a quarantined day ends up in its Data Docs page), so every
 report is served by :func:`report_response`: ``Content-Security-Policy: sandbox`` (no script runs, the document
-has no origin) and ``nosniff``. The app's own page runs only its own files (:data:`PAGE_CSP`: no inline script,
+has no origin) and ``nosniff``. The app's own pages run only their own files (:data:`PAGE_CSP`: no inline script,
 no other origin); every response is ``nosniff``.
+
+Evidently's report is the one exception: it is a JavaScript dashboard (inline scripts, fonts and images as
+``data:`` URIs, nothing fetched) that shows nothing without its script, and a producer's value can end up inside
+that script. It runs, but with nothing to reach (:data:`EVIDENTLY_CSP`): ``sandbox allow-scripts`` without
+``allow-same-origin`` (an opaque origin: no cookie, no storage, no same-origin read of Airflow's API), no
+connection, form, image, font or frame source outside the document itself, no popup, no top navigation. The
+report's URL serves a page of ours that frames it (``<iframe sandbox="allow-scripts">``, ``frame-src 'self'``),
+so its script cannot take the tab anywhere either; the report's own file is served only into a frame (a browser
+asking for it as a page is sent to the frame).
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from mlops.config import Settings, load_settings, model_names
 from mlops.redact import redact_text
 from mlops.web import data, metrics, status
+from mlops.web import runs as run_views
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +66,7 @@ STATIC = Path(__file__).parent / "static"
 #: Files the page may load: the page's own and the vendored, pinned charting library (no CDN).
 STATIC_FILES = {
     "app.js": "text/javascript",
+    "run.js": "text/javascript",
     "app.css": "text/css",
     "icon.svg": "image/svg+xml",
     "vendor/uplot-1.6.32/uPlot.iife.min.js": "text/javascript",
@@ -66,6 +80,12 @@ NO_STORE = {"Cache-Control": "no-store"}
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}
 #: A report is data, not a page of ours: no script, no origin (so no cookie-backed call to Airflow's API).
 REPORT_HEADERS = {"Content-Security-Policy": "sandbox", **NOSNIFF}
+#: Evidently's report: its inline script runs in an opaque origin and can reach nothing (see the module docstring).
+EVIDENTLY_CSP = (
+    "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data:; font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
+)
+EVIDENTLY_HEADERS = {"Content-Security-Policy": EVIDENTLY_CSP, **NOSNIFF, **NO_STORE}
 #: The app's own page: its scripts, styles and API calls from this origin only, no inline script, framed only
 #: by the Airflow UI (same origin). uPlot sets styles through the DOM (allowed); the page has no inline style.
 PAGE_CSP = (
@@ -73,6 +93,13 @@ PAGE_CSP = (
     "base-uri 'self'; form-action 'self'; frame-ancestors 'self'"
 )
 PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP, **NOSNIFF, **NO_STORE}
+#: The page that frames an Evidently report: the frame may show only this origin (frame-src via default-src).
+REPORT_FRAME = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8" /><title>Evidently report {day}</title>
+<link rel="stylesheet" href="../../../../static/app.css" /></head>
+<body class="report-frame"><iframe class="report-frame" title="Evidently report {day}" sandbox="allow-scripts"
+src="{day}/report.html"></iframe></body></html>
+"""
 #: The page's ``<base>``: its relative URLs (static files, API, reports) always resolve from the plugin's root.
 BASE_TAG = '<base href="./" />'
 UNKNOWN_MODEL = "no such model in the models folder (GET api/models lists them)"
@@ -97,6 +124,7 @@ def create_app(
     dag_runs: Callable[[], Iterable[data.DagRuns]] | None = None,
     activity: status.ActivityReader | None = None,
     extra_metrics: Callable[[], str] | None = None,
+    run_record: run_views.RunReader | None = None,
 ) -> FastAPI:
     """The app; ``require_reader`` raises 401/403 for requests that may not read the platform's data.
 
@@ -105,7 +133,8 @@ def create_app(
     the DAG runs (Airflow: its metadata DB): the models list then shows each model's recent failed runs and
     ``/metrics`` the per-DAG lines. ``activity`` returns what is running, failed and waiting for approval in
     the given DAGs (Airflow: its metadata DB): each model's status line shows it. ``extra_metrics`` adds any
-    other Prometheus text the host has.
+    other Prometheus text the host has. ``run_record`` returns what the host knows of one DAG run (Airflow: its
+    state, conf and the returned values of :data:`mlops.web.runs.RETURNED_TASKS`) for the run pages' tab.
     """
     app = FastAPI(
         title="MLOps",
@@ -239,7 +268,19 @@ def create_app(
     # -- reports -------------------------------------------------------------------------------------------
     @app.get("/models/{model}/reports/drift/{day}", response_class=HTMLResponse)
     def drift_report(model: str, day: str) -> Response:
-        return report_response(data.drift_report_html(settings_of(model), _day(day)))
+        """Our page framing the day's Evidently report (its script cannot take the tab anywhere)."""
+        found = _day(day)
+        data.drift_report_path(settings_of(model), found)
+        return HTMLResponse(REPORT_FRAME.format(day=found.isoformat()), headers=PAGE_HEADERS)
+
+    @app.get("/models/{model}/reports/drift/{day}/report.html", response_class=HTMLResponse)
+    def drift_report_file(model: str, day: str, request: Request) -> Response:
+        """The Evidently report itself, only into a frame: a browser opening it as a page is sent to the frame."""
+        found, settings = _day(day), settings_of(model)
+        if request.headers.get("sec-fetch-dest", "iframe") != "iframe":
+            data.drift_report_path(settings, found)
+            return RedirectResponse(f"../{found.isoformat()}", status_code=303)
+        return Response(data.drift_report_html(settings, found), media_type="text/html", headers=EVIDENTLY_HEADERS)
 
     @app.get("/models/{model}/reports/gate/{run_id}", response_class=HTMLResponse)
     def gate_report(model: str, run_id: str) -> Response:
@@ -249,6 +290,50 @@ def create_app(
     def data_docs(model: str, page: str) -> Response:
         body = data.data_docs_file(settings_of(model), page)
         return report_response(body, _DATA_DOCS_TYPES.get(Path(page).suffix.lower(), "application/octet-stream"))
+
+    # -- Airflow's DAG and run pages ---------------------------------------------------------------------
+    def model_run(dag_id: str, run_id: str) -> tuple[Settings, str]:
+        """The model and kind of a model's DAG id; 404 for another DAG or a run id Airflow would not make."""
+        try:
+            model, kind = run_views.model_and_kind(dag_id, model_names(env))
+        except LookupError:
+            raise HTTPException(status_code=404, detail="not a DAG of a model of the models folder") from None
+        if not run_views.RUN_ID.fullmatch(run_id):
+            raise HTTPException(status_code=404, detail="not a run id of Airflow's run-id pattern")
+        return settings_of(model), kind
+
+    def record_of(dag_id: str, run_id: str) -> run_views.RunRecord | None:
+        if run_record is None:
+            return None
+        try:
+            return run_record(dag_id, run_id)
+        except Exception:
+            log.exception("could not read the DAG run")
+            return None
+
+    @app.get("/dags/{dag_id}/", response_class=HTMLResponse)
+    def dag_tab(dag_id: str) -> Response:
+        try:
+            model, _ = run_views.model_and_kind(dag_id, model_names(env))
+        except LookupError:
+            return HTMLResponse(run_views.not_found("../../"), status_code=404, headers=PAGE_HEADERS)
+        return RedirectResponse("../../" + data.urls.model_page(model), status_code=307)
+
+    @app.get("/api/dags/{dag_id}/runs/{run_id:path}")
+    def run_evidence(dag_id: str, run_id: str) -> dict[str, Any]:
+        settings, kind = model_run(dag_id, run_id)
+        return run_views.run_view(settings, kind, run_id, record_of(dag_id, run_id))
+
+    @app.get("/dags/{dag_id}/runs/{run_id:path}", response_class=HTMLResponse)
+    def run_tab(dag_id: str, run_id: str) -> Response:
+        try:
+            settings, kind = model_run(dag_id, run_id)
+        except HTTPException as exc:
+            if exc.status_code != 404:
+                raise
+            return HTMLResponse(run_views.not_found("../../../"), status_code=404, headers=PAGE_HEADERS)
+        view = run_views.run_view(settings, kind, run_id, record_of(dag_id, run_id))
+        return HTMLResponse(run_views.render(view), headers=PAGE_HEADERS)
 
     # -- metrics -------------------------------------------------------------------------------------------
     @app.get("/metrics", response_class=PlainTextResponse)

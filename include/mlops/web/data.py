@@ -371,13 +371,19 @@ def _inside(lake: Lake, root: str, path: str) -> bool:
     return os.path.realpath(path).startswith(os.path.realpath(root) + os.sep)
 
 
-def drift_report_html(settings: Settings, day: dt.date) -> bytes:
-    """The Evidently report of a day, as the drift check published it in the model's own lake."""
+def drift_report_path(settings: Settings, day: dt.date) -> str:
+    """Where the Evidently report of a day is in the model's own lake; FileNotFoundError when it has none."""
     lake = Lake.from_settings(settings)
     path = lake.report("drift", day, "report.html", settings.dataset.name)
     if not _inside(lake, lake.root, path):
         raise FileNotFoundError(f"no drift report for {day}")
-    with lake.fs.open(path, "rb") as handle:
+    return path
+
+
+def drift_report_html(settings: Settings, day: dt.date) -> bytes:
+    """The Evidently report of a day, as the drift check published it in the model's own lake."""
+    path = drift_report_path(settings, day)
+    with Lake.from_settings(settings).fs.open(path, "rb") as handle:
         return handle.read()
 
 
