@@ -57,7 +57,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 
 from mlops.config import Settings, load_settings, model_names
 from mlops.redact import redact_text
-from mlops.web import data, metrics, status
+from mlops.web import data, metrics, reports, status
 from mlops.web import runs as run_views
 
 log = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ def create_app(
     def drift_report(model: str, day: str) -> Response:
         """Our page framing the day's Evidently report (its script cannot take the tab anywhere)."""
         found = _day(day)
-        data.drift_report_path(settings_of(model), found)
+        reports.drift_report_path(settings_of(model), found)
         return HTMLResponse(REPORT_FRAME.format(day=found.isoformat()), headers=PAGE_HEADERS)
 
     @app.get("/models/{model}/reports/drift/{day}/report.html", response_class=HTMLResponse)
@@ -278,17 +278,17 @@ def create_app(
         """The Evidently report itself, only into a frame: a browser opening it as a page is sent to the frame."""
         found, settings = _day(day), settings_of(model)
         if request.headers.get("sec-fetch-dest", "iframe") != "iframe":
-            data.drift_report_path(settings, found)
+            reports.drift_report_path(settings, found)
             return RedirectResponse(f"../{found.isoformat()}", status_code=303)
-        return Response(data.drift_report_html(settings, found), media_type="text/html", headers=EVIDENTLY_HEADERS)
+        return Response(reports.drift_report_html(settings, found), media_type="text/html", headers=EVIDENTLY_HEADERS)
 
     @app.get("/models/{model}/reports/gate/{run_id}", response_class=HTMLResponse)
     def gate_report(model: str, run_id: str) -> Response:
-        return report_response(data.gate_report_html(settings_of(model), run_id))
+        return report_response(reports.gate_report_html(settings_of(model), run_id))
 
     @app.get("/models/{model}/data-docs/{page:path}")
     def data_docs(model: str, page: str) -> Response:
-        body = data.data_docs_file(settings_of(model), page)
+        body = reports.data_docs_file(settings_of(model), page)
         return report_response(body, _DATA_DOCS_TYPES.get(Path(page).suffix.lower(), "application/octet-stream"))
 
     # -- Airflow's DAG and run pages ---------------------------------------------------------------------
