@@ -358,7 +358,7 @@ def _list_models(args: argparse.Namespace) -> int:
 
 def cmd_requeue(args: argparse.Namespace, settings: Settings) -> int:
     from mlops.data.lake import Lake
-    from mlops.validation import requeue_partition
+    from mlops.quarantine import requeue_partition
 
     def one(day: dt.date) -> tuple[dict[str, Any], str]:
         raw = requeue_partition(Lake.from_settings(settings), day, actor=f"cli:{_user()}", note=args.reason)

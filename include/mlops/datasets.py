@@ -4,7 +4,8 @@ From the landed days of the new model's lake (``raw/dt=D`` with ``_SUCCESS``: ev
 ``--date``, a range with ``--from``/``--to``; and ``labels/`` once any have landed) this drafts the two things a
 new model needs: its **model file** (``<models_dir>/<name>.yaml``: the ``dataset:`` block, ``training:`` sized
 to the labelled rows and positives seen, and ``gates:`` for what depends on the data) and a review-ready data
-contract, and lists what a person must review before committing them, with what was observed behind each value.
+contract, and lists what a person must review before committing them, with what was observed behind each value
+(that text is ``mlops.dataset_review``).
 Once the file is in the models folder, the model's DAGs (``<name>__data_validation``, ...) are generated.
 Guesses (id, event time, label, positive class, label delay) are made only when the data leaves one answer;
 otherwise the error names the candidates and the flag that settles it. The drafted contract is checked against
@@ -17,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,18 +27,10 @@ import yaml
 from pydantic import ValidationError
 
 from mlops.config import MODEL_NAME, PROJECT_ROOT, DatasetSpec, TrainingSpec
-from mlops.data.contract import (
-    MAX_INFERRED_CATEGORIES,
-    NULL_MARGIN,
-    RANGE_FACTOR,
-    ROW_COUNT_FLOOR,
-    Contract,
-    hours_beyond_day,
-    infer_contract,
-    missing_count,
-)
+from mlops.data.contract import Contract, infer_contract
 from mlops.data.lake import SUCCESS, Lake
 from mlops.dataset_guess import guess_id, guess_label, guess_positive, guess_time, unique_every_day
+from mlops.dataset_review import Evidence, day_runs, review_lines
 from mlops.dataset_sizing import draft_gates, draft_training, label_stats
 from mlops.errors import InputError
 
@@ -50,8 +43,6 @@ if TYPE_CHECKING:
 MAX_SLICE_VALUES = 12
 #: Most landed days one draft reads (the newest); ``--from``/``--to`` picks others.
 MAX_DRAFT_DAYS = 366
-#: Shown categories per column in the review (the contract lists them all).
-SHOWN_CATEGORIES = 12
 
 
 class DraftRejected(InputError):
@@ -110,17 +101,6 @@ class DaySelection:
             notes.append(f"read the newest {MAX_DRAFT_DAYS} of {len(days)} landed days (--from/--to picks others)")
             days = days[-MAX_DRAFT_DAYS:]
         return days, notes
-
-
-def day_runs(days: Sequence[dt.date]) -> str:
-    """``2026-03-02..2026-03-05, 2026-03-08``: consecutive days as one run."""
-    runs: list[list[dt.date]] = []
-    for day in sorted(days):
-        if runs and (day - runs[-1][-1]).days == 1:
-            runs[-1].append(day)
-        else:
-            runs.append([day])
-    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in runs)
 
 
 @dataclass
@@ -238,77 +218,10 @@ def _selection(days: dt.date | DaySelection | None) -> DaySelection:
     return days if isinstance(days, DaySelection) else DaySelection(date=days)
 
 
-def _number(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def _names(columns: Sequence[str]) -> str:
-    more = len(columns) - SHOWN_CATEGORIES
-    return ", ".join(columns[:SHOWN_CATEGORIES]) + (f", ... (+{more})" if more > 0 else "")
-
-
-def _column_review(raws: Mapping[dt.date, pa.Table], contract: Contract, excluded: Mapping[str, str]) -> list[str]:
-    """Per column, what was observed behind each rule: ranges, null fractions, categories (and how stable)."""
-    import pyarrow.compute as pc
-
-    n = len(raws)
-    ranges, nulls, categories = [], [], []
-    tolerated: dict[float, list[str]] = {}  # null-free columns, by the nulls they tolerate (0: strict)
-    for column, rule in contract.columns.items():
-        present = {d: t.column(column) for d, t in raws.items() if column in t.column_names}
-        if len(present) < n:
-            nulls.append(f"  {column}: absent on {n - len(present)} of {n} days (null there)")
-        if rule.min is not None and rule.max is not None:
-            bounds = [pc.min_max(c) for c in present.values()]
-            low = min((b["min"].as_py() for b in bounds if b["min"].as_py() is not None), default=None)
-            high = max((b["max"].as_py() for b in bounds if b["max"].as_py() is not None), default=None)
-            ranges.append(f"  {column}: observed [{_number(low)}, {_number(high)}] -> [{rule.min:g}, {rule.max:g}]")
-        missing = sum(missing_count(c) for c in present.values()) + sum(len(t) for t in raws.values()
-                                                                         if column not in t.column_names)  # fmt: skip
-        observed = missing / max(sum(len(t) for t in raws.values()), 1)
-        worst = max((missing_count(c) / max(len(c), 1) for c in present.values()), default=0.0)
-        if not missing:
-            tolerated.setdefault(rule.max_null_fraction, []).append(column)
-        elif rule.nullable:
-            daily = f" (at most {worst:.1%} a day)" if n > 1 else ""
-            nulls.append(f"  {column}: {observed:.1%} null{daily} -> max_null_fraction {rule.max_null_fraction:g}")
-        if column in excluded:
-            continue
-        if rule.allowed is not None:
-            seen: set[str] = set()
-            new_days = 0
-            for index, values in enumerate(present.values()):
-                day_values = {str(v) for v in pc.unique(values.drop_null()).to_pylist()}
-                new_days += index > 0 and bool(day_values - seen)
-                seen |= day_values
-            stable = f", a new one on {new_days} of {len(present) - 1} later days" if len(present) > 1 else ""
-            unknown = rule.max_unknown_fraction
-            verdict = f"unknown ones on <= {unknown:.0%} of rows warn" if unknown else "a new one fails"
-            categories.append(f"  {column}: {len(seen)} seen on {len(present)} day(s){stable} -> allowed, {verdict}: "
-                              f"[{_names(rule.allowed)}]")  # fmt: skip
-        elif rule.high_cardinality:
-            values = len(set().union(*(pc.unique(c.drop_null()).to_pylist() for c in present.values())))
-            categories.append(f"  {column}: {values} values (> {MAX_INFERRED_CATEGORIES}): high_cardinality, values "
-                              "not checked, hashed into one feature")  # fmt: skip
-    for fraction, columns in sorted(tolerated.items()):
-        allowed = (f"nullable: false, nulls on <= {fraction:.0%} of rows warn (max_null_fraction)" if fraction
-                   else "strict, a null fails")  # fmt: skip
-        nulls.append(f"  no nulls seen in {len(columns)} column(s) -> {allowed}: {_names(columns)}")
-    review = [f"ranges      physical limits: {RANGE_FACTOR}x the largest observed magnitude (at least 1) each "
-              "side; never-negative columns keep min 0. Tighten where you know the real limits", *ranges]  # fmt: skip
-    review += [f"nulls       observed -> max_null_fraction: twice the observed, at most halfway to 1, at least "
-               f"+{NULL_MARGIN}; nulls reach the model as missing", *nulls]  # fmt: skip
-    if categories:
-        review += [f"categories  strings of at most {MAX_INFERRED_CATEGORIES} values list them (allowed)", *categories]
-    return review
-
-
 def draft_dataset(settings: Settings, name: str, days: dt.date | DaySelection | None, choices: Choices,
                   contract_ref: str) -> DatasetDraft:  # fmt: skip
     """Read the landed days (and labels), guess what was not given, draft the contract, the training section
     and the review list."""
-    import pyarrow.compute as pc
-
     try:
         DatasetSpec(name=name)
     except ValidationError as exc:
@@ -386,78 +299,20 @@ def draft_dataset(settings: Settings, name: str, days: dt.date | DaySelection | 
         "contract": contract_ref,
     })  # fmt: skip
 
-    # What a person should look at, in the order they would check it.
     per_day = [t.num_rows for t in raws.values()]
-    if len(raws) == 1:
-        review = [f"source      {source}: {raw.num_rows} rows x {raw.num_columns} columns"]
-    else:
-        review = [f"source      {source}: {len(raws)} days, {raw.num_rows} rows ({min(per_day)}..{max(per_day)} a "
-                  f"day) x {raw.num_columns} columns"]  # fmt: skip
-    review += [f"  {note}" for note in notes]
-    unique = "unique on this day" if len(raws) == 1 else "unique within each day"
-    review.append(f"id          {id_column} ({raw.schema.field(id_column).type}; {unique})")
-    review.append(f"event time  {time_column} ({raw.schema.field(time_column).type}; any unit or zone is accepted)")
-    if contract.event_time_tolerance_hours is not None:
-        beyond = max(hours_beyond_day(t.column(time_column), d) for d, t in raws.items())
-        seen = f"observed up to {beyond:.1f} h outside" if beyond else "all observed within their day"
-        review.append(f"  within dt=D (UTC) +- {contract.event_time_tolerance_hours:g} h (event_time_tolerance_hours; "
-                      f"{seen}): a row of another day quarantines the day")  # fmt: skip
     stats = None
     if labels is not None and label in labels.column_names:
         stats = label_stats(labels_by_day, id_column, label, positive, raw.schema.field(id_column).type)
     positive_rate = stats.rate if stats is not None else None
-    if stats is not None and stats.labelled:
-        rate = f"{positive_rate:.3f} ({stats.positives} of {stats.labelled} labelled rows)"
-        if not stats.positives:
-            rate += f": NO positive label on {labels_source}, check the positive class"
-    else:
-        rate = "no labelled rows" if stats is not None else "not measured"
-    classes = len(pc.unique(label_values.drop_null()))
-    one_vs_rest = f"; {classes} classes: {positive!r} against the rest" if classes > 2 else ""
-    told = "" if label_how == "given" else f" ({label_how})"
-    review.append(f"label       {label}{told} from {label_where}: positive {positive!r} ({how}){one_vs_rest}; "
-                  f"positive rate {rate}")  # fmt: skip
-    if stats is not None and stats.nulls:
-        review.append(f"  {stats.nulls} of {stats.rows} labels null: left out (rows that never got an outcome)")
-    nan_labels = missing_count(label_values) - label_values.null_count
-    if nan_labels:
-        review.append(f"  {nan_labels} labels NaN: training reads them as negatives (only nulls are left out); "
-                      "land unknown outcomes as null")  # fmt: skip
-    if delay_how == "given":
-        delay_how = f"{delay} day(s) (given)"
-    review.append(f"label delay {delay_how}; labels/dt=D are used once D + delay has passed (--label-delay-days "
-                  "sets it)")  # fmt: skip
-    review.append(f"features    {len(features)}: {', '.join(features)}")
-    for column, why in excluded.items():
-        review.append(f"  not a feature: {column} ({why})")
-    review += _column_review(raws, contract, excluded)
-    smallest = "this day" if len(raws) == 1 else f"the smallest day, {min(per_day)} rows"
-    review.append(f"row count   >= {contract.row_count.min} ({ROW_COUNT_FLOOR:.0%} of {smallest}), and "
-                  f"{contract.row_count.min_ratio}x..{contract.row_count.max_ratio}x the median of the last "
-                  f"{settings.validation.history_days} validated days")  # fmt: skip
-    review.append(f"extra cols  {choices.extra_columns}: columns not in the contract "
-                  f"{'are ignored' if choices.extra_columns == 'allow' else 'fail validation'}")  # fmt: skip
-    review.append(f"slices      {slices or 'none'} (the gates compare candidate and champion per value)")
-
     training, reasons, warnings = draft_training(stats, sum(per_day) / len(per_day))
-    if stats is not None and stats.labelled:
-        basis = (f"{len(stats.days)} labelled day(s) ({day_runs(stats.days)}): {stats.labelled} labelled rows, "
-                 f"{stats.positives} positives (rate {positive_rate:.3f}); {sum(per_day) / len(per_day):.0f} raw rows "
-                 "a day")  # fmt: skip
-        review.append(f"training    sized to {basis}")
-    review += [f"  {key} {training[key]}: {reasons[key]}" for key in training]
-    review += [line if line.startswith("training") else f"  {line}" for line in warnings]
-
     gates: dict[str, Any] = {}
     if stats is not None and stats.labelled and slices:  # without slices, no slice gate to size
         holdout = training["holdout_days"] / len(stats.days)
         gates, why = draft_gates(positive_rate, stats.labelled * holdout, stats.positives * holdout, settings.gates)
         reasons.update(why)
-    absolute = ", ".join(f"{key} {op} {value:g}" for key, bound in settings.gates.absolute.items()
-                         for op, value in ((">=", bound.min), ("<=", bound.max)) if value is not None)  # fmt: skip
-    review.append(f"gates       the deployment's: {absolute}")
-    review += [f"  {key} {gates.get(key, getattr(settings.gates, key))}: {reasons[key]}"
-               for key in ("slice_min_rows", "slice_min_positives") if key in reasons]  # fmt: skip
+    evidence = Evidence(source, raws, raw, notes, excluded, label_how, label_where, labels_source, label_values, how,
+                        delay_how, stats, warnings)  # fmt: skip
+    review = review_lines(settings, evidence, contract, block, training, reasons, gates)
     return DatasetDraft(selected, raw.num_rows, block, contract, review, gates or None, positive_rate, training,
                         reasons)  # fmt: skip
 

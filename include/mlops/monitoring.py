@@ -291,11 +291,13 @@ def _report(settings: Settings, lake: Lake, day: dt.date, champion: Champion, in
     Evidently is configured with our policy (PSI per column at our threshold, dataset drift at our number
     of breaching features) and the page opens with our decision and PSI table (``result`` is
     ``DriftResult.to_dict()``): a page that read "no drift" on a day that triggered retraining would mislead.
-    Columns are typed from the model's features and the contract (``drift_report.report_columns``), hashed
+    Columns are typed from the model's features and the contract (``drift_report_columns.report_columns``), hashed
     strings bucketed on the top values of the champion's reference profile, as the monitor does.
     """
     from mlops.data.publish import publish_file
-    from mlops.drift_report import POLICY_PSI, decision_banner, evidently_report, report_columns
+    from mlops.drift_report import POLICY_PSI, evidently_report
+    from mlops.drift_report_columns import report_columns
+    from mlops.drift_report_page import decision_banner
     from mlops.profiling import TOP_VALUES
 
     policy = settings.drift

@@ -2,8 +2,8 @@
 
 Structural faults GX cannot see (no ``_SUCCESS``, no files, unreadable parquet) are checked first, by
 reading the files; then the contract's Great Expectations suite (``mlops.gx_suite``) runs and its
-failed expectations become :class:`Failure` lines that name the file, column and rule. A value from the
-data is quoted short (:func:`shorten`), so one huge cell never becomes a huge reason.
+failed expectations become :class:`Failure` lines that name the file, column and rule (``mlops.validation_verdict``
+reads GX's results; a value from the data is quoted short there, so one huge cell never becomes a huge reason).
 
 A breach within a rule's tolerance (rare unknown categories, rare nulls in a ``nullable: false`` column: see
 ``mlops.data.contract``) is a *warning*: the day passes, and ``Verdict.warnings`` (then ``_VALIDATED.json``)
@@ -13,9 +13,8 @@ Transient is not invalid: only a contract breach quarantines a day. A marker, fo
 *reached* (an I/O error on its stat, listing, open or read, a reset connection, an S3 timeout: the lake never
 reads one as "absent") is retried in place and then raises :class:`LakeReadError`, an
 :class:`~mlops.errors.InfrastructureError` that Airflow retries with backoff; bytes that were fetched but
-are not parquet are a breach (``readable_parquet``). ``mlops requeue --date D`` (:func:`requeue_partition`)
-returns a quarantined day to ``raw/`` for re-validation; ``reason.json`` keeps the day's history, and a day
-quarantined again after a new delivery keeps the earlier ones (``quarantine/dt=D/_earlier/<n>/``).
+are not parquet are a breach (``readable_parquet``). Quarantine and ``mlops requeue --date D`` are
+``mlops.quarantine``.
 
 A verdict names what it validated: each file's size, md5 and sha256 of the bytes it read (``Verdict.manifest``,
 then ``_VALIDATED.json``); the DVC snapshot and scoring refuse a day whose files differ from it.
@@ -26,36 +25,43 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import asdict, dataclass, field
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
 from mlops.data.contract import Contract, arrow_column_type
 from mlops.data.lake import REASON, SUCCESS, VALIDATED, Lake, LakeIOError, PartitionChanged, file_digest, refuse_changes
 from mlops.data.publish import publish_json
-from mlops.errors import InfrastructureError, InputError, Quarantined
-from mlops.gx_suite import EVENT_TIME_RULE, RULES, GxRunner, build_suite, plain, row_level_twin, to_pandas
+from mlops.errors import InfrastructureError, InputError
+from mlops.gx_suite import RULES, GxRunner, build_suite, plain, row_level_twin, to_pandas
+from mlops.quarantine import quarantine_partition
+from mlops.validation_verdict import (
+    Failure,
+    ValidationFailed,
+    Verdict,
+    column_set_failures,
+    failure_from_result,
+    null_warnings,
+    shorten,
+    tolerated_unknowns,
+    unknown_values,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from mlops.config import Settings
 
+#: ``Failure``, ``Verdict`` and ``ValidationFailed`` live in ``mlops.validation_verdict``; named here too, as what
+#: the step returns and raises.
 __all__ = [
-    "RULES",
     "Failure",
     "LakeReadError",
-    "NothingToRequeue",
     "PartitionNotReady",
     "ValidationFailed",
     "Verdict",
-    "build_suite",
     "check_partition",
     "expected_row_range",
     "mark_validated",
-    "quarantine_partition",
-    "requeue_partition",
-    "shorten",
     "validate_and_version",
     "validate_partition",
 ]
@@ -63,95 +69,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 #: Pauses between attempts to fetch a file of a day before the step gives up (then Airflow retries it).
 READ_RETRY_SECONDS = (0.5, 2.0)
-#: How much of a value from the data a reason quotes: a 5 MB cell must not become a 5 MB log line, alert or page.
-QUOTE_LIMIT = 80
-
-
-def shorten(value: Any, limit: int = QUOTE_LIMIT) -> Any:
-    """A value from the data as a reason quotes it: a text longer than ``limit`` is cut and says its length.
-
-    ``"a" * 5_000_000`` -> ``"aaaa… (5000000 chars)"`` (``limit`` characters, then the length); other values as is.
-    """
-    if isinstance(value, str) and len(value) > limit:
-        return f"{value[:limit]}… ({len(value)} chars)"
-    return value
 
 
 class LakeReadError(InfrastructureError):
     """A file of the day could not be fetched (I/O, network): retried, never a reason to quarantine."""
-
-
-class ValidationFailed(Quarantined):
-    """A partition broke its contract; the message names the file, column and rule."""
-
-    def __init__(self, verdict: Verdict) -> None:
-        super().__init__(verdict.summary())
-        self.verdict = verdict
-
-
-@dataclass
-class Failure:
-    rule: str
-    column: str | None
-    observed: Any
-    expected: Any
-    file: str | None = None
-    sample_ids: list[Any] = field(default_factory=list)
-
-    def __post_init__(self) -> None:  # a column name and the ids come from the data too
-        self.column = shorten(self.column)
-        self.sample_ids = [shorten(value) for value in self.sample_ids]
-
-    def describe(self) -> str:
-        where = f"column '{self.column}'" if self.column else "table"
-        text = f"[{self.rule}] {where}: observed {self.observed!r}, expected {self.expected!r}"
-        if self.file:
-            text += f" (file {self.file})"
-        if self.sample_ids:
-            text += f"; offending ids e.g. {self.sample_ids}"
-        return text
-
-
-@dataclass
-class Verdict:
-    dataset: str
-    day: str
-    partition: str
-    contract: dict[str, str]
-    rows: int = 0
-    files: list[str] = field(default_factory=list)
-    #: file name -> size, md5, sha256 of the bytes this verdict read: what "validated" covers, and nothing else.
-    manifest: dict[str, dict[str, Any]] = field(default_factory=dict)
-    failures: list[Failure] = field(default_factory=list)
-    #: Breaches within a rule's tolerance: the day passes with them (logged, recorded in ``_VALIDATED.json``).
-    warnings: list[Failure] = field(default_factory=list)
-    suite: dict[str, Any] = field(default_factory=dict)
-    data_docs: str | None = None
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    def summary(self) -> str:
-        """One line that names the rule, column and file first (it is what a failure callback shows)."""
-        contract = f"contract {self.contract['name']} v{self.contract['version']}"
-        if self.passed:
-            passed = f"{self.partition}: {self.rows} rows passed {contract}"
-            if not self.warnings:
-                return passed
-            first, *rest = self.warnings
-            more = f" (+{len(rest)} more)" if rest else ""
-            return f"{passed} with {len(self.warnings)} warning(s): {first.describe()}{more}"
-        first, *rest = self.failures
-        more = f" (+{len(rest)} more rule(s) broken)" if rest else ""
-        lines = [f"{self.partition} failed {contract}: {first.describe()}{more}"]
-        lines += [f"  - {failure.describe()}" for failure in rest]
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        payload = asdict(self)
-        payload["passed"] = self.passed
-        return payload
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -253,102 +174,6 @@ def expected_row_range(lake: Lake, day: dt.date, contract: Contract, history_day
     return low, high
 
 
-def _column_set_failures(expected: list[str], columns: list[str]) -> list[Failure]:
-    missing, extra = sorted(set(expected) - set(columns)), sorted(set(columns) - set(expected))
-    failures = [Failure("column_present", name, "missing", "present") for name in missing]
-    return failures + [Failure("no_extra_columns", name, "unexpected column", "absent") for name in extra]
-
-
-def _percent(fraction: float) -> str:
-    """``0.0127`` -> ``1.3``; small fractions keep two significant digits (``0.00033`` -> ``0.033``)."""
-    percent = 100.0 * fraction
-    return f"{percent:.1f}" if percent >= 0.1 or percent == 0 else f"{percent:.2g}"
-
-
-def _null_tolerance(fraction: float) -> str:
-    return f"no nulls (up to {_percent(fraction)} % tolerated)"
-
-
-def _unknown_values(result: Any, contract: Contract) -> Failure:
-    """The ``allowed_values`` warning or failure of a column with a tolerance, from GX's row-level in-set result."""
-    kwargs = result.expectation_config.kwargs
-    column = kwargs["column"]
-    found = (result.result or {}).get("partial_unexpected_list") or []  # values as they occur, repeated
-    shown = [shorten(value) for value in sorted(set(map(str, found)))[:10]]
-    count = int((result.result or {}).get("unexpected_count") or 0)
-    percent = float((result.result or {}).get("unexpected_percent") or 0.0) / 100.0  # of the non-null rows
-    tolerated = _percent(contract.columns[column].max_unknown_fraction)
-    return Failure("allowed_values", column, f"unknown values {shown} on {count} rows ({_percent(percent)} %)",
-                   f"one of {kwargs['value_set']} (up to {tolerated} % unknown tolerated)")  # fmt: skip
-
-
-def _tolerated_unknowns(passed: list[Any], contract: Contract, skip: set[str]) -> list[Failure]:
-    """A passed in-set check with unknown rows: within the column's tolerance, so a warning."""
-    return [_unknown_values(item, contract) for item in passed
-            if item.expectation_config.type == "expect_column_values_to_be_in_set"
-            and item.expectation_config.kwargs.get("column") not in skip
-            and (item.result or {}).get("unexpected_count")]  # fmt: skip
-
-
-def _null_warnings(results: list[Any], contract: Contract, rows: int, skip: set[str]) -> list[Failure]:
-    """A passed non-null proportion with nulls on a ``nullable: false`` column: nulls tolerated, so a warning."""
-    warnings = []
-    for item in results:
-        config = item.expectation_config
-        column = config.kwargs.get("column")
-        if config.type != "expect_column_proportion_of_non_null_values_to_be_between" or column in skip:
-            continue
-        rule = contract.columns[column]
-        observed = plain((item.result or {}).get("observed_value"))
-        if rule.nullable or not rule.max_null_fraction or observed is None or float(observed) >= 1.0:
-            continue
-        fraction = 1.0 - float(observed)
-        warnings.append(Failure("not_null", column, f"null fraction {round(fraction, 6)} ({round(fraction * rows)} "
-                                f"rows)", _null_tolerance(rule.max_null_fraction)))  # fmt: skip
-    return warnings
-
-
-def _failure_from_result(result: Any, contract: Contract, rows: int = 0) -> Failure:
-    config = result.expectation_config
-    kwargs = dict(config.kwargs)
-    rule, _ = RULES.get(config.type, (config.type, None))
-    column = kwargs.get("column")
-    observed = plain((result.result or {}).get("observed_value"))
-    expected: Any
-    if config.type == "expect_column_type_to_be":
-        expected = contract.columns[column].type
-    elif config.type == "expect_column_proportion_of_non_null_values_to_be_between":
-        null_fraction = None if observed is None else round(1.0 - float(observed), 6)
-        column_rule = contract.columns[column]
-        rule = "not_null" if not column_rule.nullable else "max_null_fraction"
-        observed, expected = f"null fraction {null_fraction}", f"<= {round(1 - kwargs['min_value'], 6)}"
-        if not column_rule.nullable and column_rule.max_null_fraction and null_fraction is not None:
-            observed = f"null fraction {null_fraction} ({round(null_fraction * rows)} rows)"
-            expected = _null_tolerance(column_rule.max_null_fraction)
-    elif config.type == "expect_column_distinct_values_to_be_in_set":
-        unknown = sorted(map(str, (result.result or {}).get("partial_unexpected_list") or []))
-        shown = [shorten(value) for value in unknown[:10]]
-        observed, expected = f"unknown values {shown}", f"one of {kwargs['value_set']}"
-    elif config.type == "expect_column_proportion_of_unique_values_to_be_between":
-        expected = "all values unique"
-        observed = f"unique fraction {observed}"
-    elif (config.meta or {}).get("rule") == EVENT_TIME_RULE:  # min/max of the event time: within the day
-        rule = EVENT_TIME_RULE
-        bound = kwargs.get("min_value") if config.type == "expect_column_min_to_be_between" else kwargs.get("max_value")
-        side = ">=" if config.type == "expect_column_min_to_be_between" else "<="
-        shown = bound.isoformat() if isinstance(bound, dt.datetime) else str(bound)
-        observed = f"{'earliest' if side == '>=' else 'latest'} {observed}"
-        expected = f"{side} {shown} (the partition's UTC day +- {contract.event_time_tolerance_hours} h)"
-    elif config.type == "expect_column_min_to_be_between":
-        expected = f">= {kwargs['min_value']}"
-    elif config.type == "expect_column_max_to_be_between":
-        expected = f"<= {kwargs['max_value']}"
-    else:  # row count
-        low, high = kwargs.get("min_value"), kwargs.get("max_value")
-        expected = f"between {low} and {high}" if high is not None else f">= {low}"
-    return Failure(rule=rule, column=column, observed=observed, expected=expected)
-
-
 # -- the step -----------------------------------------------------------------------------------
 def validate_partition(
     settings: Settings, day: dt.date, lake: Lake | None = None, *, render_docs: bool = True
@@ -405,14 +230,14 @@ def validate_partition(
         if verdict.rows == 0 and column is not None and config.type != "expect_column_type_to_be":
             continue  # an empty partition is one failure (row_count), not one per column
         if config.type == "expect_table_columns_to_match_set":
-            for failure in _column_set_failures(config.kwargs["column_set"], columns):
+            for failure in column_set_failures(config.kwargs["column_set"], columns):
                 failure.file = single_file
                 verdict.failures.append(failure)
             continue
         if config.type == "expect_column_values_to_be_in_set":  # beyond the column's unknown tolerance
-            failure = _unknown_values(item, contract)
+            failure = unknown_values(item, contract)
         else:
-            failure = _failure_from_result(item, contract, verdict.rows)
+            failure = failure_from_result(item, contract, verdict.rows)
         failure.file = single_file
         twin = RULES.get(config.type, ("", None))[1]
         id_column = settings.dataset.id_column
@@ -424,8 +249,8 @@ def validate_partition(
         verdict.failures.append(failure)
     if verdict.rows:
         passed = [r for r in result.results if r.success]
-        tolerated = _tolerated_unknowns(passed, contract, mistyped)
-        for warning in tolerated + _null_warnings(passed, contract, verdict.rows, mistyped):
+        tolerated = tolerated_unknowns(passed, contract, mistyped)
+        for warning in tolerated + null_warnings(passed, contract, verdict.rows, mistyped):
             warning.file = single_file
             verdict.warnings.append(warning)
     # Null-typed (all-null) or exotic columns: name the column and its type even if GX found it odd.
@@ -440,82 +265,6 @@ def validate_partition(
     else:
         log.error("%s", verdict.summary())
     return verdict
-
-
-def quarantine_partition(lake: Lake, day: dt.date, verdict: Verdict) -> str:
-    """Move ``raw/dt=D`` to ``quarantine/dt=D`` with ``reason.json``; downstream never sees the data.
-
-    The reason is written into the partition *before* the move (an atomic rename locally), and any
-    stale ``_VALIDATED.json`` from an earlier run is removed first, so no reader sees a marked bad day.
-    A day quarantined before (an earlier delivery, not this one requeued) is not overwritten: each earlier
-    delivery is kept with its own ``reason.json`` under ``quarantine/dt=D/_earlier/<n>/`` (1 = the first),
-    while ``quarantine/dt=D/`` itself always holds the latest, where every reader looks.
-    """
-    raw = lake.partition("raw", day)
-    target = lake.partition("quarantine", day)
-    lake.remove(lake.marker("raw", day, VALIDATED))
-    reason = verdict.to_dict()
-    reason["quarantined_at"] = dt.datetime.now(dt.UTC).isoformat()
-    reason["moved_from"] = lake.url(raw)
-    earlier = lake.marker("raw", day, REASON)  # a requeued day carries its history back into raw/
-    history = list(lake.read_json(earlier).get("history", [])) if lake.exists(earlier) else []
-    first_line = verdict.summary().splitlines()[0]
-    reason["history"] = [*history, {"event": "quarantined", "at": reason["quarantined_at"], "why": first_line}]
-    # (A day with no raw/ at all gets a raw/ of its reason alone, moved like any delivery.)
-    publish_json(lake, lake.marker("raw", day, REASON), reason)
-    if lake.exists(target):
-        _keep_earlier_deliveries(lake, target, raw)
-    lake.move(raw, target)
-    log.warning("quarantined %s -> %s", lake.url(raw), lake.url(target))
-    return lake.url(target)
-
-
-def _keep_earlier_deliveries(lake: Lake, target: str, raw: str) -> None:
-    """Move the quarantined deliveries of ``target`` under ``raw``'s ``_earlier/`` before ``raw`` replaces it.
-
-    Those ``target`` kept already keep their numbers; its latest becomes the next one. Moved into ``raw/``
-    (never deleted) first: a step killed half-way loses nothing, and ``_`` names are never read as data.
-    """
-    numbers = lake.earlier_numbers(target)
-    for number in numbers:
-        lake.move(lake.earlier(target, number), lake.earlier(raw, number))
-    lake.remove(lake.earlier(target))
-    kept = lake.earlier_numbers(raw)  # includes any a killed earlier attempt moved
-    if lake.listdir(target):
-        lake.move(target, lake.earlier(raw, max(kept, default=0) + 1))
-    lake.remove(target)
-
-
-class NothingToRequeue(InputError):
-    """The day has no quarantined data to return to ``raw/``, or ``raw/`` already holds a landing of it."""
-
-
-def requeue_partition(lake: Lake, day: dt.date, actor: str, note: str = "") -> str:
-    """Move ``quarantine/dt=D`` back to ``raw/dt=D`` for re-validation; ``reason.json`` records it in its history.
-
-    For a day quarantined by mistake (a contract since fixed, a rule since relaxed). The day is not marked
-    validated: validation runs again (``mlops validate --date D`` or clear the day's ``data_validation``
-    run) and may quarantine it again, keeping the history.
-    """
-    quarantined, raw = lake.partition("quarantine", day), lake.partition("raw", day)
-    if not lake.data_files(quarantined):
-        raise NothingToRequeue(
-            f"{lake.url(quarantined)} holds no data to requeue: land the day again in {lake.url(raw)}"
-        )
-    if lake.exists(raw):
-        raise NothingToRequeue(
-            f"{lake.url(raw)} exists already (a new landing of the day?): validate it with "
-            f"`mlops validate --date {day}`, or remove it before requeueing the quarantined copy"
-        )
-    reason_path = lake.marker("quarantine", day, REASON)
-    reason = lake.read_json(reason_path) if lake.exists(reason_path) else {}
-    now = dt.datetime.now(dt.UTC).isoformat()
-    entry = {"event": "requeued", "at": now, "by": actor, "note": note}
-    reason["history"] = [*reason.get("history", []), entry]
-    publish_json(lake, reason_path, reason)
-    lake.move(quarantined, raw)
-    log.warning("requeued %s -> %s by %s (%s)", lake.url(quarantined), lake.url(raw), actor, note or "no note")
-    return lake.url(raw)
 
 
 class PartitionNotReady(InputError):

@@ -5,6 +5,8 @@
   so does importing ``mlops.airflow`` itself, which would bring Airflow in.
 * Only ``mlops.models`` points MLflow at a store (``mlflow.set_tracking_uri``): one owner of the
   connection, so no step depends on another having set MLflow's global first.
+* No module of the package is over :data:`MAX_MODULE_LINES` lines: a longer one holds more than one concern
+  and is split (an acceptance rule of the project).
 
 Each checker is also run on planted violations, so a checker that silently finds nothing fails here.
 """
@@ -25,6 +27,7 @@ ADAPTERS = PACKAGE / "airflow"
 MLFLOW_OWNER = PACKAGE / "models.py"
 SOURCE_ROOTS = (INCLUDE, PROJECT_ROOT / "dags", PROJECT_ROOT / "plugins")
 AIRFLOW_MODULES = ("airflow", "mlops.airflow")
+MAX_MODULE_LINES = 500
 
 
 # --- the checkers -------------------------------------------------------------------------------------------
@@ -107,6 +110,16 @@ def tracking_uri_violations(roots: Iterable[Path], owner: Path) -> list[str]:
     ]
 
 
+def long_modules(package: Path, limit: int = MAX_MODULE_LINES) -> list[str]:
+    """``mlops/<path>: N lines`` for every module of ``package`` over ``limit`` lines."""
+    found = []
+    for path in python_files([package]):
+        lines = len(path.read_text().splitlines())
+        if lines > limit:
+            found.append(f"{path.relative_to(package.parent)}: {lines} lines")
+    return found
+
+
 # --- the rules ----------------------------------------------------------------------------------------------
 def test_only_mlops_airflow_imports_airflow() -> None:
     assert ADAPTERS.is_dir()
@@ -116,6 +129,11 @@ def test_only_mlops_airflow_imports_airflow() -> None:
 def test_only_mlops_models_sets_the_mlflow_tracking_uri() -> None:
     problems = tracking_uri_violations(SOURCE_ROOTS, MLFLOW_OWNER)
     assert problems == [], "use mlops.models.use_tracking(settings) or mlops.models.client(settings)"
+
+
+def test_no_module_of_the_package_is_over_500_lines() -> None:
+    problems = long_modules(PACKAGE)
+    assert problems == [], "\n".join([f"split these modules (at most {MAX_MODULE_LINES} lines each):", *problems])
 
 
 # --- the checkers catch what they must ----------------------------------------------------------------------
@@ -191,3 +209,12 @@ def test_tracking_uri_rule_walks_every_root_and_exempts_the_owner(tmp_path: Path
         path.write_text("import mlflow\nmlflow.set_tracking_uri('x')\n")
     roots = (tmp_path / "include", tmp_path / "dags", tmp_path / "plugins")
     assert tracking_uri_violations(roots, owner) == [f"{dag} line 2"]
+
+
+def test_length_checker_names_each_long_module(tmp_path: Path) -> None:
+    package = tmp_path / "mlops"
+    (package / "web").mkdir(parents=True)
+    (package / "short.py").write_text("x = 1\n" * 500)
+    (package / "long.py").write_text("x = 1\n" * 501)
+    (package / "web" / "data.py").write_text("x = 1\n" * 600)
+    assert long_modules(package) == ["mlops/long.py: 501 lines", "mlops/web/data.py: 600 lines"]

@@ -25,7 +25,8 @@ import yaml
 from mlops.config import Settings, load_settings
 from mlops.data.lake import Lake
 from mlops.drift import OLD_HASHED_PROFILE, assess_window, feature_drift
-from mlops.drift_report import OTHER, evidently_report
+from mlops.drift_report import evidently_report
+from mlops.drift_report_columns import OTHER
 from mlops.features import FeatureSpec, build_matrix, hash_codes
 from mlops.monitoring import DriftOutcome
 from mlops.profiling import TOP_K, TOP_VALUES, numeric_bins, reference_profile, top_values

@@ -22,7 +22,8 @@ from mlops.data.contract import Contract
 from mlops.data.generator import DriftSpec, generate_day
 from mlops.data.lake import Lake
 from mlops.drift import assess_window, trigger_decision
-from mlops.drift_report import decision_banner, inject_after_body, policy_drift_share
+from mlops.drift_report import policy_drift_share
+from mlops.drift_report_page import decision_banner, inject_after_body
 from mlops.evaluation import calibration_points, holdout_curves, precision_recall_points
 from mlops.features import build_matrix, feature_spec
 from mlops.gate_report import render_gate_report_html

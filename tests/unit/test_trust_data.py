@@ -304,7 +304,7 @@ def _bytes(lake: Lake, path: str) -> bytes:
 
 
 def test_a_requarantined_day_keeps_every_delivery_with_its_history(settings: Settings, lake: Lake) -> None:
-    from mlops.validation import requeue_partition
+    from mlops.quarantine import requeue_partition
 
     deliveries = []
     for seed in (1, 2, 3):

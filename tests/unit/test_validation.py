@@ -15,14 +15,13 @@ from mlops.data.faults import FAULTS, inject_fault
 from mlops.data.lake import REASON, SUCCESS, VALIDATED, Lake
 from mlops.data.landing import land_days
 from mlops.errors import InfrastructureError, InputError
+from mlops.quarantine import NothingToRequeue, requeue_partition
 from mlops.validation import (
     LakeReadError,
-    NothingToRequeue,
     PartitionNotReady,
     ValidationFailed,
     check_partition,
     mark_validated,
-    requeue_partition,
     validate_and_version,
     validate_partition,
 )
