@@ -14,9 +14,7 @@ artifact still hashes as assessed, becomes champion (:mod:`mlops.verdicts`); MLf
 Rollback goes back only to a former champion (by the ledger's moves) and retires the version it replaces:
 a retired version never returns, so two rollbacks in a row go v3 -> v2 -> v1. Every move records the person
 behind it (``human``: the approver, the triggering user, or the OS user of a CLI call). Registration is
-idempotent per training run.
-
-``import mlops.registry`` stays cheap: SQLAlchemy and MLflow are imported inside functions.
+idempotent per training run. ``import mlops.registry`` stays cheap: SQLAlchemy and MLflow load inside functions.
 """
 
 from __future__ import annotations
@@ -225,7 +223,10 @@ class Registry:
         try:
             return str(self.client.get_model_version_by_alias(self.name, alias).version)
         except MlflowException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            missing = exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+            # Basic-auth MLflow answers its users 403, not 404, for an alias of a model not created yet: search.
+            denied = exc.error_code == "PERMISSION_DENIED"
+            if missing or (denied and not self.client.search_registered_models(f"name='{self.name}'")):
                 return None
             raise
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from mlops.config import PROJECT_ROOT
+from mlops.config import PROJECT_ROOT, load_settings
+from mlops.registry import Registry
 from tests.reliability.world import free_port
 from tests.services import stop_group, wait_http
 
@@ -95,6 +96,9 @@ def test_the_tasks_and_the_page_work_as_their_own_logins_and_neither_is_an_admin
 
     # The tasks: runs, metrics and artifacts in the admin's experiment and a new one, versions and aliases.
     tasks = login(monkeypatch, server, "mlops", "pipeline-password-1")
+    # A model with no registered model yet has no champion (MLflow answers its users 403 there, not 404).
+    new_model = load_settings(conf={"mlflow": {"tracking_uri": server}, "model": {"name": "customer_churn"}}, env={})
+    assert Registry(new_model).alias_version("champion") is None
     run = tasks.create_run(old_experiment).info.run_id
     tasks.log_metric(run, "auc_pr", 0.5)
     tasks.log_text(run, "gate report", "gate_report.txt")
