@@ -26,7 +26,7 @@ $(STAMP): requirements.lock pyproject.toml
 lock: ## re-resolve requirements.txt into requirements.lock
 	$(BIN)/uv pip compile requirements.txt --python-version 3.11 --no-header --annotation-style line -o requirements.lock
 
-demo: install ## the whole chain end to end on embedded defaults, then two simulated months of operation
+demo: install ## two models through the real DAGs on embedded defaults, then four simulated weeks (step counter)
 	$(BIN)/python -m mlops.demo
 
 test: install ## run the test suite (unit, DAG integrity, `airflow dags test` runs, S3 via moto)

@@ -11,10 +11,11 @@ admin's login (which only the ``mlflow`` server and this service hold). It makes
 
 Neither is an MLflow admin: neither can create users, make itself admin or change a role, so a leaked task
 login cannot make itself more. (MLflow lets only MANAGE delete an alias, and MANAGE on a registered model also
-shares that model with other users: the pipeline can do that for models, never for experiments.) Experiments and models the admin created before (an upgrade) are covered by the
-roles' ``*`` patterns. A password changed in the environment is applied on the next run (rotation). The
-roles' patterns cover every experiment and model of this MLflow server: the stack's own server. On an MLflow
-shared with other teams, give these users per-resource grants instead (docs/production.md).
+shares that model with other users: the pipeline can do that for models, never for experiments.) Experiments
+and models the admin created before (an upgrade) are covered by the roles' ``*`` patterns. A password changed
+in the environment is applied on the next run (rotation). The roles' patterns cover every experiment and model
+of this MLflow server: the stack's own server. On an MLflow shared with other teams, give these users
+per-resource grants instead (docs/production.md).
 
     python -m mlops.mlflow_users [--tracking-uri URL]
 
