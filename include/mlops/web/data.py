@@ -234,6 +234,20 @@ def _ledger_run(move: dict[str, Any]) -> str | None:
 
 
 # -- drift ---------------------------------------------------------------------------------------------------
+def drift_decision(settings: Settings, entry: dict[str, Any]) -> dict[str, Any]:
+    """What a drift history entry decided about its day, as the page and the run views show it."""
+    report_day = urls.report_day(entry.get("report_uri"))
+    return {
+        "day": str(entry.get("day"))[:10],
+        "breached": bool(entry.get("breached")),
+        "severe": bool(entry.get("severe")),
+        "triggered": bool(entry.get("triggered")),
+        "breached_features": entry.get("breached_features") or {},
+        "champion_version": entry.get("champion_version"),
+        "report": urls.drift_report(settings.model_name, report_day) if report_day else None,
+    }
+
+
 def drift_history(settings: Settings) -> dict[str, Any]:
     """PSI per feature and of the score per day, with the thresholds and the days that triggered training;
     ``features_by_psi`` ranks the features by their highest PSI over the days shown (highest first)."""
@@ -245,23 +259,12 @@ def drift_history(settings: Settings) -> dict[str, Any]:
     policy = settings.drift
     days = []
     for entry in entries:
-        day = str(entry["day"])[:10]
-        report_day = urls.report_day(entry.get("report_uri"))
-        performance = entry.get("performance") or {}
-        days.append(
-            {
-                "day": day,
-                "psi": {name: (entry.get("features") or {}).get(name, {}).get("psi") for name in features},
-                "score_psi": (entry.get("score") or {}).get("psi"),
-                "auc_pr": performance.get("auc_pr"),
-                "breached": bool(entry.get("breached")),
-                "severe": bool(entry.get("severe")),
-                "triggered": bool(entry.get("triggered")),
-                "breached_features": entry.get("breached_features") or {},
-                "champion_version": entry.get("champion_version"),
-                "report": urls.drift_report(settings.model_name, report_day) if report_day else None,
-            }
-        )
+        days.append({
+            **drift_decision(settings, entry),
+            "psi": {name: (entry.get("features") or {}).get(name, {}).get("psi") for name in features},
+            "score_psi": (entry.get("score") or {}).get("psi"),
+            "auc_pr": (entry.get("performance") or {}).get("auc_pr"),
+        })  # fmt: skip
     peak = {name: max((d["psi"][name] or 0.0 for d in days if d["psi"][name] is not None), default=-1.0)
             for name in features}  # fmt: skip
     return {

@@ -158,17 +158,7 @@ def _drift_view(settings: Settings, record: RunRecord | None) -> dict[str, Any]:
                                                                            settings.dataset.name)}  # fmt: skip
     days = []
     for day in checked:
-        entry = history.get(day[:10], {})
-        report_day = urls.report_day(entry.get("report_uri"))
-        days.append({
-            "day": day[:10],
-            "breached": bool(entry.get("breached")),
-            "severe": bool(entry.get("severe")),
-            "triggered": bool(entry.get("triggered")),
-            "breached_features": entry.get("breached_features") or {},
-            "champion_version": entry.get("champion_version"),
-            "report": urls.drift_report(settings.model_name, report_day) if report_day else None,
-        })  # fmt: skip
+        days.append({**data.drift_decision(settings, history.get(day[:10], {})), "day": day[:10]})
     decision = returned.get("decision") if isinstance(returned, dict) else None
     return {"days": days, "decision": decision if isinstance(decision, dict) else None}
 
