@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -377,6 +378,16 @@ def _shap_section(shap: dict[str, float] | None) -> list[str]:
         )
     )
     return parts
+
+
+_CHART = re.compile(r'<svg id="([a-z0-9-]+)" xmlns="http://www.w3.org/2000/svg".*?</svg>', re.DOTALL)
+
+
+def report_figures(page: str) -> dict[str, str]:
+    """Each chart of a rendered gate report as a standalone SVG document, by its id (``pr-curve``,
+    ``calibration-curve``, ``slice-deltas``, ``shap-summary``): logged beside the page so MLflow's UI shows them
+    as the run's figures. Taken from the page itself, so the figures are exactly what the page draws."""
+    return {match.group(1): match.group(0) for match in _CHART.finditer(page)}
 
 
 def render_gate_report_html(

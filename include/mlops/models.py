@@ -53,6 +53,7 @@ class Artifacts:
     SHAP_SUMMARY = "shap_summary.json"
     GATE_REPORT_JSON = "gate_report.json"
     GATE_REPORT_HTML = "gate_report.html"
+    GATE_REPORT_FIGURES = "gate_report_figures"  # <chart id>.svg: the page's charts, shown as figures by MLflow
 
 
 class Tags:

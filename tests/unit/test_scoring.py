@@ -463,3 +463,21 @@ def test_one_run_scores_several_days_each_committed_with_only_its_own_chunks(hom
         assert (stats["day"], stats["rows"], stats["chunks"]) == (day.isoformat(), ROWS, 4)
         assert _read_scores(lake, day).num_rows == ROWS and _leftovers(lake, day) == []
     assert all((scored_by(lake, day) or {}).get("run_id") == "several" for day in days)
+
+
+def test_the_gate_reports_charts_are_the_champions_run_figures(home: Settings) -> None:
+    """MLflow's UI shows the gate report's charts as the run's figures: one standalone SVG per chart of the page."""
+    import xml.etree.ElementTree as ET
+
+    from mlops import models
+
+    run_id = pin_champion(home).run_id
+    client = models.client(home)
+    folder = models.Artifacts.GATE_REPORT_FIGURES
+    logged = {Path(a.path).name for a in client.list_artifacts(run_id, folder)}
+    assert {"pr-curve.svg", "calibration-curve.svg", "shap-summary.svg"} <= logged, logged
+    page = models.load_text_artifact(home, run_id, models.Artifacts.GATE_REPORT_HTML)
+    for name in logged:
+        svg = models.load_text_artifact(home, run_id, f"{folder}/{name}")
+        assert ET.fromstring(svg).tag == "{http://www.w3.org/2000/svg}svg", name  # a document of its own
+        assert svg in page, f"{name} is not the page's own chart"

@@ -79,7 +79,7 @@ def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_ur
     from mlflow.exceptions import MlflowException
 
     from mlops.evaluation import holdout_curves
-    from mlops.gate_report import render_gate_report_html
+    from mlops.gate_report import render_gate_report_html, report_figures
     from mlops.gates import evaluate_gates
     from mlops.ledger import GateVerdict
     from mlops.registry import Registry
@@ -131,6 +131,8 @@ def assess(settings: Settings, snapshot: TrainingSnapshot, run_id: str, model_ur
         page = render_gate_report_html(report, f"{settings.model_name}: run {run_id}", curves=curves, shap=shap,
                                        slice_tolerance=settings.gates.slice_tolerance)  # fmt: skip
         mlflow.log_text(page, Artifacts.GATE_REPORT_HTML)
+        for chart, svg in report_figures(page).items():
+            mlflow.log_text(svg, f"{Artifacts.GATE_REPORT_FIGURES}/{chart}.svg")
         numeric = {k: v for k, v in {**report.candidate_metrics, **extra}.items() if isinstance(v, int | float)}
         mlflow.log_metrics({models.holdout_metric(k): float(v) for k, v in numeric.items()})
         mlflow.set_tags(evidence)
