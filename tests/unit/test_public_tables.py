@@ -36,6 +36,9 @@ from mlops.data.lake import SUCCESS, VALIDATED, Lake
 from mlops.data.public import TABLES, land_public, table_of
 from mlops.data.publish import publish_partition
 
+#: The newcomer's path, a minute and more on 2 cores: the onboarding suite (.ci/run), not `make test`.
+pytestmark = pytest.mark.onboarding
+
 START = dt.date(2026, 3, 1)
 DAYS = 14  # the first (drafted from), 11 clean later days, the last labelled day, a shifted day
 LAST_CLEAN = START + dt.timedelta(days=DAYS - 2)  # the last day whose labels landed (a 1-day label delay)
