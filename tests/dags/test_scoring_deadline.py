@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mlops.config import PROJECT_ROOT, load_settings
-from tests.plugins.test_alerts import _body, _free_port, _Inbox
+from tests.plugins.test_alerts import _body, _Inbox, smtp_inbox
 
 MODELS = sorted(path.stem for path in (PROJECT_ROOT / "include" / "models").glob("*.yaml"))
 
@@ -50,23 +50,12 @@ def deadlines(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 @pytest.fixture
 def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Inbox]:
-    from aiosmtpd.controller import Controller
-
-    handler = _Inbox()
-    port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    connection = {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
-                  "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 0}}  # fmt: skip
-    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SMTP", json.dumps(connection))
     monkeypatch.setenv("MLOPS__ALERTS__SMTP_CONN_ID", "mlops_smtp")
     monkeypatch.setenv("MLOPS__ALERTS__EMAIL_TO", "oncall@example.com")
     monkeypatch.setenv("MLOPS__ALERTS__EMAIL_FROM", "airflow@example.com")
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com")  # no MLOps URL set: Airflow's
-    try:
+    with smtp_inbox(monkeypatch) as handler:
         yield handler
-    finally:
-        controller.stop()
 
 
 def _scheduler_context(dag_id: str, deadline: dt.datetime) -> dict:

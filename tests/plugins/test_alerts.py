@@ -10,6 +10,7 @@ import email
 import json
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import Message
 from types import SimpleNamespace
 
@@ -48,8 +49,9 @@ def _body(message: Message) -> str:
     )
 
 
-@pytest.fixture
-def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Inbox]:
+@contextmanager
+def smtp_inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Inbox]:
+    """aiosmtpd on a free local port, reachable as the Airflow SMTP connection ``mlops_smtp``."""
     from aiosmtpd.controller import Controller
 
     handler = _Inbox()
@@ -59,14 +61,20 @@ def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Inbox]:
     connection = {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
                   "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 0}}  # fmt: skip
     monkeypatch.setenv("AIRFLOW_CONN_MLOPS_SMTP", json.dumps(connection))
-    monkeypatch.setenv("MLOPS_ALERT_SMTP_CONN_ID", "mlops_smtp")
-    monkeypatch.setenv("MLOPS_ALERT_EMAIL_TO", "oncall@example.com, ml-team@example.com")
-    monkeypatch.setenv("MLOPS_ALERT_EMAIL_FROM", "airflow@example.com")
-    monkeypatch.setenv("MLOPS_AIRFLOW_URL", "http://airflow.example.com")
     try:
         yield handler
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Inbox]:
+    monkeypatch.setenv("MLOPS_ALERT_SMTP_CONN_ID", "mlops_smtp")
+    monkeypatch.setenv("MLOPS_ALERT_EMAIL_TO", "oncall@example.com, ml-team@example.com")
+    monkeypatch.setenv("MLOPS_ALERT_EMAIL_FROM", "airflow@example.com")
+    monkeypatch.setenv("MLOPS_AIRFLOW_URL", "http://airflow.example.com")
+    with smtp_inbox(monkeypatch) as handler:
+        yield handler
 
 
 def _ti(dag_id: str, task_id: str, run_id: str, returned: object = None) -> SimpleNamespace:
